@@ -1,0 +1,109 @@
+//! Messages and their parts.
+
+use std::fmt;
+
+use super::{ConversationId, Invalid, MessageId, Timestamp, UserId};
+
+/// A message's position in its conversation: 1, 2, 3… with no gaps.
+pub type Seq = u64;
+
+/// A message body: not blank, at most a configured number of characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    /// Checks a body against the configured limit (in characters). The body is kept
+    /// exactly as sent: whitespace is the sender's to choose.
+    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, Invalid> {
+        if raw.trim().is_empty() {
+            return Err(Invalid("must not be empty"));
+        }
+        // Count only as far as needed: a megabyte body is refused without a full scan.
+        if raw.chars().nth(max_chars).is_some() {
+            return Err(Invalid("is too long"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Rebuilds a body read back from the store, which only holds parsed bodies.
+    pub fn from_stored(raw: String) -> Self {
+        Self(raw)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The id a client gives a send so that a retry is recognised: 1 to 64 printable
+/// characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Checks a client id.
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.is_empty() {
+            return Err(Invalid("must not be empty"));
+        }
+        if raw.len() > 64 {
+            return Err(Invalid("must be at most 64 bytes"));
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(Invalid("must not contain control characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A committed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Unique id.
+    pub id: MessageId,
+    /// The conversation it belongs to.
+    pub conversation: ConversationId,
+    /// Its position in that conversation.
+    pub seq: Seq,
+    /// Who sent it.
+    pub from: UserId,
+    /// What it says.
+    pub body: MessageBody,
+    /// The sender's retry key, if one was given.
+    pub client_id: Option<ClientId>,
+    /// When the server accepted it.
+    pub sent_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_kept_exactly_and_bounded_in_characters() {
+        assert_eq!(MessageBody::parse(" hi ", 10).unwrap().as_str(), " hi ");
+        assert!(MessageBody::parse(&"é".repeat(10), 10).is_ok());
+        assert!(MessageBody::parse(&"é".repeat(11), 10).is_err());
+        assert!(MessageBody::parse(" \n\t", 10).is_err());
+    }
+
+    #[test]
+    fn client_ids_are_bounded() {
+        assert!(ClientId::parse("c-1").is_ok());
+        assert!(ClientId::parse("").is_err());
+        assert!(ClientId::parse(&"x".repeat(65)).is_err());
+        assert!(ClientId::parse("a\nb").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! Domain types that validate when parsed. Past the HTTP and WebSocket edge, code takes
+//! these types, never raw strings, so an invalid email or an empty message cannot reach
+//! an actor or the store.
+
+mod conversation;
+mod email;
+mod ids;
+mod message;
+mod name;
+mod password;
+mod time;
+mod user;
+
+pub use conversation::{Conversation, ConversationSummary};
+pub use email::Email;
+pub use ids::{ConversationId, IdError, MessageId, SessionId, UserId};
+pub use message::{ClientId, Message, MessageBody, Seq};
+pub use name::DisplayName;
+pub use password::Password;
+pub use time::Timestamp;
+pub use user::{User, UserRecord};
+
+/// Why a value was refused by a parser; the text is meant for a person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub &'static str);
