@@ -6,11 +6,22 @@
 //!   conversations, messages), implemented by the server's embedded and ScyllaDB stores.
 //! - [`messenger`]: the facade the transport layer talks to: send a message, attach a
 //!   session, shut down.
-//! - [`registry`], [`conversation`], [`user`], [`persistence`]: the actors behind it.
+//! - `registry`, `conversation`, `user`, `persistence` (private): the actors behind it.
+//! - [`fault`]: test-only fault injection, compiled in with the `fault-injection` feature.
 //!
 //! This crate knows nothing of HTTP, WebSocket or JSON.
 
+mod conversation;
 pub mod domain;
+pub mod fault;
+pub mod messenger;
+mod persistence;
+mod registry;
 pub mod store;
+mod user;
 
+pub use messenger::{
+    AttachError, Kick, Messenger, MessengerConfig, SendError, SendRequest, Sent, SessionLink,
+    Target,
+};
 pub use store::{Store, StoreError};

@@ -1,0 +1,403 @@
+//! The conversation actor: orders one conversation's messages and routes them.
+//!
+//! A send is checked (participant? retry of a known client id?), queued, and given its
+//! seq only when its batch goes to the persistence actor. At most one batch per
+//! conversation is in flight: if a commit fails, its seqs are handed out again and no
+//! gap can appear, and while it is in flight new sends accumulate into the next batch.
+//!
+//! Once the batch is durable, a task acks each sender and hands the message to the live
+//! user actors of the participants; then it tells the actor, which starts the next
+//! batch. Deliveries of one batch are therefore all sent before the next batch's.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::concurrency::oneshot;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::task::JoinHandle;
+
+use crate::domain::{
+    ClientId, Conversation, Message, MessageBody, MessageId, Seq, SessionId, Timestamp, UserId,
+};
+use crate::messenger::{SendError, Sent};
+use crate::persistence::PersistenceMsg;
+use crate::registry::{Key, RegistryMsg, Shared};
+use crate::user::UserMsg;
+
+/// The conversation actor.
+pub(crate) struct ConversationActor;
+
+/// Its arguments: the conversation, already loaded (or created) by the registry.
+pub(crate) struct ConversationArgs {
+    pub(crate) conversation: Conversation,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) registry: ActorRef<RegistryMsg>,
+}
+
+type SendReply = RpcReplyPort<Result<Sent, SendError>>;
+
+/// Its messages.
+pub(crate) enum ConversationMsg {
+    /// A participant sends a message.
+    Send {
+        from: UserId,
+        body: MessageBody,
+        client_id: Option<ClientId>,
+        /// The session it came from, which gets an ack rather than a copy.
+        origin: Option<SessionId>,
+        reply: SendReply,
+    },
+    /// Internal: the batch in flight is done; `Err` carries its first seq.
+    BatchDone(Result<Vec<Arc<Message>>, Seq>),
+    /// Internal: timer tick to stop when idle.
+    IdleCheck,
+}
+
+struct PendingSend {
+    from: UserId,
+    body: MessageBody,
+    client_id: Option<ClientId>,
+    origin: Option<SessionId>,
+    replies: Vec<SendReply>,
+}
+
+enum Recent {
+    Committed(Arc<Message>),
+    InFlight,
+}
+
+/// Client ids seen lately, so that a retry is answered without a store read. Bounded:
+/// older ids are found through the store's client-id index.
+struct RecentIds {
+    map: HashMap<(UserId, ClientId), Recent>,
+    order: VecDeque<(UserId, ClientId)>,
+    capacity: usize,
+}
+
+impl RecentIds {
+    fn insert(&mut self, key: (UserId, ClientId), value: Recent) {
+        if self.map.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+            while self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// Its state.
+pub(crate) struct ConversationState {
+    conversation: Conversation,
+    shared: Arc<Shared>,
+    registry: ActorRef<RegistryMsg>,
+    next_seq: Seq,
+    recent: RecentIds,
+    pending: Vec<PendingSend>,
+    /// Retries of a message whose batch is in flight: answered when it lands.
+    parked: Vec<PendingSend>,
+    in_flight: Option<JoinHandle<()>>,
+    last_activity: Instant,
+    retiring: bool,
+    idle_timer: Option<JoinHandle<()>>,
+}
+
+impl Actor for ConversationActor {
+    type Msg = ConversationMsg;
+    type State = ConversationState;
+    type Arguments = ConversationArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ConversationArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let shared = args.shared;
+        // A previous incarnation may have a commit queued; wait for it before reading
+        // the last seq, or two messages could get the same one.
+        shared
+            .persistence
+            .call(
+                |reply| PersistenceMsg::Barrier { reply },
+                Some(shared.config.call_timeout),
+            )
+            .await?;
+        let last = shared.store.last_message(args.conversation.id).await?;
+        let next_seq = last.map_or(1, |m| m.seq + 1);
+        let idle = shared.config.idle_timeout;
+        let idle_timer =
+            ractor::time::send_interval(idle_check_period(idle), myself.get_cell(), || {
+                ConversationMsg::IdleCheck
+            });
+        Ok(ConversationState {
+            conversation: args.conversation,
+            recent: RecentIds {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                capacity: shared.config.recent_client_ids,
+            },
+            shared,
+            registry: args.registry,
+            next_seq,
+            pending: Vec::new(),
+            parked: Vec::new(),
+            in_flight: None,
+            last_activity: Instant::now(),
+            retiring: false,
+            idle_timer: Some(idle_timer),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: ConversationMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConversationMsg::Send {
+                from,
+                body,
+                client_id,
+                origin,
+                reply,
+            } => {
+                state.last_activity = Instant::now();
+                crate::fault::check_conversation(&body);
+                let send = PendingSend {
+                    from,
+                    body,
+                    client_id,
+                    origin,
+                    replies: vec![reply],
+                };
+                accept(state, send).await;
+            }
+            ConversationMsg::BatchDone(outcome) => {
+                state.in_flight = None;
+                match outcome {
+                    Ok(messages) => {
+                        for m in messages {
+                            if let Some(cid) = &m.client_id {
+                                state
+                                    .recent
+                                    .insert((m.from, cid.clone()), Recent::Committed(m.clone()));
+                            }
+                        }
+                    }
+                    Err(first_seq) => {
+                        // Nothing of that batch is durable or visible: reuse its seqs.
+                        state.next_seq = first_seq;
+                        state
+                            .recent
+                            .map
+                            .retain(|_, r| !matches!(r, Recent::InFlight));
+                    }
+                }
+                // Retries that waited for the batch: answer from `recent`, or queue them
+                // as fresh sends if their original failed.
+                for send in std::mem::take(&mut state.parked) {
+                    accept(state, send).await;
+                }
+            }
+            ConversationMsg::IdleCheck => {
+                let idle = state.last_activity.elapsed() >= state.shared.config.idle_timeout;
+                if idle && !state.retiring && state.pending.is_empty() && state.in_flight.is_none()
+                {
+                    state.retiring = true;
+                    let key = Key::Conversation(state.conversation.id);
+                    let _ = state.registry.cast(RegistryMsg::Retire {
+                        key,
+                        actor: myself.get_id(),
+                    });
+                }
+            }
+        }
+        if state.in_flight.is_none() && !state.pending.is_empty() {
+            start_batch(&myself, state);
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.idle_timer.take() {
+            timer.abort();
+        }
+        // Stopping (idle or shutdown) must not drop accepted sends: finish the batch in
+        // flight, then commit what is still pending.
+        if let Some(task) = state.in_flight.take() {
+            let _ = task.await;
+        }
+        while !state.pending.is_empty() {
+            let (task, _) = submit_batch(None, state);
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
+
+fn idle_check_period(idle: Duration) -> Duration {
+    (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(30))
+}
+
+/// Checks a send and queues it, or answers it at once when it is a known retry.
+async fn accept(state: &mut ConversationState, send: PendingSend) {
+    if !state.conversation.has(send.from) {
+        return reply_all(send.replies, Err(SendError::NotParticipant));
+    }
+    if let Some(cid) = &send.client_id {
+        let key = (send.from, cid.clone());
+        match state.recent.map.get(&key) {
+            Some(Recent::Committed(m)) => {
+                let sent = Sent {
+                    message: m.clone(),
+                    duplicate: true,
+                };
+                return reply_all(send.replies, Ok(sent));
+            }
+            Some(Recent::InFlight) => return state.parked.push(send),
+            None => {}
+        }
+        if let Some(p) = state
+            .pending
+            .iter_mut()
+            .find(|p| p.from == send.from && p.client_id.as_ref() == Some(cid))
+        {
+            // A retry of a send that is still queued: one message, answered twice.
+            return p.replies.extend(send.replies);
+        }
+        match state
+            .shared
+            .store
+            .message_by_client_id(state.conversation.id, send.from, cid)
+            .await
+        {
+            Ok(Some(m)) => {
+                let m = Arc::new(m);
+                state.recent.insert(key, Recent::Committed(m.clone()));
+                return reply_all(
+                    send.replies,
+                    Ok(Sent {
+                        message: m,
+                        duplicate: true,
+                    }),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => return reply_all(send.replies, Err(SendError::Store(e))),
+        }
+    }
+    state.pending.push(send);
+}
+
+fn reply_all(replies: Vec<SendReply>, result: Result<Sent, SendError>) {
+    for reply in replies {
+        let _ = reply.send(result.clone());
+    }
+}
+
+fn start_batch(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
+    let (task, _first_seq) = submit_batch(Some(myself.clone()), state);
+    state.in_flight = Some(task);
+}
+
+/// Sequences the pending sends and hands them to the persistence actor now, inside the
+/// handler, so that a successor's barrier is ordered after this commit. Returns the task
+/// that waits for the commit and then acks and delivers.
+fn submit_batch(
+    myself: Option<ActorRef<ConversationMsg>>,
+    state: &mut ConversationState,
+) -> (JoinHandle<()>, Seq) {
+    let sends = std::mem::take(&mut state.pending);
+    let first_seq = state.next_seq;
+    let now = Timestamp::now();
+    let mut messages = Vec::with_capacity(sends.len());
+    let mut routes = Vec::with_capacity(sends.len());
+    for send in sends {
+        let message = Message {
+            id: MessageId::generate(),
+            conversation: state.conversation.id,
+            seq: state.next_seq,
+            from: send.from,
+            body: send.body,
+            client_id: send.client_id,
+            sent_at: now,
+        };
+        state.next_seq += 1;
+        if let Some(cid) = &message.client_id {
+            state
+                .recent
+                .insert((message.from, cid.clone()), Recent::InFlight);
+        }
+        messages.push(message);
+        routes.push((send.origin, send.replies));
+    }
+    let (tx, rx) = oneshot();
+    let submitted = state.shared.persistence.cast(PersistenceMsg::Commit {
+        messages: messages.clone(),
+        reply: tx.into(),
+    });
+    let shared = state.shared.clone();
+    let participants = state.conversation.participants.clone();
+    let task = tokio::spawn(async move {
+        let committed = match (submitted, rx.await) {
+            (Ok(()), Ok(Ok(()))) => Ok(()),
+            (Ok(()), Ok(Err(e))) => Err(SendError::Store(e)),
+            _ => Err(SendError::Unavailable),
+        };
+        let outcome = match committed {
+            Ok(()) => {
+                let mut done = Vec::with_capacity(messages.len());
+                for (message, (origin, replies)) in messages.into_iter().zip(routes) {
+                    let message = Arc::new(message);
+                    deliver(&shared, &participants, &message, origin);
+                    reply_all(
+                        replies,
+                        Ok(Sent {
+                            message: message.clone(),
+                            duplicate: false,
+                        }),
+                    );
+                    done.push(message);
+                }
+                Ok(done)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, first_seq, "commit failed; sends rejected");
+                for (_, replies) in routes {
+                    reply_all(replies, Err(e.clone()));
+                }
+                Err(first_seq)
+            }
+        };
+        if let Some(me) = myself {
+            // Fails only when the actor is stopping; post_stop then takes over.
+            let _ = me.cast(ConversationMsg::BatchDone(outcome));
+        }
+    });
+    (task, first_seq)
+}
+
+/// Hands a committed message to every participant who has a live user actor. Offline
+/// participants find it in history when they sync.
+fn deliver(
+    shared: &Shared,
+    participants: &[UserId],
+    message: &Arc<Message>,
+    origin: Option<SessionId>,
+) {
+    for user in participants {
+        if let Some(actor) = shared.directory.live_user(*user) {
+            let _ = actor.cast(UserMsg::Deliver {
+                message: message.clone(),
+                except: origin,
+            });
+        }
+    }
+}
