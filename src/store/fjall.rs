@@ -1,0 +1,605 @@
+//! The embedded store: [`actors::Store`] on [fjall](https://docs.rs/fjall), an LSM-tree
+//! key-value engine in the server's own process, one directory on local disk.
+//!
+//! # Key layout
+//!
+//! One keyspace per mapping, named after what maps to what. Ids are their 16 raw bytes
+//! (UUIDs), seqs and timestamps big-endian `u64`s, so byte order is numeric order and a
+//! range over a key prefix reads in seq order. `++` is plain concatenation: every part
+//! but the last is fixed-width, so no separators are needed (see `store::keys`).
+//!
+//! | Keyspace          | Key                                           | Value                                                     |
+//! |-------------------|-----------------------------------------------|-----------------------------------------------------------|
+//! | `users`           | user_id                                       | `UserRecord` as JSON                                      |
+//! | `email_user`      | normalised email (UTF-8)                      | user_id                                                   |
+//! | `user_contact`    | user_id ++ contact_id                         | added_at (ms, u64 BE)                                     |
+//! | `revoked_token`   | jti (UTF-8, 1 to 65535 bytes)                 | expires_at (ms, u64 BE)                                   |
+//! | `conversations`   | conv_id                                       | `Conversation` as JSON                                    |
+//! | `user_conv`       | user_id ++ conv_id                            | empty                                                     |
+//! | `conv_msg`        | conv_id ++ seq (u64 BE)                       | JSON `{id, from, body, client_id, sent_at}`               |
+//! | `conv_client_msg` | conv_id ++ sender_id ++ client_id (UTF-8)     | seq (u64 BE)                                              |
+//!
+//! Both directions of a contact, a conversation with its `user_conv` entries, an account
+//! with its email entry, and messages with their `conv_client_msg` entries are each
+//! written in one atomic batch, so an index never points at nothing.
+//!
+//! # Durability and threads
+//!
+//! Every write commits with [`PersistMode::SyncAll`] before it returns: an
+//! acknowledgement to a client means the data is on disk. `append_messages` is the group
+//! commit: whatever the persistence actor has gathered, of any conversations, goes into
+//! one batch with one fsync. Writes (and [`Store::flush`]) run on
+//! [`tokio::task::spawn_blocking`], since an fsync takes milliseconds. Point reads and
+//! short, bounded range reads (`messages` reads at most `limit` entries) run inline on
+//! the async worker: they are served from fjall's memtables, block cache or the page
+//! cache in microseconds. The scans whose length depends on the data (`contacts`,
+//! `user_conversations`) run on the blocking pool too.
+//!
+//! If a blocking write's caller is dropped mid-await, the write still completes: it may
+//! be durable without having been acknowledged, which retries with a client id cover.
+//!
+//! # Uniqueness
+//!
+//! One account per email is a check of `email_user` and the insert, under one mutex.
+//! Adding contacts is the same under a second mutex, so of two concurrent adds exactly
+//! one reports it made them contacts.
+//!
+//! # Not done yet
+//!
+//! Revoked-token entries outlive their expiry; nothing collects them yet (a periodic
+//! sweep, or a compaction filter on `expires_at`, would).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use actors::domain::{
+    ClientId, Conversation, ConversationId, Email, Message, MessageBody, MessageId, Timestamp,
+    UserId, UserRecord,
+};
+use actors::store::{HistoryRange, InsertUserError, StoreResult};
+use actors::{Store, StoreError};
+use fjall::{Database, Guard, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
+use serde::de::DeserializeOwned;
+
+use super::keys;
+
+/// The embedded store. Cheap to clone: clones share one database.
+#[derive(Clone)]
+pub struct FjallStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: Database,
+    users: Keyspace,
+    email_user: Keyspace,
+    user_contact: Keyspace,
+    revoked_token: Keyspace,
+    conversations: Keyspace,
+    user_conv: Keyspace,
+    conv_msg: Keyspace,
+    conv_client_msg: Keyspace,
+    /// Held from checking `email_user` until the account is written.
+    email_lock: Mutex<()>,
+    /// Held from checking `user_contact` until both directions are written.
+    contact_lock: Mutex<()>,
+}
+
+impl FjallStore {
+    /// Opens (or creates) the store in `dir`, creating the directory if needed. Blocks
+    /// while fjall recovers its journal, so call it at startup, not on an async worker
+    /// that serves requests.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let context = |e: &dyn fmt::Display| StoreError(format!("opening {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(|e| context(&e))?;
+        let db = Database::builder(dir).open().map_err(|e| context(&e))?;
+        let keyspace = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(|e| context(&e))
+        };
+        let inner = Inner {
+            path: dir.to_path_buf(),
+            users: keyspace("users")?,
+            email_user: keyspace("email_user")?,
+            user_contact: keyspace("user_contact")?,
+            revoked_token: keyspace("revoked_token")?,
+            conversations: keyspace("conversations")?,
+            user_conv: keyspace("user_conv")?,
+            conv_msg: keyspace("conv_msg")?,
+            conv_client_msg: keyspace("conv_client_msg")?,
+            db,
+            email_lock: Mutex::new(()),
+            contact_lock: Mutex::new(()),
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+impl fmt::Debug for FjallStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FjallStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message as stored in `conv_msg`; its conversation and seq are the key.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredMessage<'a> {
+    id: MessageId,
+    from: UserId,
+    #[serde(borrow)]
+    body: Cow<'a, str>,
+    #[serde(borrow)]
+    client_id: Option<Cow<'a, str>>,
+    sent_at: Timestamp,
+}
+
+fn encode_message(message: &Message) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(&StoredMessage {
+        id: message.id,
+        from: message.from,
+        body: Cow::Borrowed(message.body.as_str()),
+        client_id: message
+            .client_id
+            .as_ref()
+            .map(|c| Cow::Borrowed(c.as_str())),
+        sent_at: message.sent_at,
+    })
+    .map_err(StoreError::new)
+}
+
+fn decode_message(key: &[u8], value: &[u8]) -> StoreResult<Message> {
+    let (conversation, seq) = keys::split_message(key)?;
+    let stored: StoredMessage<'_> = serde_json::from_slice(value).map_err(StoreError::new)?;
+    let client_id =
+        match stored.client_id {
+            None => None,
+            Some(raw) => Some(ClientId::parse(&raw).map_err(|e| {
+                StoreError(format!("corrupt client id in {conversation}/{seq}: {e}"))
+            })?),
+        };
+    Ok(Message {
+        id: stored.id,
+        conversation,
+        seq,
+        from: stored.from,
+        body: MessageBody::from_stored(stored.body.into_owned()),
+        client_id,
+        sent_at: stored.sent_at,
+    })
+}
+
+fn decode_json<T: DeserializeOwned>(value: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(value).map_err(StoreError::new)
+}
+
+fn get_json<T: DeserializeOwned>(keyspace: &Keyspace, key: &[u8]) -> StoreResult<Option<T>> {
+    keyspace
+        .get(key)
+        .map_err(StoreError::new)?
+        .map(|value| decode_json(&value))
+        .transpose()
+}
+
+/// The second ids of the `id ++ id` keys under `first`.
+fn second_ids(keyspace: &Keyspace, first: &[u8; keys::ID_LEN]) -> StoreResult<Vec<[u8; 16]>> {
+    keyspace
+        .prefix(first)
+        .map(|guard| keys::second_id(&guard.key().map_err(StoreError::new)?))
+        .collect()
+}
+
+/// Decodes up to `limit` `conv_msg` entries, all of which must belong to `conversation`.
+fn read_messages(
+    guards: impl Iterator<Item = Guard>,
+    conversation: ConversationId,
+    limit: usize,
+) -> StoreResult<Vec<Message>> {
+    guards
+        .take(limit)
+        .map(|guard| {
+            let (key, value) = guard.into_inner().map_err(StoreError::new)?;
+            let message = decode_message(&key, &value)?;
+            if message.conversation != conversation {
+                return Err(StoreError(format!(
+                    "range over {conversation} returned a message of {}",
+                    message.conversation
+                )));
+            }
+            Ok(message)
+        })
+        .collect()
+}
+
+/// Commits a batch and fsyncs the journal before returning.
+fn commit(batch: OwnedWriteBatch) -> StoreResult<()> {
+    batch
+        .durability(Some(PersistMode::SyncAll))
+        .commit()
+        .map_err(StoreError::new)
+}
+
+/// Takes a lock that guards no data (only a check-then-write sequence), so a panic
+/// while it was held leaves nothing inconsistent and poisoning can be ignored.
+fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs blocking work (an fsync, an unbounded scan) off the async workers.
+async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| E::from(StoreError::new(e)))?
+}
+
+#[async_trait::async_trait]
+impl Store for FjallStore {
+    async fn insert_user(&self, record: &UserRecord) -> Result<(), InsertUserError> {
+        let value = serde_json::to_vec(record).map_err(StoreError::new)?;
+        let id = *record.user.id.as_bytes();
+        let email = record.user.email.as_str().to_owned();
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let _unique = lock(&inner.email_lock);
+            if inner
+                .email_user
+                .contains_key(&email)
+                .map_err(StoreError::new)?
+            {
+                return Err(InsertUserError::EmailTaken);
+            }
+            // Ids are fresh UUIDv7s, so this never happens; if it did, overwriting would
+            // orphan the other account's email entry.
+            if inner.users.contains_key(id).map_err(StoreError::new)? {
+                return Err(StoreError("an account with this id already exists".into()).into());
+            }
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.users, id, value);
+            batch.insert(&inner.email_user, email, id);
+            commit(batch)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        get_json(&self.inner.users, id.as_bytes())
+    }
+
+    async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
+        let Some(id) = self
+            .inner
+            .email_user
+            .get(email.as_str())
+            .map_err(StoreError::new)?
+        else {
+            return Ok(None);
+        };
+        let id = keys::id(&id)?;
+        match get_json(&self.inner.users, &id)? {
+            Some(record) => Ok(Some(record)),
+            None => Err(StoreError(format!(
+                "email {email} points to a missing account {}",
+                UserId::from_bytes(id)
+            ))),
+        }
+    }
+
+    async fn add_contacts(&self, a: UserId, b: UserId, at: Timestamp) -> StoreResult<bool> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let ab = keys::id_pair(a.as_bytes(), b.as_bytes());
+            let ba = keys::id_pair(b.as_bytes(), a.as_bytes());
+            let _serial = lock(&inner.contact_lock);
+            // Both directions are always written together; checking both also heals a
+            // half-written pair, should one ever exist.
+            let has = |key: &[u8]| {
+                inner
+                    .user_contact
+                    .contains_key(key)
+                    .map_err(StoreError::new)
+            };
+            if has(&ab)? && has(&ba)? {
+                return Ok(false);
+            }
+            let added_at = keys::u64_bytes(at.as_millis());
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.user_contact, ab, added_at);
+            batch.insert(&inner.user_contact, ba, added_at);
+            commit(batch)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        let inner = Arc::clone(&self.inner);
+        let ids = blocking(move || second_ids(&inner.user_contact, user.as_bytes())).await?;
+        Ok(ids.into_iter().map(UserId::from_bytes).collect())
+    }
+
+    async fn revoke_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
+        let key = keys::token(jti)?.to_vec();
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut batch = inner.db.batch();
+            batch.insert(
+                &inner.revoked_token,
+                key,
+                keys::u64_bytes(expires_at.as_millis()),
+            );
+            commit(batch)
+        })
+        .await
+    }
+
+    async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool> {
+        // An id that could never have been revoked is an error, not "not revoked": a
+        // caller that checks revocation fails closed.
+        self.inner
+            .revoked_token
+            .contains_key(keys::token(jti)?)
+            .map_err(StoreError::new)
+    }
+
+    async fn insert_conversation(&self, conversation: &Conversation) -> StoreResult<()> {
+        // Already there, byte for byte: it was committed durably, nothing to do.
+        let id = *conversation.id.as_bytes();
+        if get_json::<Conversation>(&self.inner.conversations, &id)?.as_ref() == Some(conversation)
+        {
+            return Ok(());
+        }
+        let value = serde_json::to_vec(conversation).map_err(StoreError::new)?;
+        let participants: Vec<UserId> = conversation.participants.clone();
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.conversations, id, value);
+            for user in participants {
+                batch.insert(&inner.user_conv, keys::id_pair(user.as_bytes(), &id), b"");
+            }
+            commit(batch)
+        })
+        .await
+    }
+
+    async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
+        get_json(&self.inner.conversations, id.as_bytes())
+    }
+
+    async fn user_conversations(&self, user: UserId) -> StoreResult<Vec<ConversationId>> {
+        let inner = Arc::clone(&self.inner);
+        let ids = blocking(move || second_ids(&inner.user_conv, user.as_bytes())).await?;
+        Ok(ids.into_iter().map(ConversationId::from_bytes).collect())
+    }
+
+    async fn append_messages(&self, messages: &[Message]) -> StoreResult<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        // Encode here, so the blocking task only writes.
+        let mut rows = Vec::with_capacity(messages.len());
+        for m in messages {
+            let client_key = m
+                .client_id
+                .as_ref()
+                .map(|c| keys::client_message(m.conversation, m.from, c));
+            rows.push((
+                keys::message(m.conversation, m.seq),
+                encode_message(m)?,
+                client_key,
+                m.seq,
+            ));
+        }
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut batch = OwnedWriteBatch::with_capacity(inner.db.clone(), 2 * rows.len());
+            for (key, value, client_key, seq) in rows {
+                batch.insert(&inner.conv_msg, key, value);
+                if let Some(client_key) = client_key {
+                    batch.insert(&inner.conv_client_msg, client_key, keys::u64_bytes(seq));
+                }
+            }
+            commit(batch)
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        conversation: ConversationId,
+        range: HistoryRange,
+    ) -> StoreResult<Vec<Message>> {
+        if range.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let Some(bounds) = keys::message_range(conversation, range.after, range.before) else {
+            return Ok(Vec::new());
+        };
+        // Bounded by `limit`: read inline (see the module docs).
+        let entries = self.inner.conv_msg.range(bounds);
+        if range.from_newest {
+            let mut newest = read_messages(entries.rev(), conversation, range.limit)?;
+            newest.reverse();
+            Ok(newest)
+        } else {
+            read_messages(entries, conversation, range.limit)
+        }
+    }
+
+    async fn last_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
+        let newest = self.inner.conv_msg.prefix(conversation.as_bytes()).rev();
+        Ok(read_messages(newest, conversation, 1)?.pop())
+    }
+
+    async fn message_by_client_id(
+        &self,
+        conversation: ConversationId,
+        from: UserId,
+        client_id: &ClientId,
+    ) -> StoreResult<Option<Message>> {
+        let index_key = keys::client_message(conversation, from, client_id);
+        let Some(seq) = self
+            .inner
+            .conv_client_msg
+            .get(index_key)
+            .map_err(StoreError::new)?
+        else {
+            return Ok(None);
+        };
+        let seq = keys::u64_value(&seq)?;
+        let key = keys::message(conversation, seq);
+        let Some(value) = self.inner.conv_msg.get(key).map_err(StoreError::new)? else {
+            return Err(StoreError(format!(
+                "client id {client_id} points to a missing message {conversation}/{seq}"
+            )));
+        };
+        decode_message(&key, &value).map(Some)
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            inner
+                .db
+                .persist(PersistMode::SyncAll)
+                .map_err(StoreError::new)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, FjallStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FjallStore::open(&dir.path().join("db")).unwrap();
+        (dir, store)
+    }
+
+    fn conversation_id(last: u8) -> ConversationId {
+        let mut bytes = [7; 16];
+        bytes[15] = last;
+        ConversationId::from_bytes(bytes)
+    }
+
+    #[tokio::test]
+    async fn corrupt_values_are_store_errors_not_panics() {
+        let (_dir, store) = open();
+        let inner = &store.inner;
+        let user = UserId::generate();
+        let conv = conversation_id(1);
+        let client_id = ClientId::parse("c-1").unwrap();
+        let garbage: &[u8] = b"\xff\x00{not json";
+
+        inner.users.insert(user.as_bytes(), garbage).unwrap();
+        inner
+            .conversations
+            .insert(conv.as_bytes(), garbage)
+            .unwrap();
+        inner
+            .conv_msg
+            .insert(keys::message(conv, 1), garbage)
+            .unwrap();
+        // A key of the wrong length inside a conversation's prefix.
+        let mut short = conv.as_bytes().to_vec();
+        short.push(9);
+        inner.conv_msg.insert(short, b"{}").unwrap();
+        inner
+            .user_contact
+            .insert(&user.as_bytes()[..], b"")
+            .unwrap(); // 16-byte key
+        let email = Email::parse("ada@example.com").unwrap();
+        inner.email_user.insert(email.as_str(), b"short").unwrap();
+        inner
+            .conv_client_msg
+            .insert(keys::client_message(conv, user, &client_id), b"xyz")
+            .unwrap();
+
+        assert!(store.user(user).await.is_err());
+        assert!(store.conversation(conv).await.is_err());
+        assert!(store.last_message(conv).await.is_err());
+        let all = HistoryRange {
+            after: None,
+            before: None,
+            limit: 10,
+            from_newest: false,
+        };
+        assert!(store.messages(conv, all).await.is_err());
+        assert!(store.user_by_email(&email).await.is_err());
+        assert!(
+            store
+                .message_by_client_id(conv, user, &client_id)
+                .await
+                .is_err()
+        );
+        // user ++ nothing is under the user's prefix but is not an id pair.
+        assert!(store.contacts(user).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stored_client_id_that_no_longer_parses_is_an_error() {
+        let (_dir, store) = open();
+        let conv = conversation_id(2);
+        let value = br#"{"id":"0190a8e0-0000-7000-8000-000000000000","from":"0190a8e0-0000-7000-8000-000000000001","body":"hi","client_id":"a\nb","sent_at":1}"#;
+        store
+            .inner
+            .conv_msg
+            .insert(keys::message(conv, 1), value)
+            .unwrap();
+        let err = store.last_message(conv).await.unwrap_err();
+        assert!(err.0.contains("client id"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn token_ids_fjall_cannot_store_are_refused_rather_than_panicking() {
+        let (_dir, store) = open();
+        assert!(
+            store
+                .revoke_token("", Timestamp::from_millis(1))
+                .await
+                .is_err()
+        );
+        assert!(store.is_token_revoked("").await.is_err());
+        let huge = "j".repeat(70_000);
+        assert!(
+            store
+                .revoke_token(&huge, Timestamp::from_millis(1))
+                .await
+                .is_err()
+        );
+        assert!(store.is_token_revoked(&huge).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_a_directory_in_use_fails_cleanly() {
+        let (dir, _store) = open();
+        assert!(FjallStore::open(&dir.path().join("db")).is_err());
+    }
+
+    #[test]
+    fn open_creates_missing_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/c");
+        let store = FjallStore::open(&path).unwrap();
+        assert_eq!(store.path(), path);
+        assert!(path.is_dir());
+    }
+}

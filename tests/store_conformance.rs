@@ -1,0 +1,766 @@
+//! The store conformance suite: what every [`Store`] must do, whatever is behind it.
+//!
+//! Each check is a plain `async fn check_*(store: &dyn Store)`. The [`conformance!`] list
+//! at the bottom turns each into one test on a fresh [`FjallStore`], and into
+//! [`run_all`], which runs every check in turn against one store: checks use fresh ids
+//! and emails, so they do not disturb each other and can run against a shared database
+//! (a ScyllaDB keyspace, once that store exists).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use actors::Store;
+use actors::domain::{
+    ClientId, Conversation, ConversationId, DisplayName, Email, Message, MessageBody, MessageId,
+    Seq, Timestamp, User, UserId, UserRecord,
+};
+use actors::store::{HistoryRange, InsertUserError};
+use parley::store::FjallStore;
+
+// ---- Helpers --------------------------------------------------------------------------
+
+/// A fresh store in a temporary directory (kept alive by the returned guard).
+fn fjall_store() -> (tempfile::TempDir, FjallStore) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = FjallStore::open(&dir.path().join("store")).expect("open store");
+    (dir, store)
+}
+
+/// An email no other check (or earlier run against a shared database) uses.
+fn unique_email(local: &str) -> Email {
+    let nonce = UserId::generate().as_uuid().simple().to_string();
+    Email::parse(&format!("{local}.{nonce}@Example.COM")).expect("valid email")
+}
+
+fn record(name: &str, email: &Email) -> UserRecord {
+    UserRecord {
+        user: User {
+            id: UserId::generate(),
+            name: DisplayName::parse(name).expect("valid name"),
+            email: email.clone(),
+        },
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        created_at: Timestamp::from_millis(1_700_000_000_000),
+    }
+}
+
+fn message(conversation: ConversationId, seq: Seq, from: UserId, body: &str) -> Message {
+    Message {
+        id: MessageId::generate(),
+        conversation,
+        seq,
+        from,
+        body: MessageBody::parse(body, 100_000).expect("valid body"),
+        client_id: None,
+        sent_at: Timestamp::from_millis(1_700_000_000_000 + seq),
+    }
+}
+
+fn with_client_id(mut m: Message, client_id: &str) -> Message {
+    m.client_id = Some(ClientId::parse(client_id).expect("valid client id"));
+    m
+}
+
+/// Two conversation ids that are neighbours bytewise (…00 and …01), fresh per call, so
+/// a range that spills over its conversation's prefix shows up.
+fn adjacent_conversations() -> (ConversationId, ConversationId) {
+    let mut bytes = *UserId::generate().as_bytes();
+    bytes[15] = 0;
+    let a = ConversationId::from_bytes(bytes);
+    bytes[15] = 1;
+    (a, ConversationId::from_bytes(bytes))
+}
+
+fn range(after: Option<Seq>, before: Option<Seq>, limit: usize, from_newest: bool) -> HistoryRange {
+    HistoryRange {
+        after,
+        before,
+        limit,
+        from_newest,
+    }
+}
+
+async fn seqs(store: &dyn Store, conversation: ConversationId, r: HistoryRange) -> Vec<Seq> {
+    let messages = store.messages(conversation, r).await.expect("messages");
+    for m in &messages {
+        assert_eq!(
+            m.conversation, conversation,
+            "{r:?} leaked a message of another conversation"
+        );
+    }
+    messages.iter().map(|m| m.seq).collect()
+}
+
+fn sorted<T: Ord>(v: Vec<T>) -> Vec<T> {
+    let mut v = v;
+    v.sort();
+    v
+}
+
+// ---- Checks ---------------------------------------------------------------------------
+
+/// 1. Accounts are found by id and by normalised email; unknown ones are not.
+async fn check_accounts_are_found_by_id_and_by_normalised_email(store: &dyn Store) {
+    let email = unique_email("Ada");
+    assert!(email.as_str().chars().all(|c| !c.is_uppercase()));
+    let ada = record("Ada Lovelace", &email);
+    store.insert_user(&ada).await.expect("insert");
+
+    assert_eq!(store.user(ada.user.id).await.unwrap(), Some(ada.clone()));
+    assert_eq!(
+        store.user_by_email(&email).await.unwrap(),
+        Some(ada.clone())
+    );
+    let shouted = Email::parse(&format!("  {}  ", email.as_str().to_uppercase())).unwrap();
+    assert_eq!(
+        store.user_by_email(&shouted).await.unwrap(),
+        Some(ada.clone())
+    );
+
+    assert_eq!(store.user(UserId::generate()).await.unwrap(), None);
+    assert_eq!(
+        store.user_by_email(&unique_email("nobody")).await.unwrap(),
+        None
+    );
+}
+
+/// 2. One account per email, even when many sign up at once.
+async fn check_one_account_per_email_even_under_concurrency(store: &dyn Store) {
+    let email = unique_email("grace");
+    store
+        .insert_user(&record("Grace", &email))
+        .await
+        .expect("first insert");
+    let again = record("Grace Again", &email);
+    assert!(matches!(
+        store.insert_user(&again).await,
+        Err(InsertUserError::EmailTaken)
+    ));
+    assert_eq!(
+        store.user(again.user.id).await.unwrap(),
+        None,
+        "the loser was stored"
+    );
+
+    // 50 sign-ups of one fresh email in flight at once.
+    let email = unique_email("race");
+    let records: Vec<UserRecord> = (0..50)
+        .map(|i| record(&format!("Racer {i}"), &email))
+        .collect();
+    let results =
+        futures_util::future::join_all(records.iter().map(|r| store.insert_user(r))).await;
+    let winners: Vec<&UserRecord> = records
+        .iter()
+        .zip(&results)
+        .filter_map(|(r, result)| match result {
+            Ok(()) => Some(r),
+            Err(InsertUserError::EmailTaken) => None,
+            Err(e) => panic!("insert failed: {e}"),
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one concurrent insert must win");
+    assert_eq!(
+        store.user_by_email(&email).await.unwrap().as_ref(),
+        Some(winners[0])
+    );
+    for r in &records {
+        let stored = store.user(r.user.id).await.unwrap();
+        assert_eq!(stored.is_some(), r.user.id == winners[0].user.id);
+    }
+}
+
+/// 3. Contacts are mutual and added once.
+async fn check_contacts_are_mutual_and_added_once(store: &dyn Store) {
+    let (a, b, c) = (UserId::generate(), UserId::generate(), UserId::generate());
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    assert!(store.contacts(a).await.unwrap().is_empty());
+
+    assert!(store.add_contacts(a, b, at).await.unwrap());
+    assert!(
+        !store.add_contacts(a, b, at).await.unwrap(),
+        "second add reported new"
+    );
+    assert!(
+        !store.add_contacts(b, a, at).await.unwrap(),
+        "reverse add reported new"
+    );
+    assert!(store.add_contacts(a, c, at).await.unwrap());
+
+    assert_eq!(sorted(store.contacts(a).await.unwrap()), sorted(vec![b, c]));
+    assert_eq!(store.contacts(b).await.unwrap(), vec![a]);
+    assert_eq!(store.contacts(c).await.unwrap(), vec![a]);
+    assert!(store.contacts(UserId::generate()).await.unwrap().is_empty());
+
+    // Concurrent adds of one pair: exactly one makes them contacts.
+    let (d, e) = (UserId::generate(), UserId::generate());
+    let adds = (0..20).map(|i| {
+        if i % 2 == 0 {
+            store.add_contacts(d, e, at)
+        } else {
+            store.add_contacts(e, d, at)
+        }
+    });
+    let results = futures_util::future::join_all(adds).await;
+    let new = results
+        .into_iter()
+        .map(|r| r.expect("add"))
+        .filter(|&n| n)
+        .count();
+    assert_eq!(new, 1);
+    assert_eq!(store.contacts(d).await.unwrap(), vec![e]);
+    assert_eq!(store.contacts(e).await.unwrap(), vec![d]);
+}
+
+/// 4. Revoked tokens are remembered; others are not revoked.
+async fn check_revoked_tokens_are_remembered(store: &dyn Store) {
+    let jti = format!("jti-{}", UserId::generate());
+    let other = format!("jti-{}", UserId::generate());
+    assert!(!store.is_token_revoked(&jti).await.unwrap());
+    store
+        .revoke_token(&jti, Timestamp::from_millis(1_800_000_000_000))
+        .await
+        .unwrap();
+    assert!(store.is_token_revoked(&jti).await.unwrap());
+    assert!(!store.is_token_revoked(&other).await.unwrap());
+    // A prefix of a revoked id is a different id.
+    assert!(!store.is_token_revoked(&jti[..jti.len() - 1]).await.unwrap());
+    // Revoking twice is harmless.
+    store
+        .revoke_token(&jti, Timestamp::from_millis(1_800_000_000_000))
+        .await
+        .unwrap();
+    assert!(store.is_token_revoked(&jti).await.unwrap());
+}
+
+/// 5. Conversations round-trip, are indexed under their participants only, and
+///    inserting one again is harmless.
+async fn check_conversations_are_indexed_under_their_participants(store: &dyn Store) {
+    let (a, b, outsider) = (UserId::generate(), UserId::generate(), UserId::generate());
+    let direct = Conversation::direct(a, b, Timestamp::from_millis(1_700_000_000_000));
+    assert_eq!(store.conversation(direct.id).await.unwrap(), None);
+
+    store.insert_conversation(&direct).await.unwrap();
+    store.insert_conversation(&direct).await.unwrap();
+    assert_eq!(
+        store.conversation(direct.id).await.unwrap(),
+        Some(direct.clone())
+    );
+    assert_eq!(store.user_conversations(a).await.unwrap(), vec![direct.id]);
+    assert_eq!(store.user_conversations(b).await.unwrap(), vec![direct.id]);
+    assert!(store.user_conversations(outsider).await.unwrap().is_empty());
+
+    let other = Conversation::direct(a, outsider, Timestamp::from_millis(1_700_000_000_001));
+    store.insert_conversation(&other).await.unwrap();
+    assert_eq!(
+        sorted(store.user_conversations(a).await.unwrap()),
+        sorted(vec![direct.id, other.id])
+    );
+    assert_eq!(store.user_conversations(b).await.unwrap(), vec![direct.id]);
+    assert_eq!(
+        store.user_conversations(outsider).await.unwrap(),
+        vec![other.id]
+    );
+    assert_eq!(
+        store
+            .conversation(ConversationId::direct(b, outsider))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// A history range (after, before, limit, from_newest) and the seqs it must return.
+type RangeCase = (Option<Seq>, Option<Seq>, usize, bool, &'static [Seq]);
+
+/// 6. History ranges are exact at their boundaries, oldest first, and never leak across
+///    conversations.
+async fn check_history_ranges_are_exact_and_stay_in_their_conversation(store: &dyn Store) {
+    let (conv, neighbour) = adjacent_conversations();
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    // One group commit spanning both conversations, interleaved and out of order.
+    let mut batch = Vec::new();
+    for seq in (1..=10).rev() {
+        batch.push(message(
+            conv,
+            seq,
+            if seq % 2 == 0 { alice } else { bob },
+            &format!("a{seq}"),
+        ));
+        if seq <= 5 {
+            batch.push(message(neighbour, seq, alice, &format!("n{seq}")));
+        }
+    }
+    store.append_messages(&batch).await.unwrap();
+    store.append_messages(&[]).await.unwrap();
+
+    let all = store
+        .messages(conv, range(None, None, 100, false))
+        .await
+        .unwrap();
+    let mut expected: Vec<Message> = batch
+        .iter()
+        .filter(|m| m.conversation == conv)
+        .cloned()
+        .collect();
+    expected.sort_by_key(|m| m.seq);
+    assert_eq!(all, expected, "messages do not round-trip in seq order");
+    assert_eq!(
+        seqs(store, neighbour, range(None, None, 100, false)).await,
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(
+        seqs(store, neighbour, range(None, None, 100, true)).await,
+        vec![1, 2, 3, 4, 5]
+    );
+
+    const ALL: &[Seq] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    let cases: &[RangeCase] = &[
+        (Some(3), Some(7), 100, false, &[4, 5, 6]),
+        (Some(3), Some(7), 100, true, &[4, 5, 6]),
+        (Some(3), Some(4), 100, false, &[]),
+        (Some(3), Some(3), 100, false, &[]),
+        (Some(7), Some(3), 100, false, &[]),
+        (Some(10), None, 100, false, &[]),
+        (Some(9), None, 100, true, &[10]),
+        (Some(0), None, 100, false, ALL),
+        (None, Some(1), 100, true, &[]),
+        (None, Some(2), 100, true, &[1]),
+        (None, Some(11), 100, true, ALL),
+        (Some(Seq::MAX), None, 100, true, &[]),
+        (None, Some(Seq::MAX), 100, true, ALL),
+        (None, None, 3, false, &[1, 2, 3]),
+        (None, None, 3, true, &[8, 9, 10]),
+        (None, None, 1, true, &[10]),
+        (None, None, 0, true, &[]),
+        (None, None, 0, false, &[]),
+        (None, None, 10, true, ALL),
+        (None, None, 11, false, ALL),
+        (Some(2), Some(9), 3, false, &[3, 4, 5]),
+        (Some(2), Some(9), 3, true, &[6, 7, 8]),
+        (Some(8), None, 5, false, &[9, 10]),
+        (None, Some(3), 5, true, &[1, 2]),
+        (Some(4), Some(6), 5, true, &[5]),
+    ];
+    for &(after, before, limit, from_newest, want) in cases {
+        let r = range(after, before, limit, from_newest);
+        assert_eq!(seqs(store, conv, r).await, want, "{r:?}");
+    }
+
+    assert_eq!(
+        store.last_message(conv).await.unwrap().map(|m| m.seq),
+        Some(10)
+    );
+    assert_eq!(
+        store.last_message(neighbour).await.unwrap().as_ref(),
+        batch
+            .iter()
+            .find(|m| m.conversation == neighbour && m.seq == 5)
+    );
+    let (empty, _) = adjacent_conversations();
+    assert_eq!(store.last_message(empty).await.unwrap(), None);
+    assert!(
+        store
+            .messages(empty, range(None, None, 100, true))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A later commit moves the end of the conversation.
+    let eleventh = message(conv, 11, bob, "a11");
+    store
+        .append_messages(std::slice::from_ref(&eleventh))
+        .await
+        .unwrap();
+    assert_eq!(store.last_message(conv).await.unwrap(), Some(eleventh));
+    assert_eq!(
+        seqs(store, conv, range(Some(9), None, 100, false)).await,
+        vec![10, 11]
+    );
+    assert_eq!(
+        store.last_message(neighbour).await.unwrap().map(|m| m.seq),
+        Some(5)
+    );
+}
+
+/// 7. A message is found by its sender's client id, and only in its conversation and
+///    for its sender.
+async fn check_messages_are_found_by_client_id_per_sender_and_conversation(store: &dyn Store) {
+    let (conv, neighbour) = adjacent_conversations();
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    let a1 = with_client_id(message(conv, 1, alice, "first"), "c-1");
+    let plain = message(conv, 2, alice, "no client id");
+    let a10 = with_client_id(message(conv, 3, alice, "tenth"), "c-10");
+    let b1 = with_client_id(message(conv, 4, bob, "bob's c-1"), "c-1");
+    let n1 = with_client_id(message(neighbour, 1, alice, "elsewhere"), "n-1");
+    store
+        .append_messages(&[
+            a1.clone(),
+            plain.clone(),
+            a10.clone(),
+            b1.clone(),
+            n1.clone(),
+        ])
+        .await
+        .unwrap();
+
+    let find = |conversation, from, client_id: &str| {
+        let client_id = ClientId::parse(client_id).unwrap();
+        async move {
+            store
+                .message_by_client_id(conversation, from, &client_id)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(find(conv, alice, "c-1").await, Some(a1));
+    assert_eq!(find(conv, alice, "c-10").await, Some(a10));
+    assert_eq!(find(conv, bob, "c-1").await, Some(b1));
+    assert_eq!(find(neighbour, alice, "n-1").await, Some(n1));
+
+    assert_eq!(
+        find(conv, bob, "c-10").await,
+        None,
+        "found for another sender"
+    );
+    assert_eq!(
+        find(neighbour, alice, "c-1").await,
+        None,
+        "found in another conversation"
+    );
+    assert_eq!(
+        find(conv, alice, "n-1").await,
+        None,
+        "found in another conversation"
+    );
+    assert_eq!(find(conv, alice, "c-").await, None, "found by a prefix");
+    assert_eq!(find(conv, alice, "c-100").await, None);
+    assert_eq!(find(conv, UserId::generate(), "c-1").await, None);
+}
+
+/// Strings that break naive quoting, escaping, truncation or NUL-terminated code.
+const HOSTILE: &[&str] = &[
+    "O'Brien said \"hi\" \\ back`slash`",
+    "'; DROP TABLE users; --",
+    "x'); INSERT INTO messages (id) VALUES (now()) IF NOT EXISTS; --",
+    "BEGIN BATCH DELETE FROM users WHERE id = 1; APPLY BATCH;",
+    "\u{202E}evil\u{202D} txt.exe",
+    "👩‍👩‍👧‍👦 🏳️‍🌈 ﷽ Zalgo: Z̷̛̺a̴l̸g̵o̶",
+    "%s %n {0} ${jndi:ldap://x} <script>alert(1)</script>",
+];
+
+/// 8. Names, client ids and bodies come back byte for byte, whatever they contain.
+async fn check_hostile_strings_round_trip_exactly(store: &dyn Store) {
+    for (i, hostile) in HOSTILE.iter().enumerate() {
+        let email = Email::parse(&format!(
+            "o'brien+\"{i}\".{}@example.com",
+            UserId::generate().as_uuid().simple()
+        ))
+        .unwrap();
+        let r = record(hostile, &email);
+        store.insert_user(&r).await.unwrap();
+        assert_eq!(store.user(r.user.id).await.unwrap(), Some(r.clone()));
+        assert_eq!(
+            store
+                .user_by_email(&email)
+                .await
+                .unwrap()
+                .map(|u| u.user.name),
+            Some(r.user.name)
+        );
+    }
+
+    let (conv, _) = adjacent_conversations();
+    let from = UserId::generate();
+    let long: String = "é👍a\u{0}".chars().cycle().take(4096).collect();
+    assert_eq!(long.chars().count(), 4096);
+    let mut bodies: Vec<String> = HOSTILE.iter().map(|s| (*s).to_owned()).collect();
+    bodies.extend([
+        "\u{0}".to_owned(),
+        "a\u{0}b\u{0}".to_owned(),
+        "\u{202E}".to_owned(),
+        "  leading and trailing whitespace\r\n\t ".to_owned(),
+        "\u{FEFF}\u{200B}zero width\u{2028}line sep".to_owned(),
+        "\"}],\"seq\":999,\"body\":\"forged".to_owned(),
+        long,
+    ]);
+    let messages: Vec<Message> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let seq = i as Seq + 1;
+            let m = message(conv, seq, from, body);
+            // Client ids cannot hold control characters; everything else goes.
+            match HOSTILE.get(i) {
+                Some(hostile) if hostile.len() <= 64 => with_client_id(m, hostile),
+                _ => with_client_id(m, &format!("cid-{seq}")),
+            }
+        })
+        .collect();
+    store.append_messages(&messages).await.unwrap();
+
+    let back = store
+        .messages(conv, range(None, None, 1000, false))
+        .await
+        .unwrap();
+    assert_eq!(back.len(), bodies.len());
+    for (got, body) in back.iter().zip(&bodies) {
+        assert_eq!(got.body.as_str().as_bytes(), body.as_bytes());
+    }
+    assert_eq!(back, messages);
+    for m in &messages {
+        let client_id = m.client_id.as_ref().unwrap();
+        assert_eq!(
+            store
+                .message_by_client_id(conv, from, client_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(m)
+        );
+    }
+    assert_eq!(
+        store.last_message(conv).await.unwrap().as_ref(),
+        messages.last()
+    );
+
+    // Token ids are opaque bytes too.
+    for hostile in HOSTILE {
+        let jti = format!("{hostile}{}", UserId::generate());
+        store
+            .revoke_token(&jti, Timestamp::from_millis(1))
+            .await
+            .unwrap();
+        assert!(store.is_token_revoked(&jti).await.unwrap());
+    }
+}
+
+/// What [`write_durable_fixture`] wrote, for [`check_durable_fixture`] to find again.
+struct Fixture {
+    ada: UserRecord,
+    bob: UserRecord,
+    jti: String,
+    conversation: Conversation,
+    messages: Vec<Message>,
+}
+
+/// 9a. Writes one of everything (then flushes), to be read back after a restart.
+async fn write_durable_fixture(store: &dyn Store) -> Fixture {
+    let ada = record("Ada", &unique_email("ada"));
+    let bob = record("Bob", &unique_email("bob"));
+    store.insert_user(&ada).await.unwrap();
+    store.insert_user(&bob).await.unwrap();
+    assert!(
+        store
+            .add_contacts(ada.user.id, bob.user.id, Timestamp::from_millis(5))
+            .await
+            .unwrap()
+    );
+    let jti = format!("jti-{}", UserId::generate());
+    store
+        .revoke_token(&jti, Timestamp::from_millis(1_800_000_000_000))
+        .await
+        .unwrap();
+    let conversation = Conversation::direct(ada.user.id, bob.user.id, Timestamp::from_millis(6));
+    store.insert_conversation(&conversation).await.unwrap();
+    let messages: Vec<Message> = (1..=3)
+        .map(|seq| {
+            with_client_id(
+                message(conversation.id, seq, ada.user.id, &format!("m{seq}")),
+                &format!("c{seq}"),
+            )
+        })
+        .collect();
+    store.append_messages(&messages[..2]).await.unwrap();
+    store.append_messages(&messages[2..]).await.unwrap();
+    store.flush().await.unwrap();
+    Fixture {
+        ada,
+        bob,
+        jti,
+        conversation,
+        messages,
+    }
+}
+
+/// 9b. Finds everything [`write_durable_fixture`] wrote.
+async fn check_durable_fixture(store: &dyn Store, f: &Fixture) {
+    let (ada, bob) = (f.ada.user.id, f.bob.user.id);
+    assert_eq!(store.user(ada).await.unwrap().as_ref(), Some(&f.ada));
+    assert_eq!(
+        store
+            .user_by_email(&f.bob.user.email)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&f.bob)
+    );
+    assert_eq!(store.contacts(ada).await.unwrap(), vec![bob]);
+    assert_eq!(store.contacts(bob).await.unwrap(), vec![ada]);
+    assert!(
+        !store
+            .add_contacts(bob, ada, Timestamp::from_millis(7))
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.insert_user(&record("Ada 2", &f.ada.user.email)).await,
+        Err(InsertUserError::EmailTaken)
+    ));
+    assert!(store.is_token_revoked(&f.jti).await.unwrap());
+    assert_eq!(
+        store
+            .conversation(f.conversation.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&f.conversation)
+    );
+    assert_eq!(
+        store.user_conversations(ada).await.unwrap(),
+        vec![f.conversation.id]
+    );
+    assert_eq!(
+        store.user_conversations(bob).await.unwrap(),
+        vec![f.conversation.id]
+    );
+    assert_eq!(
+        store
+            .messages(f.conversation.id, range(None, None, 10, true))
+            .await
+            .unwrap(),
+        f.messages
+    );
+    assert_eq!(
+        store
+            .last_message(f.conversation.id)
+            .await
+            .unwrap()
+            .as_ref(),
+        f.messages.last()
+    );
+    let c2 = ClientId::parse("c2").unwrap();
+    assert_eq!(
+        store
+            .message_by_client_id(f.conversation.id, ada, &c2)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&f.messages[1])
+    );
+}
+
+/// 9. (Against one store, without a restart.) What is written is read back.
+async fn check_a_written_fixture_reads_back(store: &dyn Store) {
+    let fixture = write_durable_fixture(store).await;
+    check_durable_fixture(store, &fixture).await;
+}
+
+// ---- The list -------------------------------------------------------------------------
+
+/// Declares every check once: a test per check on a fresh fjall store, and [`run_all`].
+macro_rules! conformance {
+    ($($test:ident => $check:ident,)*) => {
+        /// Runs every check, in turn, against one store.
+        async fn run_all(store: &dyn Store) {
+            $(
+                eprintln!("conformance: {}", stringify!($test));
+                $check(store).await;
+            )*
+        }
+
+        mod fjall {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let (_dir, store) = fjall_store();
+                    $check(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    accounts_are_found_by_id_and_by_normalised_email => check_accounts_are_found_by_id_and_by_normalised_email,
+    one_account_per_email_even_under_concurrency => check_one_account_per_email_even_under_concurrency,
+    contacts_are_mutual_and_added_once => check_contacts_are_mutual_and_added_once,
+    revoked_tokens_are_remembered => check_revoked_tokens_are_remembered,
+    conversations_are_indexed_under_their_participants => check_conversations_are_indexed_under_their_participants,
+    history_ranges_are_exact_and_stay_in_their_conversation => check_history_ranges_are_exact_and_stay_in_their_conversation,
+    messages_are_found_by_client_id_per_sender_and_conversation => check_messages_are_found_by_client_id_per_sender_and_conversation,
+    hostile_strings_round_trip_exactly => check_hostile_strings_round_trip_exactly,
+    a_written_fixture_reads_back => check_a_written_fixture_reads_back,
+}
+
+// ---- Whole-suite and store-specific tests ---------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_check_passes_in_turn_on_one_shared_fjall_store() {
+    let (_dir, store) = fjall_store();
+    run_all(&store).await;
+    // And again: checks must not trip over what earlier runs left behind.
+    run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn everything_written_survives_closing_and_reopening_the_fjall_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let fixture = {
+        let store = FjallStore::open(&path).unwrap();
+        write_durable_fixture(&store).await
+    };
+    let reopened = FjallStore::open(&path).expect("reopen after the store was dropped");
+    check_durable_fixture(&reopened, &fixture).await;
+    drop(reopened);
+    // Reopened twice: recovery does not lose or duplicate anything either.
+    let again = FjallStore::open(&path).unwrap();
+    check_durable_fixture(&again, &fixture).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn fifty_tasks_registering_one_email_at_once_create_exactly_one_account() {
+    let (_dir, store) = fjall_store();
+    let store = Arc::new(store);
+    let email = unique_email("stampede");
+    let start = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (store, start, email) = (Arc::clone(&store), Arc::clone(&start), email.clone());
+            tokio::spawn(async move {
+                let r = record(&format!("Stampede {i}"), &email);
+                start.wait().await;
+                (r.user.id, store.insert_user(&r).await)
+            })
+        })
+        .collect();
+    let mut winners = BTreeSet::new();
+    for task in tasks {
+        let (id, result) = task.await.unwrap();
+        match result {
+            Ok(()) => {
+                winners.insert(id);
+            }
+            Err(InsertUserError::EmailTaken) => {}
+            Err(e) => panic!("insert failed: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    let stored = store
+        .user_by_email(&email)
+        .await
+        .unwrap()
+        .expect("the winner is stored");
+    assert!(winners.contains(&stored.user.id));
+}
+
+#[tokio::test]
+async fn scylla_conformance_runs_when_scylla_uri_is_set() {
+    let Ok(uri) = std::env::var("SCYLLA_URI") else {
+        eprintln!("skipped: SCYLLA_URI is not set (the ScyllaDB conformance run needs a cluster)");
+        return;
+    };
+    panic!("no ScyllaDB store in this build (SCYLLA_URI={uri}): cannot run the conformance suite");
+}
