@@ -1,1 +1,24 @@
-//! Parley server library.
+//! Parley: a real-time chat backend.
+//!
+//! - [`cli`]: the command line (`parley serve`).
+//! - [`config`]: typed settings from flags and `PARLEY_*` variables.
+//! - [`app`]: builds the server from settings and runs it until told to stop.
+//! - [`http`]: the REST API: router, handlers, error envelope, middleware.
+//! - [`ws`]: the WebSocket endpoint, its protocol and the session loop.
+//! - [`auth`]: password hashing, tokens, rate limits.
+//! - [`store`]: the store implementations behind `actors::Store`.
+//! - [`wire`]: JSON shapes shared by REST and WebSocket.
+//! - [`secret`], [`telemetry`]: the token secret and logging setup.
+//!
+//! The messaging core (actors, domain types, the storage trait) is the `actors` crate.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+pub mod wire;
+pub mod ws;

@@ -1,0 +1,148 @@
+//! Building and running the server: typed settings in, a bound listener out, and a run
+//! loop that stops when the given shutdown future resolves. `main` passes Ctrl-C and
+//! SIGTERM; tests pass whatever they like.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::{Messenger, MessengerConfig, Store};
+use tokio::net::TcpListener;
+
+use crate::auth::{PasswordHasher, Tokens};
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::store::FjallStore;
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The token secret is unusable.
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
+    /// The store could not be opened or flushed.
+    #[error(transparent)]
+    Store(#[from] actors::StoreError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Anything else at start-up.
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// A server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    router: axum::Router,
+}
+
+impl Application {
+    /// Opens the store, starts the actors and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, AppError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            AppError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let secret = crate::secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
+        let store: Arc<dyn Store> = Arc::new(FjallStore::open(&config.data_dir.join("store"))?);
+        let messenger_config = MessengerConfig {
+            idle_timeout: config.actor_idle_timeout,
+            session_queue: config.session_queue,
+            max_sessions_per_user: config.max_sessions_per_user,
+            shutdown_timeout: config.shutdown_timeout,
+            ..MessengerConfig::default()
+        };
+        let messenger = Messenger::start(store.clone(), messenger_config)
+            .await
+            .map_err(|e| AppError::Startup(format!("cannot start the actors: {e}")))?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let hasher = PasswordHasher::new(cores).map_err(|e| AppError::Startup(e.to_string()))?;
+        let tokens = Tokens::new(&secret, config.token_ttl);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let state = AppState::new(config, store, messenger, tokens, hasher);
+        let router = router(state.clone()).map_err(AppError::Startup)?;
+        Ok(Self {
+            listener,
+            state,
+            router,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then: stop accepting, let in-flight requests
+    /// finish, close every WebSocket session (1001), commit everything the actors hold,
+    /// and flush the store.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let Self {
+            listener,
+            state,
+            router,
+        } = self;
+        let signal = state.shutdown_signal().clone();
+        let sweeper = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    state.limits().sweep();
+                }
+            })
+        };
+        tracing::info!(addr = %listener.local_addr().map_err(|e| AppError::Startup(e.to_string()))?, "listening");
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let graceful = {
+            let signal = signal.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = signal.cancelled() => {}
+                }
+                tracing::info!("shutting down");
+                signal.cancel();
+            }
+        };
+        let served = axum::serve(listener, service)
+            .with_graceful_shutdown(graceful)
+            .await;
+        signal.cancel();
+        sweeper.abort();
+        let deadline = state.config().shutdown_timeout;
+        state.sessions().close();
+        if tokio::time::timeout(deadline, state.sessions().wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some sessions did not close in time");
+        }
+        state.messenger().shutdown().await?;
+        tracing::info!("stopped");
+        served.map_err(|e| AppError::Startup(format!("server error: {e}")))
+    }
+
+    /// The application's state (for tests and admin tools in the same process).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+}

@@ -1,0 +1,67 @@
+//! Keyed rate limits (GCRA token buckets from `governor`), for login attempts per email
+//! and per client address, and for sends per user. Memory is bounded by sweeping keys
+//! whose buckets are full again.
+
+use std::hash::Hash;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+/// A key was over its limit; retry after this long.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimited {
+    /// How long until the next attempt would be allowed.
+    pub retry_after: Duration,
+}
+
+/// A rate limit per key.
+pub struct KeyedLimiter<K: Hash + Eq + Clone> {
+    limiter: Arc<DefaultKeyedRateLimiter<K>>,
+}
+
+impl<K: Hash + Eq + Clone> Clone for KeyedLimiter<K> {
+    fn clone(&self) -> Self {
+        Self {
+            limiter: self.limiter.clone(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedLimiter<K> {
+    /// `per_minute` attempts a minute, all of which may come at once.
+    pub fn per_minute(per_minute: u32) -> Self {
+        let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self::with_quota(Quota::per_minute(n).allow_burst(n))
+    }
+
+    /// `per_second` sustained, with bursts of up to `burst`.
+    pub fn per_second(per_second: u32, burst: u32) -> Self {
+        let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Self::with_quota(Quota::per_second(rate).allow_burst(burst))
+    }
+
+    fn with_quota(quota: Quota) -> Self {
+        Self {
+            limiter: Arc::new(DefaultKeyedRateLimiter::keyed(quota)),
+        }
+    }
+
+    /// Counts one attempt for `key`.
+    pub fn check(&self, key: &K) -> Result<(), RateLimited> {
+        self.limiter
+            .check_key(key)
+            .map_err(|not_until| RateLimited {
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
+    }
+
+    /// Forgets keys whose buckets have refilled, so memory follows recent activity.
+    pub fn sweep(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}

@@ -1,0 +1,105 @@
+//! JSON Web Tokens: HS256 only (the algorithm is pinned, so `none` or an RSA public key
+//! passed off as an HMAC secret is refused), with `sub`, `iat`, `exp` and `jti`, expiry
+//! required, and revocation by `jti`.
+
+use std::time::Duration;
+
+use actors::domain::{Timestamp, UserId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// Tokens longer than this are refused unread.
+const MAX_TOKEN_BYTES: usize = 4096;
+
+/// What a token says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: u64,
+    /// Expires at (seconds since the epoch).
+    pub exp: u64,
+    /// Unique token id, the handle for revocation.
+    pub jti: String,
+}
+
+impl Claims {
+    /// The user the token belongs to.
+    pub fn user_id(&self) -> Result<UserId, TokenError> {
+        self.sub.parse().map_err(|_| TokenError::Invalid)
+    }
+
+    /// When the token expires.
+    pub fn expires_at(&self) -> Timestamp {
+        Timestamp::from_millis(self.exp.saturating_mul(1000))
+    }
+}
+
+/// Why a token was refused. Callers answer every case with the same 401.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Malformed, wrongly signed, wrong algorithm, expired, not yet valid or oversized.
+    #[error("invalid token")]
+    Invalid,
+    /// Signing failed.
+    #[error("token signing failed: {0}")]
+    Signing(String),
+}
+
+/// Issues and verifies tokens with one secret.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl Tokens {
+    /// Tokens signed with `secret`, valid for `ttl`.
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    /// A fresh token for `user`.
+    pub fn issue(&self, user: UserId) -> Result<(String, Claims), TokenError> {
+        let iat = Timestamp::now().as_millis() / 1000;
+        let claims = Claims {
+            sub: user.to_string(),
+            iat,
+            exp: iat + self.ttl.as_secs().max(1),
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    /// The claims of a valid token (revocation is checked by the caller, against the
+    /// store).
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?;
+        let now = Timestamp::now().as_millis() / 1000;
+        // A token "issued" in the future was not issued by this server's clock.
+        if data.claims.iat > now + self.validation.leeway {
+            return Err(TokenError::Invalid);
+        }
+        Ok(data.claims)
+    }
+}

@@ -1,0 +1,132 @@
+//! Typed settings, from flags and `PARLEY_*` environment variables. The JWT secret is
+//! read from the environment only: a flag would show it in `ps`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Settings of `parley serve`.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "PARLEY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory of the embedded store (created if missing).
+    #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
+    pub data_dir: PathBuf,
+
+    /// Log format.
+    #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+
+    /// Origin allowed to call the API from a browser (repeatable; none by default).
+    #[arg(
+        long = "cors-origin",
+        env = "PARLEY_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Lifetime of issued tokens (e.g. 7d, 12h, 30m).
+    #[arg(long, env = "PARLEY_TOKEN_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+
+    /// Login attempts allowed per email per minute.
+    #[arg(long, env = "PARLEY_LOGIN_PER_EMAIL_PER_MINUTE", default_value_t = 10)]
+    pub login_per_email_per_minute: u32,
+
+    /// Login and registration attempts allowed per client address per minute.
+    #[arg(long, env = "PARLEY_AUTH_PER_ADDRESS_PER_MINUTE", default_value_t = 60)]
+    pub auth_per_address_per_minute: u32,
+
+    /// Longest message body, in characters.
+    #[arg(long, env = "PARLEY_MAX_MESSAGE_CHARS", default_value_t = 4096)]
+    pub max_message_chars: usize,
+
+    /// Messages one user may send per second (sustained), across all sessions.
+    #[arg(long, env = "PARLEY_SEND_RATE", default_value_t = 50)]
+    pub send_rate_per_second: u32,
+
+    /// Messages one user may send in a burst above the sustained rate.
+    #[arg(long, env = "PARLEY_SEND_BURST", default_value_t = 100)]
+    pub send_burst: u32,
+
+    /// Messages a session may have queued before it is closed as a slow consumer.
+    #[arg(long, env = "PARLEY_SESSION_QUEUE", default_value_t = 1024)]
+    pub session_queue: usize,
+
+    /// Sessions (devices, tabs) one user may hold at once.
+    #[arg(long, env = "PARLEY_MAX_SESSIONS_PER_USER", default_value_t = 16)]
+    pub max_sessions_per_user: usize,
+
+    /// Idle user and conversation actors stop after this long.
+    #[arg(long, env = "PARLEY_ACTOR_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub actor_idle_timeout: Duration,
+
+    /// Most messages replayed in answer to one `sync` (the rest come with `more: true`).
+    #[arg(long, env = "PARLEY_SYNC_BATCH", default_value_t = 1000)]
+    pub sync_batch: usize,
+
+    /// Longest WebSocket message or frame, in bytes (larger ones close with 1009).
+    #[arg(long, env = "PARLEY_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Interval of server pings; a session silent for two intervals is closed.
+    #[arg(long, env = "PARLEY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// How long shutdown waits for sessions and actors before giving up on them.
+    #[arg(long, env = "PARLEY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// HMAC secret for tokens, at least 32 bytes; from `PARLEY_JWT_SECRET` only. When
+    /// unset, a random one is generated on first start and kept in the data dir.
+    #[arg(skip)]
+    pub jwt_secret: Option<Secret>,
+}
+
+impl Config {
+    /// The settings for `args` (as after `parley serve`), with `PARLEY_*` variables
+    /// applied; the secret is taken from the environment.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut config = <Wrapper as clap::Parser>::try_parse_from(
+            std::iter::once(std::ffi::OsString::from("parley"))
+                .chain(args.into_iter().map(Into::into)),
+        )?
+        .config;
+        config.jwt_secret = std::env::var("PARLEY_JWT_SECRET").ok().map(Secret);
+        Ok(config)
+    }
+}

@@ -1,0 +1,61 @@
+//! Extractors that answer in the error envelope: JSON bodies and query strings.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+
+/// A JSON request body (`Content-Type: application/json`, at most the body limit).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Send JSON with Content-Type: application/json.",
+            )),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::malformed_json(e.body_text())),
+            Err(JsonRejection::JsonSyntaxError(_)) => {
+                Err(ApiError::malformed_json("The body is not valid JSON."))
+            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            )),
+            Err(e) => Err(ApiError::malformed_json(e.body_text())),
+        }
+    }
+}
+
+/// Query-string parameters.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                e.body_text(),
+            )),
+            Err(e) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                e.body_text(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Conversations: the caller's list, and one conversation's history.
+
+use std::collections::HashMap;
+
+use actors::domain::{ConversationId, ConversationSummary, User, UserId};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::messages::{PageQuery, page};
+use crate::auth::AuthUser;
+use crate::http::{ApiError, ApiQuery, AppState};
+use crate::wire::{MessageJson, UserJson, rfc3339};
+
+fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "conversation_not_found",
+        "No such conversation.",
+    )
+}
+
+/// `GET /api/conversations`: the caller's conversations, most recent activity first,
+/// each with its participants, last message and last seq.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    me: AuthUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = state.store();
+    let mut summaries = Vec::new();
+    for id in store.user_conversations(me.user.id).await? {
+        if let Some(conversation) = store.conversation(id).await? {
+            let last_message = store.last_message(id).await?;
+            summaries.push(ConversationSummary {
+                conversation,
+                last_message,
+            });
+        }
+    }
+    summaries.sort_by_key(|s| std::cmp::Reverse(s.last_activity()));
+    let mut users: HashMap<UserId, Option<User>> = HashMap::new();
+    let mut out = Vec::with_capacity(summaries.len());
+    for s in &summaries {
+        let mut participants = Vec::new();
+        for id in &s.conversation.participants {
+            if !users.contains_key(id) {
+                users.insert(*id, store.user(*id).await?.map(|r| r.user));
+            }
+            if let Some(Some(u)) = users.get(id) {
+                participants.push(UserJson::from(u));
+            }
+        }
+        out.push(serde_json::json!({
+            "id": s.conversation.id.to_string(),
+            "participants": participants,
+            "created_at": rfc3339(s.conversation.created_at),
+            "last_activity": rfc3339(s.last_activity()),
+            "last_seq": s.last_message.as_ref().map_or(0, |m| m.seq),
+            "last_message": s.last_message.as_ref().map(MessageJson::from),
+        }));
+    }
+    Ok(Json(serde_json::json!({ "conversations": out })))
+}
+
+/// `GET /api/conversations/{id}/messages?before=&after=&limit=`: a page of one
+/// conversation's history, oldest first. Anyone but a participant gets 404.
+pub(crate) async fn messages(
+    State(state): State<AppState>,
+    me: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id: ConversationId = id.parse().map_err(|_| not_found())?;
+    let range = query.range()?;
+    match state.store().conversation(id).await? {
+        Some(c) if c.has(me.user.id) => Ok(Json(page(&state, id, range).await?)),
+        _ => Err(not_found()),
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per resource; each handler's doc starts with its method and path.
+
+pub(crate) mod auth;
+pub(crate) mod contacts;
+pub(crate) mod conversations;
+pub(crate) mod health;
+pub(crate) mod messages;

@@ -1,0 +1,74 @@
+//! The WebSocket endpoint, `GET /ws`: authenticate before the upgrade (bearer header, or
+//! `?token=` for browsers), attach a session to the user's actor, then run the session.
+
+pub mod protocol;
+mod session;
+
+use actors::AttachError;
+use actors::domain::SessionId;
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::auth::{authenticate, bearer_token};
+use crate::http::{ApiError, ApiQuery, AppState};
+
+#[derive(Deserialize)]
+pub(crate) struct WsQuery {
+    token: Option<String>,
+}
+
+/// `GET /ws`: upgrades an authenticated request to a chat session.
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<WsQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let token = bearer_token(&headers)
+        .or(query.token.as_deref())
+        .ok_or_else(ApiError::unauthorized)?;
+    let me = authenticate(&state, token).await?;
+    let ws = ws.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "websocket_required",
+            "This route only accepts WebSocket upgrades.",
+        )
+    })?;
+    if state.shutdown_signal().is_cancelled() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "The server is shutting down.",
+        ));
+    }
+    let id = SessionId::next();
+    let link = state
+        .messenger()
+        .attach(me.user.id, id)
+        .await
+        .map_err(|e| match e {
+            AttachError::TooManySessions => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_sessions",
+                "This user has too many open sessions.",
+            ),
+            AttachError::UserNotFound => ApiError::unauthorized(),
+            AttachError::Unavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Try again in a moment.",
+            ),
+        })?;
+    let max = state.config().max_frame_bytes;
+    let tracker = state.sessions().clone();
+    Ok(ws
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| tracker.track_future(session::run(state, me, id, link, socket)))
+        .into_response())
+}
