@@ -74,7 +74,8 @@ pub struct Config {
     #[arg(long, env = "PARLEY_SEND_BURST", default_value_t = 100)]
     pub send_burst: u32,
 
-    /// Messages a session may have queued before it is closed as a slow consumer.
+    /// Messages a session may have queued before it is closed as a slow consumer. Keep it
+    /// above the largest burst one commit can deliver (`send_burst` of each participant).
     #[arg(long, env = "PARLEY_SESSION_QUEUE", default_value_t = 1024)]
     pub session_queue: usize,
 

@@ -96,6 +96,8 @@ impl Actor for UserActor {
         match msg {
             UserMsg::Attach { sink, reply } => {
                 state.last_activity = Instant::now();
+                // A session whose upgrade never completed left a dead sink behind.
+                state.sessions.retain(|s| !s.tx.is_closed());
                 let result = if state.sessions.len() >= state.shared.config.max_sessions_per_user {
                     Err(AttachError::TooManySessions)
                 } else {

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actors::domain::{ConversationId, Message, Seq, SessionId};
 use actors::store::HistoryRange;
@@ -71,6 +71,18 @@ struct Session {
     dirty: bool,
 }
 
+/// How long a closing session may take to write its close frame: a client that is not
+/// reading would otherwise hold the connection forever.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// Something the session must act on.
+enum Event {
+    Frame(Option<Result<WsMessage, axum::Error>>),
+    Sent(Option<Value>, Result<Sent, SendError>),
+    Delivery(Option<Arc<Message>>),
+    Tick,
+}
+
 /// Runs a session to its end.
 pub(crate) async fn run(
     state: AppState,
@@ -96,9 +108,12 @@ pub(crate) async fn run(
             code,
             reason: Utf8Bytes::from(ending.reason),
         };
-        let _ = session.sink.send(WsMessage::Close(Some(frame))).await;
+        let _ = tokio::time::timeout(
+            CLOSE_GRACE,
+            session.sink.send(WsMessage::Close(Some(frame))),
+        )
+        .await;
     }
-    let _ = session.sink.close().await;
     state.messenger().detach(user_id, id);
     tracing::info!(
         target: "parley::session",
@@ -107,59 +122,98 @@ pub(crate) async fn run(
 }
 
 impl Session {
-    async fn serve(&mut self, mut stream: SplitStream<WebSocket>, mut link: SessionLink) -> Ending {
-        let ready = OutFrame::Ready {
-            user: UserJson::from(&self.me.user),
-            session: self.id.to_string(),
-        };
-        if self.write(&ready).await.is_err() || self.flush().await.is_err() {
-            return Ending::gone("transport_error");
-        }
+    async fn serve(&mut self, mut stream: SplitStream<WebSocket>, link: SessionLink) -> Ending {
+        let SessionLink {
+            mut messages,
+            mut kicked,
+        } = link;
         let shutdown = self.state.shutdown_signal().clone();
         let heartbeat = self.state.config().heartbeat_interval;
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         let mut last_seen = Instant::now();
         let mut in_flight: FuturesUnordered<SendFuture> = FuturesUnordered::new();
+        let mut event = None;
         loop {
-            let result = tokio::select! {
+            // Handle the last event; every write in it races the kick and shutdown, so a
+            // client that stops reading cannot pin the session in a blocked write.
+            let work = async {
+                match event.take() {
+                    None => {
+                        let ready = OutFrame::Ready {
+                            user: UserJson::from(&self.me.user),
+                            session: self.id.to_string(),
+                        };
+                        self.write(&ready).await?;
+                    }
+                    Some(Event::Frame(frame)) => match frame {
+                        None => return Ok(Some(Ending::gone("client_gone"))),
+                        Some(Err(e)) => return Ok(Some(read_error(e))),
+                        Some(Ok(WsMessage::Text(text))) => {
+                            self.on_text(text.as_str(), &mut in_flight).await?
+                        }
+                        Some(Ok(WsMessage::Binary(_))) => {
+                            return Ok(Some(Ending::close(
+                                close::UNSUPPORTED_DATA,
+                                "binary frames are not supported",
+                            )));
+                        }
+                        Some(Ok(WsMessage::Close(_))) => {
+                            return Ok(Some(Ending::close(close::NORMAL, "client_close")));
+                        }
+                        // Pings are answered by the WebSocket layer; pongs only prove life.
+                        Some(Ok(_)) => {}
+                    },
+                    Some(Event::Sent(client_id, result)) => {
+                        self.on_sent(client_id.as_ref(), result).await?
+                    }
+                    Some(Event::Delivery(None)) => {
+                        return Ok(Some(Ending::close(
+                            close::RESTART,
+                            "session reset: reconnect and sync",
+                        )));
+                    }
+                    Some(Event::Delivery(Some(m))) => self.on_deliveries(m, &mut messages).await?,
+                    Some(Event::Tick) => {
+                        if last_seen.elapsed() > heartbeat * 2 {
+                            return Ok(Some(Ending::close(
+                                close::HEARTBEAT_TIMEOUT,
+                                "heartbeat timeout",
+                            )));
+                        }
+                        self.dirty = true;
+                        self.sink
+                            .feed(WsMessage::Ping(Default::default()))
+                            .await
+                            .map_err(|_| ())?;
+                    }
+                }
+                self.flush().await.map(|()| None)
+            };
+            let handled = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Ending::close(close::GOING_AWAY, "server shutting down"),
-                kick = &mut link.kicked => return match kick {
-                    Ok(Kick::SlowConsumer) => Ending::close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync"),
-                    Err(_) => Ending::close(close::RESTART, "session reset: reconnect and sync"),
-                },
-                Some((client_id, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                    self.on_sent(client_id.as_ref(), result).await
-                }
-                delivery = link.messages.recv() => match delivery {
-                    Some(message) => self.on_deliveries(message, &mut link).await,
-                    None => return Ending::close(close::RESTART, "session reset: reconnect and sync"),
-                },
+                kick = &mut kicked => return kick_ending(kick),
+                handled = work => handled,
+            };
+            match handled {
+                Err(()) => return Ending::gone("transport_error"),
+                Ok(Some(ending)) => return ending,
+                Ok(None) => {}
+            }
+            // Wait for the next event.
+            event = Some(tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Ending::close(close::GOING_AWAY, "server shutting down"),
+                kick = &mut kicked => return kick_ending(kick),
+                Some((client_id, result)) = in_flight.next(), if !in_flight.is_empty() => Event::Sent(client_id, result),
+                delivery = messages.recv() => Event::Delivery(delivery),
                 frame = stream.next(), if in_flight.len() < MAX_IN_FLIGHT => {
                     last_seen = Instant::now();
-                    match frame {
-                        None => return Ending::gone("client_gone"),
-                        Some(Err(e)) => return read_error(e),
-                        Some(Ok(WsMessage::Text(text))) => self.on_text(text.as_str(), &mut in_flight).await,
-                        Some(Ok(WsMessage::Binary(_))) => {
-                            return Ending::close(close::UNSUPPORTED_DATA, "binary frames are not supported");
-                        }
-                        Some(Ok(WsMessage::Close(_))) => return Ending::close(close::NORMAL, "client_close"),
-                        // Pings are answered by the WebSocket layer; pongs only prove life.
-                        Some(Ok(_)) => Ok(()),
-                    }
+                    Event::Frame(frame)
                 }
-                _ = ticker.tick() => {
-                    if last_seen.elapsed() > heartbeat * 2 {
-                        return Ending::close(close::HEARTBEAT_TIMEOUT, "heartbeat timeout");
-                    }
-                    self.sink.feed(WsMessage::Ping(Default::default())).await.map(|()| self.dirty = true).map_err(|_| ())
-                }
-            };
-            if result.is_err() || self.flush().await.is_err() {
-                return Ending::gone("transport_error");
-            }
+                _ = ticker.tick() => Event::Tick,
+            });
         }
     }
 
@@ -243,11 +297,11 @@ impl Session {
     async fn on_deliveries(
         &mut self,
         first: Arc<Message>,
-        link: &mut SessionLink,
+        queue: &mut tokio::sync::mpsc::Receiver<Arc<Message>>,
     ) -> Result<(), ()> {
         self.on_live(&first).await?;
         for _ in 1..WRITE_BATCH {
-            match link.messages.try_recv() {
+            match queue.try_recv() {
                 Ok(m) => self.on_live(&m).await?,
                 Err(_) => break,
             }
@@ -427,6 +481,16 @@ impl Session {
         }
         self.dirty = false;
         self.sink.flush().await.map_err(|_| ())
+    }
+}
+
+fn kick_ending(kick: Result<Kick, tokio::sync::oneshot::error::RecvError>) -> Ending {
+    match kick {
+        Ok(Kick::SlowConsumer) => {
+            Ending::close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync")
+        }
+        // The user actor went away (it failed and is being restarted).
+        Err(_) => Ending::close(close::RESTART, "session reset: reconnect and sync"),
     }
 }
 

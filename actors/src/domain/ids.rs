@@ -45,7 +45,7 @@ macro_rules! uuid_id {
         impl FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {
-                // Only the canonical hyphenated form: one id has one spelling.
+                // Only the hyphenated form (either case); ids are always written lower-case.
                 if s.len() != 36 {
                     return Err(IdError);
                 }
