@@ -1,0 +1,271 @@
+//! History and conversations over REST: paging with stable cursors, the conversation
+//! list, and privacy of other people's conversations.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestUser, assert_error, spawn_app};
+
+async fn send_rest(app: &TestApp, from: &TestUser, to: &TestUser, content: &str) -> Value {
+    let res = app
+        .post(
+            "/api/messages/send",
+            Some(&from.token),
+            &json!({"receiverId": to.id, "content": content}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+fn seqs(page: &Value) -> Vec<u64> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn history_pages_backwards_with_a_cursor_oldest_first() {
+    let app = spawn_app().await;
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    for i in 1..=5 {
+        send_rest(
+            &app,
+            if i % 2 == 1 { &ada } else { &bob },
+            if i % 2 == 1 { &bob } else { &ada },
+            &format!("m{i}"),
+        )
+        .await;
+    }
+    let page: Value = app
+        .get(
+            &format!("/api/messages/{}?limit=2", bob.id),
+            Some(&ada.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), [4, 5]);
+    assert_eq!(page["next_before"], 4);
+    let page: Value = app
+        .get(
+            &format!("/api/messages/{}?limit=2&before=4", bob.id),
+            Some(&ada.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), [2, 3]);
+    let page: Value = app
+        .get(
+            &format!("/api/messages/{}?limit=2&before=2", bob.id),
+            Some(&ada.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), [1]);
+    assert_eq!(page["next_before"], Value::Null);
+    // A new message does not shift pages already read: cursors are seqs, not offsets.
+    send_rest(&app, &ada, &bob, "m6").await;
+    let page: Value = app
+        .get(
+            &format!("/api/messages/{}?limit=2&before=4", ada.id),
+            Some(&bob.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), [2, 3]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn conversation_history_reads_forward_after_a_seq() {
+    let app = spawn_app().await;
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    let first = send_rest(&app, &ada, &bob, "one").await;
+    for body in ["two", "three", "four"] {
+        send_rest(&app, &ada, &bob, body).await;
+    }
+    let conv = first["message"]["conversation"].as_str().unwrap();
+    let page: Value = app
+        .get(
+            &format!("/api/conversations/{conv}/messages?after=1&limit=2"),
+            Some(&bob.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), [2, 3]);
+    assert_eq!(page["next_after"], 3);
+    let bodies: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["two", "three"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_participants_can_read_a_conversation() {
+    let app = spawn_app().await;
+    let (ada, bob, eve) = (
+        app.new_user("Ada").await,
+        app.new_user("Bob").await,
+        app.new_user("Eve").await,
+    );
+    let sent = send_rest(&app, &ada, &bob, "secret").await;
+    let conv = sent["message"]["conversation"].as_str().unwrap();
+    let res = app
+        .get(
+            &format!("/api/conversations/{conv}/messages"),
+            Some(&eve.token),
+        )
+        .await;
+    assert_error(res, 404, "conversation_not_found").await;
+    // Unknown ids look exactly like forbidden ones.
+    let res = app
+        .get(
+            "/api/conversations/01000000-0000-7000-8000-000000000000/messages",
+            Some(&eve.token),
+        )
+        .await;
+    assert_error(res, 404, "conversation_not_found").await;
+    // Eve's view of "her history with Ada" is her own, empty conversation.
+    let page: Value = app
+        .get(&format!("/api/messages/{}", ada.id), Some(&eve.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), Vec::<u64>::new());
+    let res = app
+        .get(&format!("/api/conversations/{conv}/messages"), None)
+        .await;
+    assert_error(res, 401, "unauthorized").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_conversation_list_puts_the_most_recent_first() {
+    let app = spawn_app().await;
+    let (ada, bob, cy) = (
+        app.new_user("Ada").await,
+        app.new_user("Bob").await,
+        app.new_user("Cy").await,
+    );
+    send_rest(&app, &ada, &bob, "to bob").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    send_rest(&app, &cy, &ada, "from cy").await;
+    send_rest(&app, &ada, &cy, "to cy again").await;
+    let body: Value = app
+        .get("/api/conversations", Some(&ada.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let list = body["conversations"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["last_message"]["body"], "to cy again");
+    assert_eq!(list[0]["last_seq"], 2);
+    let names: Vec<&str> = list[0]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"Ada") && names.contains(&"Cy"));
+    assert_eq!(list[1]["last_message"]["body"], "to bob");
+    let bob_view: Value = app
+        .get("/api/conversations", Some(&bob.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bob_view["conversations"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rest_sends_validate_their_input_and_recognise_retries() {
+    let app = spawn_app().await;
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    let send = |body: Value| {
+        let app = &app;
+        let token = ada.token.clone();
+        async move { app.post("/api/messages/send", Some(&token), &body).await }
+    };
+    let e = assert_error(send(json!({})).await, 400, "validation_failed").await;
+    assert!(
+        e["error"]["fields"]["receiverId"].is_string()
+            && e["error"]["fields"]["content"].is_string()
+    );
+    assert_error(
+        send(json!({"receiverId": "nope", "content": "hi"})).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        send(json!({"receiverId": bob.id, "content": ""})).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        send(json!({"receiverId": bob.id, "content": 7})).await,
+        400,
+        "malformed_json",
+    )
+    .await;
+    let nobody = "01000000-0000-7000-8000-000000000000";
+    assert_error(
+        send(json!({"receiverId": nobody, "content": "hi"})).await,
+        404,
+        "recipient_not_found",
+    )
+    .await;
+    assert_error(
+        send(json!({"receiverId": ada.id, "content": "hi"})).await,
+        400,
+        "cannot_message_self",
+    )
+    .await;
+
+    let first = send(json!({"receiverId": bob.id, "content": "once", "clientId": "r-1"})).await;
+    assert_eq!(first.status(), 201);
+    let first: Value = first.json().await.unwrap();
+    let again = send(json!({"receiverId": bob.id, "content": "once", "clientId": "r-1"})).await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["message"]["id"], first["message"]["id"]);
+
+    let res = app
+        .get(
+            &format!("/api/messages/{}?limit=0", bob.id),
+            Some(&ada.token),
+        )
+        .await;
+    assert_error(res, 400, "validation_failed").await;
+    let res = app
+        .get(
+            &format!("/api/messages/{}?limit=101", bob.id),
+            Some(&ada.token),
+        )
+        .await;
+    assert_error(res, 400, "validation_failed").await;
+    let res = app.get("/api/messages/not-an-id", Some(&ada.token)).await;
+    assert_error(res, 400, "validation_failed").await;
+    app.stop().await;
+}
