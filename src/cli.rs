@@ -16,6 +16,15 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(Box<Config>),
+    /// Operator commands.
+    #[command(subcommand)]
+    Admin(Admin),
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create many accounts at once for load tests (server stopped), printing tokens.
+    SeedUsers(crate::admin::SeedUsers),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -23,6 +32,13 @@ pub async fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => serve(*config).await,
+        Command::Admin(Admin::SeedUsers(args)) => match crate::admin::seed_users(args).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("parley: {e}");
+                1
+            }
+        },
     }
 }
 

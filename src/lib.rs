@@ -1,6 +1,7 @@
 //! Parley: a real-time chat backend.
 //!
-//! - [`cli`]: the command line (`parley serve`).
+//! - [`cli`]: the command line (`parley serve`, `parley admin ...`).
+//! - [`admin`]: operator commands on a data dir (bulk seeding for load tests).
 //! - [`config`]: typed settings from flags and `PARLEY_*` variables.
 //! - [`app`]: builds the server from settings and runs it until told to stop.
 //! - [`http`]: the REST API: router, handlers, error envelope, middleware.
@@ -12,6 +13,7 @@
 //!
 //! The messaging core (actors, domain types, the storage trait) is the `actors` crate.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -108,7 +108,11 @@ pub enum SendError {
     /// The sender is not in that conversation (or it does not exist).
     #[error("not a participant of this conversation")]
     NotParticipant,
-    /// The conversation's actor failed, or keeps failing; try again later.
+    /// The conversation's actor failed while handling this send: it may or may not be
+    /// committed, so retry with the same client id.
+    #[error("the conversation failed while handling this message; retry with the same client_id")]
+    Failed,
+    /// The conversation's actor keeps failing and was given up on for a while.
     #[error("this conversation is temporarily unavailable")]
     Unavailable,
     /// No answer in time.
@@ -235,7 +239,7 @@ impl Messenger {
                 Ok(CallResult::Timeout) => return Err(SendError::Timeout),
                 // The actor died holding the request: it may or may not be committed, so
                 // only the client (with its client id) may safely retry.
-                Ok(CallResult::SenderError) => return Err(SendError::Unavailable),
+                Ok(CallResult::SenderError) => return Err(SendError::Failed),
                 // The actor stopped before it received the request: ask again.
                 Err(_) => continue,
             }

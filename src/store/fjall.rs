@@ -271,7 +271,14 @@ impl Store for FjallStore {
             let mut batch = inner.db.batch();
             batch.insert(&inner.users, id, value);
             batch.insert(&inner.email_user, email, id);
-            commit(batch)?;
+            // Visible (so uniqueness holds) once committed; the fsync happens after the
+            // lock is released, so concurrent registrations do not queue behind it.
+            batch.commit().map_err(StoreError::new)?;
+            drop(_unique);
+            inner
+                .db
+                .persist(PersistMode::SyncAll)
+                .map_err(StoreError::new)?;
             Ok(())
         })
         .await

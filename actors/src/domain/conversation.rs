@@ -18,7 +18,11 @@ impl Conversation {
     pub fn direct(a: UserId, b: UserId, created_at: Timestamp) -> Self {
         let mut participants = vec![a, b];
         participants.sort();
-        Self { id: ConversationId::direct(a, b), participants, created_at }
+        Self {
+            id: ConversationId::direct(a, b),
+            participants,
+            created_at,
+        }
     }
 
     /// Whether `user` takes part.
@@ -39,6 +43,8 @@ pub struct ConversationSummary {
 impl ConversationSummary {
     /// When anything last happened in the conversation.
     pub fn last_activity(&self) -> Timestamp {
-        self.last_message.as_ref().map_or(self.conversation.created_at, |m| m.sent_at)
+        self.last_message
+            .as_ref()
+            .map_or(self.conversation.created_at, |m| m.sent_at)
     }
 }

@@ -74,14 +74,26 @@ mod tests {
 
     #[test]
     fn addresses_are_trimmed_and_lower_cased() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
     }
 
     #[test]
     fn malformed_addresses_are_refused() {
         for bad in [
-            "", "   ", "ada", "ada@", "@example.com", "ada@example", "ada@@example.com",
-            "a da@example.com", "ada@exa mple.com", "ada@-example.com", "ada@example..com",
+            "",
+            "   ",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "ada@@example.com",
+            "a da@example.com",
+            "ada@exa mple.com",
+            "ada@-example.com",
+            "ada@example..com",
             "ada\u{0}@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");

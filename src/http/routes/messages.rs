@@ -41,6 +41,7 @@ pub(crate) fn send_error_code(e: &SendError) -> (StatusCode, &'static str) {
         SendError::RecipientNotFound => (StatusCode::NOT_FOUND, "recipient_not_found"),
         SendError::CannotMessageSelf => (StatusCode::BAD_REQUEST, "cannot_message_self"),
         SendError::NotParticipant => (StatusCode::NOT_FOUND, "not_participant"),
+        SendError::Failed => (StatusCode::SERVICE_UNAVAILABLE, "conversation_failed"),
         SendError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "conversation_unavailable"),
         SendError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
         SendError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
