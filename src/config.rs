@@ -67,7 +67,7 @@ pub struct Config {
     pub max_message_chars: usize,
 
     /// Messages one user may send per second (sustained), across all sessions.
-    #[arg(long, env = "PARLEY_SEND_RATE", default_value_t = 50)]
+    #[arg(long = "send-rate", env = "PARLEY_SEND_RATE", default_value_t = 50)]
     pub send_rate_per_second: u32,
 
     /// Messages one user may send in a burst above the sustained rate.

@@ -13,4 +13,6 @@ mod tokens;
 
 mod history;
 mod messaging;
+mod process;
 mod protocol_errors;
+mod supervision;

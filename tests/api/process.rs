@@ -1,0 +1,224 @@
+//! The real binary as an operator runs it: start-up checks, signals, and the
+//! supervision log.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A `parley serve` child process with its JSON log lines.
+struct Server {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+fn serve(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .env_remove("PARLEY_JWT_SECRET")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("parley starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let mut server = Server { child, addr: String::new(), lines, seen: Vec::new() };
+    let listening = server.wait_for(|l| l["message"] == "listening");
+    server.addr = listening["addr"].as_str().expect("listening line has the address").to_owned();
+    server
+}
+
+impl Server {
+    /// Waits (10 s at most) for a log line matching `pred`; returns it.
+    fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(found) = self.seen.iter().find(|l| pred(l)) {
+            return found.clone();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("log line not seen; saw {:#?}", self.seen));
+            self.seen.push(line.clone());
+            if pred(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// Waits until `n` log lines match `pred`.
+    fn wait_count(&mut self, pred: impl Fn(&Value) -> bool, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.seen.iter().filter(|l| pred(l)).count() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("only saw {:#?}", self.seen));
+            self.seen.push(line);
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit; its exit code.
+    fn exit_code(&mut self) -> i32 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(line);
+                }
+                return status.code().expect("exited, not killed");
+            }
+            assert!(std::time::Instant::now() < deadline, "server did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn register(http: &reqwest::Client, base: &str, name: &str) -> (String, String) {
+    let email = format!("{name}@example.com");
+    let res = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"name": name, "email": email, "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    (body["user"]["id"].as_str().unwrap().to_owned(), body["token"].as_str().unwrap().to_owned())
+}
+
+async fn connect(addr: &str, token: &str) -> crate::helpers::WsClient {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
+    let mut client = crate::helpers::WsClient { ws };
+    assert_eq!(client.recv().await["type"], "ready");
+    client
+}
+
+#[tokio::test]
+async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &[]);
+    let http = reqwest::Client::new();
+    let (ada_id, ada) = register(&http, &server.base(), "ada").await;
+    let (bob_id, _) = register(&http, &server.base(), "bob").await;
+    let mut ws = connect(&server.addr, &ada).await;
+    ws.send_to(&bob_id, "before the signal", "s1").await;
+    assert_eq!(ws.recv().await["type"], "ack");
+
+    server.signal("TERM");
+    assert_eq!(ws.closed().await.0, 1001, "sessions are told the server is going away");
+    assert_eq!(server.exit_code(), 0);
+    server.wait_for(|l| l["message"] == "stopped");
+
+    // Everything acked before the signal is there after a restart.
+    let server = serve(dir.path(), &[]);
+    let res = http
+        .post(format!("{}/api/auth/login", server.base()))
+        .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let page: Value = http
+        .get(format!("{}/api/messages/{bob_id}", server.base()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["messages"][0]["body"], "before the signal");
+    assert_eq!(page["messages"][0]["from"], ada_id.as_str());
+}
+
+#[tokio::test]
+async fn sigint_also_stops_the_server_with_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &[]);
+    server.signal("INT");
+    assert_eq!(server.exit_code(), 0);
+}
+
+#[test]
+fn a_configured_secret_shorter_than_32_bytes_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("PARLEY_JWT_SECRET", "too-short")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 32 bytes"), "stderr: {stderr}");
+    assert!(!stderr.contains("too-short"), "the secret itself is never printed");
+}
+
+#[tokio::test]
+async fn idle_actors_stop_and_start_again_on_demand_as_the_log_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &["--actor-idle-timeout", "200ms"]);
+    let http = reqwest::Client::new();
+    let (_, ada) = register(&http, &server.base(), "ada").await;
+    let (bob_id, _) = register(&http, &server.base(), "bob").await;
+    let base = server.base();
+    let send = |body: &'static str| {
+        let (http, base, ada, bob_id) = (http.clone(), base.clone(), ada.clone(), bob_id.clone());
+        async move {
+            let res = http
+                .post(format!("{base}/api/messages/send"))
+                .bearer_auth(&ada)
+                .json(&json!({"receiverId": bob_id, "content": body}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let first = send("one").await;
+    let conv = first["message"]["conversation"].as_str().unwrap().to_owned();
+    let is = |event: &'static str, conv: String| {
+        move |l: &Value| l["message"] == event && l["actor_kind"] == "conversation" && l["actor_id"] == conv.as_str()
+    };
+    server.wait_for(is("actor_started", conv.clone()));
+    let stopped = server.wait_for(is("actor_stopped", conv.clone()));
+    assert_eq!(stopped["reason"], "idle");
+    assert_eq!(stopped["target"], "parley::supervision");
+    // Back on demand, state reloaded from the store: seq continues.
+    let second = send("two").await;
+    assert_eq!(second["message"]["seq"], 2);
+    server.wait_count(is("actor_started", conv.clone()), 2);
+}
