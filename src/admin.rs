@@ -1,6 +1,9 @@
-//! `parley admin`: operator commands that work on a data dir directly.
+//! `parley admin`: operator commands.
 //!
-//! `seed-users` provisions many accounts for load tests without paying one argon2 hash
+//! `stats` asks a running server for its actor tree (`GET /admin/actors`) and prints it
+//! as a table.
+//!
+//! `seed-users` works on a data dir directly: it provisions many accounts for load tests without paying one argon2 hash
 //! each: every seeded account shares one hash of one password, and tokens are minted
 //! with the server's own secret. Run it while the server is stopped (the store is
 //! locked by a running server).
@@ -17,6 +20,7 @@ use serde::Serialize;
 
 use crate::app::AppError;
 use crate::auth::{PasswordHasher, Tokens};
+use crate::http::routes::admin::ActorsReport;
 use crate::store::FjallStore;
 
 /// Options of `parley admin seed-users`.
@@ -128,4 +132,148 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
         eprintln!("seeded {} accounts into {}", out.len(), args.out);
     }
     Ok(())
+}
+
+/// Options of `parley admin stats`.
+#[derive(Debug, Clone, Args)]
+pub struct Stats {
+    /// Base URL of the running server (plain HTTP: ask it directly, not through the
+    /// public proxy).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// The server's admin token.
+    #[arg(long, env = "PARLEY_ADMIN_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub admin_token: crate::config::Secret,
+    /// How many of the busiest actors to list.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn secret(raw: &str) -> Result<crate::config::Secret, String> {
+    Ok(crate::config::Secret(raw.to_owned()))
+}
+
+/// Why `parley admin stats` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    /// No answer.
+    #[error("cannot reach {server}: {source}")]
+    Unreachable {
+        /// The URL asked.
+        server: String,
+        /// Why.
+        source: reqwest::Error,
+    },
+    /// 401.
+    #[error("the server refused the admin token")]
+    Unauthorized,
+    /// 404: the route does not exist.
+    #[error("the server has no admin routes: start it with --admin-token or PARLEY_ADMIN_TOKEN")]
+    NotEnabled,
+    /// Anything else.
+    #[error("unexpected answer from the server: {0}")]
+    Unexpected(String),
+}
+
+/// Fetches `/admin/actors` and prints it.
+pub async fn stats(args: Stats) -> Result<(), StatsError> {
+    let url = format!(
+        "{}/admin/actors?limit={}",
+        args.server.trim_end_matches('/'),
+        args.limit
+    );
+    let unreachable = |source| StatsError::Unreachable {
+        server: args.server.clone(),
+        source,
+    };
+    let res = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&args.admin_token.0)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .map_err(unreachable)?;
+    match res.status().as_u16() {
+        200 => {}
+        401 => return Err(StatsError::Unauthorized),
+        404 => return Err(StatsError::NotEnabled),
+        status => return Err(StatsError::Unexpected(format!("status {status}"))),
+    }
+    let body = res.text().await.map_err(unreachable)?;
+    if args.json {
+        println!("{body}");
+        return Ok(());
+    }
+    let report: ActorsReport =
+        serde_json::from_str(&body).map_err(|e| StatsError::Unexpected(e.to_string()))?;
+    print!("{}", stats_table(&report));
+    Ok(())
+}
+
+/// The report as the table `parley admin stats` prints.
+fn stats_table(r: &ActorsReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "actors        user {}  conversation {}  (starting {}, stopping {}, given up {})",
+        r.counts.user, r.counts.conversation, r.starting, r.stopping, r.given_up
+    );
+    let _ = writeln!(
+        out,
+        "sessions      {} open, longest outbound queue {}",
+        r.sessions, r.largest_session_queue
+    );
+    let _ = writeln!(out, "persistence   {} messages queued", r.persistence_queue);
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<12}  {:<36}  {:>6}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+        "KIND", "ID", "QUEUE", "SESSIONS", "HANDLED", "AGE", "IDLE", "RESTARTS"
+    );
+    for a in &r.busiest {
+        let sessions = a.sessions.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let _ = writeln!(
+            out,
+            "{:<12}  {:<36}  {:>6}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+            a.kind,
+            a.id,
+            a.queue_depth,
+            sessions,
+            a.handled,
+            short_duration(a.age_ms),
+            short_duration(a.idle_ms),
+            a.restarts
+        );
+    }
+    if r.busiest.is_empty() {
+        let _ = writeln!(out, "(no live actors)");
+    }
+    out
+}
+
+/// 850ms, 12.3s, 4m05s, 3h20m.
+fn short_duration(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        60_000..3_600_000 => format!("{}m{:02}s", ms / 60_000, ms / 1000 % 60),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_duration;
+
+    #[test]
+    fn durations_read_at_a_glance() {
+        assert_eq!(short_duration(850), "850ms");
+        assert_eq!(short_duration(12_345), "12.3s");
+        assert_eq!(short_duration(245_000), "4m05s");
+        assert_eq!(short_duration(3 * 3_600_000 + 20 * 60_000), "3h20m");
+    }
 }

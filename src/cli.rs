@@ -1,4 +1,4 @@
-//! The command line: `parley serve`.
+//! The command line: `parley serve`, `parley admin ...`.
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +25,8 @@ enum Command {
 enum Admin {
     /// Create many accounts at once for load tests (server stopped), printing tokens.
     SeedUsers(crate::admin::SeedUsers),
+    /// Show a running server's actor tree: counts, queues, the busiest actors.
+    Stats(crate::admin::Stats),
 }
 
 /// Parses the command line and runs it; returns the process exit code.
@@ -33,6 +35,13 @@ pub async fn run() -> i32 {
     match cli.command {
         Command::Serve(config) => serve(*config).await,
         Command::Admin(Admin::SeedUsers(args)) => match crate::admin::seed_users(args).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("parley: {e}");
+                1
+            }
+        },
+        Command::Admin(Admin::Stats(args)) => match crate::admin::stats(args).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("parley: {e}");

@@ -95,6 +95,15 @@ pub struct Config {
     #[arg(long, env = "PARLEY_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
 
+    /// WebSocket sessions the server holds at once (beyond: 503 at upgrade).
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 18_000)]
+    pub max_connections: usize,
+
+    /// A client must send a request's headers within this long, or the connection is
+    /// closed (also bounds a stalled WebSocket handshake).
+    #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
     /// Interval of server pings; a session silent for two intervals is closed.
     #[arg(long, env = "PARLEY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
@@ -103,10 +112,47 @@ pub struct Config {
     #[arg(long, env = "PARLEY_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Bearer token of the operator routes (`GET /admin/actors`), at least 16
+    /// characters; without one those routes do not exist. Prefer the variable: a flag
+    /// shows in `ps`.
+    #[arg(long, env = "PARLEY_ADMIN_TOKEN", hide_env_values = true, value_parser = AdminTokenParser)]
+    pub admin_token: Option<Secret>,
+
     /// HMAC secret for tokens, at least 32 bytes; from `PARLEY_JWT_SECRET` only. When
     /// unset, a random one is generated on first start and kept in the data dir.
     #[arg(skip)]
     pub jwt_secret: Option<Secret>,
+}
+
+/// Shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Parses an admin token; a refusal never echoes the value (clap's own errors would).
+#[derive(Clone)]
+struct AdminTokenParser;
+
+impl clap::builder::TypedValueParser for AdminTokenParser {
+    type Value = Secret;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Secret, clap::Error> {
+        let refuse = |why: String| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, why).with_cmd(cmd)
+        };
+        let raw = value
+            .to_str()
+            .ok_or_else(|| refuse("the admin token must be UTF-8\n".into()))?;
+        if raw.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+            return Err(refuse(format!(
+                "the admin token must be at least {MIN_ADMIN_TOKEN_CHARS} characters\n"
+            )));
+        }
+        Ok(Secret(raw.to_owned()))
+    }
 }
 
 impl Config {

@@ -9,6 +9,7 @@
 //! - [`auth`]: password hashing, tokens, rate limits.
 //! - [`store`]: the store implementations behind `actors::Store`.
 //! - [`wire`]: JSON shapes shared by REST and WebSocket.
+//! - [`metrics`]: Prometheus metrics.
 //! - [`secret`], [`telemetry`]: the token secret and logging setup.
 //!
 //! The messaging core (actors, domain types, the storage trait) is the `actors` crate.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

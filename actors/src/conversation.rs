@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::domain::{
     ClientId, Conversation, Message, MessageBody, MessageId, Seq, SessionId, Timestamp, UserId,
 };
+use crate::inspect::ActorStats;
 use crate::messenger::{SendError, Sent};
 use crate::persistence::PersistenceMsg;
 use crate::registry::{Key, RegistryMsg, Shared};
@@ -33,6 +34,8 @@ pub(crate) struct ConversationArgs {
     pub(crate) conversation: Conversation,
     pub(crate) shared: Arc<Shared>,
     pub(crate) registry: ActorRef<RegistryMsg>,
+    /// Where it publishes its pending work for inspection.
+    pub(crate) stats: Arc<ActorStats>,
 }
 
 type SendReply = RpcReplyPort<Result<Sent, SendError>>;
@@ -60,6 +63,9 @@ struct PendingSend {
     client_id: Option<ClientId>,
     origin: Option<SessionId>,
     replies: Vec<SendReply>,
+    /// Retries of this same send that arrived while it was queued: answered with the
+    /// same message, marked as duplicates.
+    retries: Vec<SendReply>,
 }
 
 enum Recent {
@@ -99,6 +105,9 @@ pub(crate) struct ConversationState {
     /// Retries of a message whose batch is in flight: answered when it lands.
     parked: Vec<PendingSend>,
     in_flight: Option<JoinHandle<()>>,
+    /// Sends in the batch in flight.
+    in_flight_sends: usize,
+    stats: Arc<ActorStats>,
     last_activity: Instant,
     retiring: bool,
     idle_timer: Option<JoinHandle<()>>,
@@ -144,6 +153,8 @@ impl Actor for ConversationActor {
             pending: Vec::new(),
             parked: Vec::new(),
             in_flight: None,
+            in_flight_sends: 0,
+            stats: args.stats,
             last_activity: Instant::now(),
             retiring: false,
             idle_timer: Some(idle_timer),
@@ -165,6 +176,8 @@ impl Actor for ConversationActor {
                 reply,
             } => {
                 state.last_activity = Instant::now();
+                state.stats.touch(state.last_activity);
+                state.stats.handled();
                 crate::fault::check_conversation(&body);
                 let send = PendingSend {
                     from,
@@ -172,11 +185,13 @@ impl Actor for ConversationActor {
                     client_id,
                     origin,
                     replies: vec![reply],
+                    retries: Vec::new(),
                 };
                 accept(state, send).await;
             }
             ConversationMsg::BatchDone(outcome) => {
                 state.in_flight = None;
+                state.in_flight_sends = 0;
                 match outcome {
                     Ok(messages) => {
                         for m in messages {
@@ -218,6 +233,9 @@ impl Actor for ConversationActor {
         if state.in_flight.is_none() && !state.pending.is_empty() {
             start_batch(&myself, state);
         }
+        state
+            .stats
+            .set_queue(state.pending.len() + state.parked.len() + state.in_flight_sends);
         Ok(())
     }
 
@@ -270,7 +288,7 @@ async fn accept(state: &mut ConversationState, send: PendingSend) {
             .find(|p| p.from == send.from && p.client_id.as_ref() == Some(cid))
         {
             // A retry of a send that is still queued: one message, answered twice.
-            return p.replies.extend(send.replies);
+            return p.retries.extend(send.replies);
         }
         match state
             .shared
@@ -303,6 +321,7 @@ fn reply_all(replies: Vec<SendReply>, result: Result<Sent, SendError>) {
 }
 
 fn start_batch(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
+    state.in_flight_sends = state.pending.len();
     let (task, _first_seq) = submit_batch(Some(myself.clone()), state);
     state.in_flight = Some(task);
 }
@@ -336,7 +355,7 @@ fn submit_batch(
                 .insert((message.from, cid.clone()), Recent::InFlight);
         }
         messages.push(message);
-        routes.push((send.origin, send.replies));
+        routes.push((send.origin, send.replies, send.retries));
     }
     let (tx, rx) = oneshot();
     let submitted = state.shared.persistence.cast(PersistenceMsg::Commit {
@@ -354,24 +373,21 @@ fn submit_batch(
         let outcome = match committed {
             Ok(()) => {
                 let mut done = Vec::with_capacity(messages.len());
-                for (message, (origin, replies)) in messages.into_iter().zip(routes) {
+                for (message, (origin, replies, retries)) in messages.into_iter().zip(routes) {
                     let message = Arc::new(message);
                     deliver(&shared, &participants, &message, origin);
-                    reply_all(
-                        replies,
-                        Ok(Sent {
-                            message: message.clone(),
-                            duplicate: false,
-                        }),
-                    );
+                    let sent = |duplicate| Ok(Sent { message: message.clone(), duplicate });
+                    reply_all(replies, sent(false));
+                    reply_all(retries, sent(true));
                     done.push(message);
                 }
                 Ok(done)
             }
             Err(e) => {
                 tracing::warn!(error = %e, first_seq, "commit failed; sends rejected");
-                for (_, replies) in routes {
+                for (_, replies, retries) in routes {
                     reply_all(replies, Err(e.clone()));
+                    reply_all(retries, Err(e.clone()));
                 }
                 Err(first_seq)
             }

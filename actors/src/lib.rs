@@ -8,18 +8,23 @@
 //!   session, shut down.
 //! - `registry`, `conversation`, `user`, `persistence` (private): the actors behind it.
 //! - [`fault`]: test-only fault injection, compiled in with the `fault-injection` feature.
+//! - [`inspect`]: live inspection of the actor tree (counts, queues, ages).
+//! - [`metrics`]: the metrics the actors record through the `metrics` facade, by name.
 //!
 //! This crate knows nothing of HTTP, WebSocket or JSON.
 
 mod conversation;
 pub mod domain;
 pub mod fault;
+pub mod inspect;
 pub mod messenger;
+pub mod metrics;
 mod persistence;
 mod registry;
 pub mod store;
 mod user;
 
+pub use inspect::{ActorInfo, ActorKind, ActorTree};
 pub use messenger::{
     AttachError, Kick, Messenger, MessengerConfig, SendError, SendRequest, Sent, SessionLink,
     Target,

@@ -3,7 +3,8 @@
 //! stopped between lookup and call, and shuts everything down in order.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
@@ -13,6 +14,7 @@ use crate::conversation::ConversationMsg;
 use crate::domain::{
     ClientId, Conversation, ConversationId, Message, MessageBody, SessionId, Timestamp, UserId,
 };
+use crate::inspect::{ActorTree, SessionQueues};
 use crate::persistence::{PersistenceActor, PersistenceArgs, PersistenceMsg};
 use crate::registry::{Directory, RegistryActor, RegistryError, RegistryMsg, Shared};
 use crate::store::{Store, StoreError};
@@ -169,9 +171,11 @@ impl Messenger {
         store: Arc<dyn Store>,
         config: MessengerConfig,
     ) -> Result<Self, ractor::SpawnErr> {
+        let persistence_queue = Arc::new(AtomicUsize::new(0));
         let args = PersistenceArgs {
             store: store.clone(),
             max_batch: config.max_commit_batch,
+            queued: persistence_queue.clone(),
         };
         let (persistence, _) = Actor::spawn(None, PersistenceActor, args).await?;
         let shared = Arc::new(Shared {
@@ -179,6 +183,8 @@ impl Messenger {
             config,
             directory: Directory::default(),
             persistence,
+            persistence_queue,
+            sessions: SessionQueues::default(),
         });
         let (registry, _) = Actor::spawn(None, RegistryActor, shared.clone()).await?;
         Ok(Self { shared, registry })
@@ -194,8 +200,46 @@ impl Messenger {
         self.shared.directory.counts()
     }
 
+    /// Sets the sampled gauges (actors alive, persistence queue, longest session queue)
+    /// from this tree, for a metrics scrape. Cheap: no actor is asked anything.
+    pub fn record_gauges(&self) {
+        let (users, conversations) = self.shared.directory.counts();
+        let (_, queues) = self.shared.sessions.sample();
+        crate::metrics::gauges(
+            users,
+            conversations,
+            self.shared.persistence_queue.load(Ordering::Relaxed),
+            queues.values().copied().max().unwrap_or(0),
+        );
+    }
+
+    /// A snapshot of the actor tree with the `limit` busiest actors; `None` when the
+    /// registry does not answer in time (or is gone).
+    pub async fn inspect(&self, limit: usize) -> Option<ActorTree> {
+        match self
+            .registry
+            .call(
+                |reply| RegistryMsg::Inspect { limit, reply },
+                Some(self.shared.config.call_timeout),
+            )
+            .await
+        {
+            Ok(CallResult::Success(tree)) => Some(tree),
+            _ => None,
+        }
+    }
+
     /// Sends a message; returns once it is durably committed (or was a known retry).
     pub async fn send(&self, request: SendRequest) -> Result<Sent, SendError> {
+        let ws = request.origin.is_some();
+        crate::metrics::send_received(ws);
+        let started = Instant::now();
+        let result = self.send_inner(request).await;
+        crate::metrics::send_answered(ws, &result, started.elapsed());
+        result
+    }
+
+    async fn send_inner(&self, request: SendRequest) -> Result<Sent, SendError> {
         let (id, create) = match request.target {
             Target::User(to) if to == request.from => return Err(SendError::CannotMessageSelf),
             Target::User(to) => {
@@ -261,6 +305,7 @@ impl Messenger {
             };
             let (tx, messages) = mpsc::channel(self.shared.config.session_queue);
             let (kick, kicked) = oneshot::channel();
+            self.shared.sessions.insert(session, user, &tx);
             let sink = SessionSink {
                 id: session,
                 tx,
@@ -274,9 +319,18 @@ impl Messenger {
                 .await
             {
                 Ok(CallResult::Success(Ok(()))) => return Ok(SessionLink { messages, kicked }),
-                Ok(CallResult::Success(Err(e))) => return Err(e),
-                Ok(_) => return Err(AttachError::Unavailable),
-                Err(_) => continue,
+                Ok(CallResult::Success(Err(e))) => {
+                    self.shared.sessions.remove(session);
+                    return Err(e);
+                }
+                Ok(_) => {
+                    self.shared.sessions.remove(session);
+                    return Err(AttachError::Unavailable);
+                }
+                Err(_) => {
+                    self.shared.sessions.remove(session);
+                    continue;
+                }
             }
         }
         Err(AttachError::Unavailable)
@@ -284,6 +338,7 @@ impl Messenger {
 
     /// Detaches a session (when its connection ends).
     pub fn detach(&self, user: UserId, session: SessionId) {
+        self.shared.sessions.remove(session);
         if let Some(actor) = self.shared.directory.live_user(user) {
             let _ = actor.cast(UserMsg::Detach { session });
         }

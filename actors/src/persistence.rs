@@ -10,6 +10,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -26,6 +27,8 @@ pub(crate) struct PersistenceArgs {
     pub(crate) store: Arc<dyn Store>,
     /// Most messages in one commit (a larger backlog is split over several).
     pub(crate) max_batch: usize,
+    /// Where it publishes how many messages wait for a commit.
+    pub(crate) queued: Arc<AtomicUsize>,
 }
 
 /// Its messages.
@@ -58,6 +61,9 @@ pub(crate) struct PersistenceState {
     store: Arc<dyn Store>,
     max_batch: usize,
     queue: VecDeque<Entry>,
+    /// Messages in `queue`, published to `queued_gauge` after each message.
+    queued: usize,
+    queued_gauge: Arc<AtomicUsize>,
     flushing: bool,
 }
 
@@ -75,6 +81,8 @@ impl Actor for PersistenceActor {
             store: args.store,
             max_batch: args.max_batch.max(1),
             queue: VecDeque::new(),
+            queued: 0,
+            queued_gauge: args.queued,
             flushing: false,
         })
     }
@@ -87,6 +95,7 @@ impl Actor for PersistenceActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             PersistenceMsg::Commit { messages, reply } => {
+                state.queued += messages.len();
                 state.queue.push_back(Entry::Commit(messages, reply));
             }
             PersistenceMsg::Barrier { reply } => state.queue.push_back(Entry::Barrier(reply)),
@@ -95,6 +104,7 @@ impl Actor for PersistenceActor {
         if !state.flushing {
             start_flush(&myself, state);
         }
+        state.queued_gauge.store(state.queued, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -128,15 +138,21 @@ fn start_flush(myself: &ActorRef<PersistenceMsg>, state: &mut PersistenceState) 
             None => break,
         }
     }
+    state.queued = state.queued.saturating_sub(messages.len());
     state.flushing = true;
     let store = state.store.clone();
     let myself = myself.clone();
     tokio::spawn(async move {
         let started = Instant::now();
-        let result = store.append_messages(&messages).await;
+        let result = match crate::fault::check_commit(&messages) {
+            Ok(()) => store.append_messages(&messages).await,
+            Err(injected) => Err(injected),
+        };
+        let elapsed = started.elapsed();
+        crate::metrics::commit(messages.len(), elapsed, result.is_ok());
         tracing::trace!(
             batch = messages.len(),
-            micros = started.elapsed().as_micros() as u64,
+            micros = elapsed.as_micros() as u64,
             ok = result.is_ok(),
             "commit"
         );

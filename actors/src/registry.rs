@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -26,6 +27,7 @@ use ractor::{
 
 use crate::conversation::{ConversationActor, ConversationArgs, ConversationMsg};
 use crate::domain::{Conversation, ConversationId, UserId};
+use crate::inspect::{ActorInfo, ActorKind, ActorStats, ActorTree, SessionQueues};
 use crate::messenger::MessengerConfig;
 use crate::persistence::PersistenceMsg;
 use crate::store::{Store, StoreError};
@@ -38,6 +40,10 @@ pub(crate) struct Shared {
     pub(crate) config: MessengerConfig,
     pub(crate) directory: Directory,
     pub(crate) persistence: ActorRef<PersistenceMsg>,
+    /// Messages queued in the persistence actor, not yet in a commit.
+    pub(crate) persistence_queue: Arc<AtomicUsize>,
+    /// Every attached session's outbound queue, for inspection and metrics.
+    pub(crate) sessions: SessionQueues,
 }
 
 /// Live actors by id, readable without a message round trip.
@@ -126,9 +132,13 @@ pub(crate) enum Key {
 
 impl Key {
     fn kind(self) -> &'static str {
+        self.actor_kind().as_str()
+    }
+
+    fn actor_kind(self) -> ActorKind {
         match self {
-            Key::User(_) => "user",
-            Key::Conversation(_) => "conversation",
+            Key::User(_) => ActorKind::User,
+            Key::Conversation(_) => ActorKind::Conversation,
         }
     }
 }
@@ -200,6 +210,7 @@ fn answer_all(waiters: Vec<Waiter>, result: Result<&Child, &RegistryError>) {
 enum Slot {
     Live {
         child: Child,
+        stats: Arc<ActorStats>,
     },
     Starting {
         waiters: Vec<Waiter>,
@@ -232,10 +243,17 @@ pub(crate) enum RegistryMsg {
     Retire { key: Key, actor: ActorId },
     /// Stop every child, committing what they hold, then answer.
     Shutdown { reply: RpcReplyPort<()> },
+    /// A snapshot of the tree with the `limit` busiest actors. Reads the children's
+    /// published stats: no child is asked anything.
+    Inspect {
+        limit: usize,
+        reply: RpcReplyPort<ActorTree>,
+    },
     /// Internal: a spawn task finished.
     Spawned {
         key: Key,
         result: Result<Child, RegistryError>,
+        stats: Arc<ActorStats>,
     },
     /// Internal: a failed child's back-off has passed.
     Restart { key: Key },
@@ -290,7 +308,9 @@ impl Actor for RegistryActor {
                 create,
                 Waiter::Conversation(reply),
             ),
-            RegistryMsg::Spawned { key, result } => spawned(&myself, state, key, result),
+            RegistryMsg::Spawned { key, result, stats } => {
+                spawned(&myself, state, key, result, stats)
+            }
             RegistryMsg::Restart { key } => {
                 if let Some(Slot::Starting {
                     create, creating, ..
@@ -302,7 +322,7 @@ impl Actor for RegistryActor {
                 }
             }
             RegistryMsg::Retire { key, actor } => {
-                if let Some(Slot::Live { child }) = state.slots.get(&key)
+                if let Some(Slot::Live { child, .. }) = state.slots.get(&key)
                     && child.cell().get_id() == actor
                 {
                     let cell = child.cell();
@@ -322,6 +342,9 @@ impl Actor for RegistryActor {
             RegistryMsg::Shutdown { reply } => {
                 shutdown(state).await;
                 let _ = reply.send(());
+            }
+            RegistryMsg::Inspect { limit, reply } => {
+                let _ = reply.send(inspect(state, limit));
             }
         }
         Ok(())
@@ -363,8 +386,8 @@ fn request(
         state.given_up.remove(&key);
     }
     match state.slots.get_mut(&key) {
-        Some(Slot::Live { child }) if alive(&child.cell()) => waiter.answer(Ok(child)),
-        Some(Slot::Live { child }) => {
+        Some(Slot::Live { child, .. }) if alive(&child.cell()) => waiter.answer(Ok(child)),
+        Some(Slot::Live { child, .. }) => {
             // Dead, but its exit is not reported yet: wait for it, then start anew.
             let actor = child.cell().get_id();
             state.shared.directory.remove(key);
@@ -413,10 +436,11 @@ fn begin_spawn(
     let shared = state.shared.clone();
     let me = myself.clone();
     tokio::spawn(async move {
-        let result = spawn_child(&me, shared, key, create).await;
+        let stats = ActorStats::new();
+        let result = spawn_child(&me, shared, key, create, stats.clone()).await;
         if let Err(ractor::MessagingErr::SendErr(RegistryMsg::Spawned {
             result: Ok(child), ..
-        })) = me.cast(RegistryMsg::Spawned { key, result })
+        })) = me.cast(RegistryMsg::Spawned { key, result, stats })
         {
             // The registry is gone (shutdown): nobody supervises this child.
             child.cell().stop(Some("shutdown".into()));
@@ -429,6 +453,7 @@ async fn spawn_child(
     shared: Arc<Shared>,
     key: Key,
     create: Option<Conversation>,
+    stats: Arc<ActorStats>,
 ) -> Result<Child, RegistryError> {
     let supervisor = registry.get_cell();
     let spawn_err = |e: ractor::SpawnErr| RegistryError::Spawn(e.to_string());
@@ -444,6 +469,7 @@ async fn spawn_child(
                 user,
                 shared,
                 registry: registry.clone(),
+                stats,
             };
             let (actor, _) = Actor::spawn_linked(None, UserActor, args, supervisor)
                 .await
@@ -463,6 +489,7 @@ async fn spawn_child(
                 conversation,
                 shared,
                 registry: registry.clone(),
+                stats,
             };
             let (actor, _) = Actor::spawn_linked(None, ConversationActor, args, supervisor)
                 .await
@@ -477,6 +504,7 @@ fn spawned(
     state: &mut RegistryState,
     key: Key,
     result: Result<Child, RegistryError>,
+    stats: Arc<ActorStats>,
 ) {
     let Some(Slot::Starting {
         waiters,
@@ -499,13 +527,14 @@ fn spawned(
             state.shared.directory.insert(key, &child);
             tracing::info!(target: "parley::supervision", actor_kind = key.kind(), actor_id = %key, "actor_started");
             if let Some(restart_count) = state.restarting.remove(&key) {
+                crate::metrics::actor_restarted(key.actor_kind());
                 tracing::warn!(
                     target: "parley::supervision",
                     actor_kind = key.kind(), actor_id = %key, restart_count, "actor_restarted"
                 );
             }
             answer_all(waiters, Ok(&child));
-            state.slots.insert(key, Slot::Live { child });
+            state.slots.insert(key, Slot::Live { child, stats });
         }
         Err(RegistryError::NotFound) if create.is_some() && !creating => {
             // A request that may create the conversation arrived while a plain lookup was
@@ -541,7 +570,7 @@ fn exited(
         return;
     };
     let (waiters, create, stop_reason) = match state.slots.remove(&key) {
-        Some(Slot::Live { child }) if child.cell().get_id() == actor => {
+        Some(Slot::Live { child, .. }) if child.cell().get_id() == actor => {
             state.shared.directory.remove(key);
             (Vec::new(), None, reason.unwrap_or_else(|| "stopped".into()))
         }
@@ -580,6 +609,7 @@ fn exited(
         return;
     };
     tracing::error!(target: "parley::supervision", actor_kind = kind, actor_id = %id, error = %error, "actor_failed");
+    crate::metrics::actor_failed(key.actor_kind());
     if state.shutting_down {
         return answer_all(waiters, Err(&RegistryError::ShuttingDown));
     }
@@ -596,6 +626,7 @@ fn exited(
         let failures = history.len();
         state.failures.remove(&key);
         state.given_up.insert(key, Instant::now());
+        crate::metrics::actor_given_up(key.actor_kind());
         tracing::error!(
             target: "parley::supervision",
             actor_kind = kind, actor_id = %id, failures, "actor_given_up"
@@ -632,7 +663,7 @@ async fn shutdown(state: &mut RegistryState) {
             .filter(|k| k.kind() == kind)
             .collect();
         for key in keys {
-            if let Some(Slot::Live { child }) = state.slots.remove(&key) {
+            if let Some(Slot::Live { child, .. }) = state.slots.remove(&key) {
                 let cell = child.cell();
                 state.shared.directory.remove(key);
                 let actor = cell.get_id();
@@ -645,9 +676,80 @@ async fn shutdown(state: &mut RegistryState) {
                         create: None,
                     },
                 );
-                tasks.spawn(async move { cell.drain_and_wait(Some(timeout)).await });
+                tasks.spawn(async move { (key, actor, cell.drain_and_wait(Some(timeout)).await) });
             }
         }
-        while tasks.join_next().await.is_some() {}
+        // The registry stops right after this, before it would see the children's exits:
+        // their lifecycle lines are written here.
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((key, actor, drained)) = joined else {
+                continue;
+            };
+            state.by_actor.remove(&actor);
+            state.slots.remove(&key);
+            let (kind, id) = (key.kind(), key.to_string());
+            match drained {
+                Err(ractor::RactorErr::Timeout) => tracing::warn!(
+                    target: "parley::supervision",
+                    actor_kind = kind, actor_id = %id, "actor_stop_timed_out"
+                ),
+                _ => tracing::info!(
+                    target: "parley::supervision",
+                    actor_kind = kind, actor_id = %id, reason = "shutdown", "actor_stopped"
+                ),
+            }
+        }
     }
+}
+
+/// Counts the tree and ranks the live actors by queue depth, then by messages handled.
+/// Linear in the number of actors, on the registry's mailbox: lookups of live actors
+/// (the directory) do not wait for it, only starts of new actors do.
+fn inspect(state: &RegistryState, limit: usize) -> ActorTree {
+    let config = &state.shared.config;
+    let (sessions, queues) = state.shared.sessions.sample();
+    let mut tree = ActorTree {
+        given_up: state
+            .given_up
+            .values()
+            .filter(|since| since.elapsed() < config.give_up_cooldown)
+            .count(),
+        persistence_queue: state.shared.persistence_queue.load(Ordering::Relaxed),
+        sessions,
+        largest_session_queue: queues.values().copied().max().unwrap_or(0),
+        ..ActorTree::default()
+    };
+    let mut live: Vec<ActorInfo> = Vec::new();
+    for (key, slot) in &state.slots {
+        match slot {
+            Slot::Live { stats, .. } => {
+                let restarts = state.failures.get(key).map_or(0, |history| {
+                    history
+                        .iter()
+                        .filter(|t| t.elapsed() <= config.restart_window)
+                        .count()
+                });
+                let largest = match key {
+                    Key::User(id) => queues.get(id).copied(),
+                    Key::Conversation(_) => None,
+                };
+                match key {
+                    Key::User(_) => tree.users += 1,
+                    Key::Conversation(_) => tree.conversations += 1,
+                }
+                live.push(stats.snapshot(key.actor_kind(), key.to_string(), restarts, largest));
+            }
+            Slot::Starting { .. } => tree.starting += 1,
+            Slot::Stopping { .. } => tree.stopping += 1,
+        }
+    }
+    let busier =
+        |a: &ActorInfo, b: &ActorInfo| (b.queue_depth, b.handled).cmp(&(a.queue_depth, a.handled));
+    if live.len() > limit && limit > 0 {
+        live.select_nth_unstable_by(limit - 1, busier);
+    }
+    live.truncate(limit);
+    live.sort_by(busier);
+    tree.busiest = live;
+    tree
 }

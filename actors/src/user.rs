@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::{Message, SessionId, User};
+use crate::inspect::ActorStats;
 use crate::messenger::{AttachError, Kick};
 use crate::registry::{Key, RegistryMsg, Shared};
 
@@ -24,6 +25,8 @@ pub(crate) struct UserArgs {
     pub(crate) user: User,
     pub(crate) shared: Arc<Shared>,
     pub(crate) registry: ActorRef<RegistryMsg>,
+    /// Where it publishes its activity for inspection.
+    pub(crate) stats: Arc<ActorStats>,
 }
 
 /// The actor's end of one session.
@@ -57,6 +60,7 @@ pub(crate) struct UserState {
     shared: Arc<Shared>,
     registry: ActorRef<RegistryMsg>,
     sessions: Vec<SessionSink>,
+    stats: Arc<ActorStats>,
     last_activity: Instant,
     retiring: bool,
     idle_timer: Option<JoinHandle<()>>,
@@ -81,6 +85,7 @@ impl Actor for UserActor {
             shared: args.shared,
             registry: args.registry,
             sessions: Vec::new(),
+            stats: args.stats,
             last_activity: Instant::now(),
             retiring: false,
             idle_timer: Some(idle_timer),
@@ -104,13 +109,17 @@ impl Actor for UserActor {
                     state.sessions.push(sink);
                     Ok(())
                 };
+                state.stats.touch(state.last_activity);
                 let _ = reply.send(result);
             }
             UserMsg::Detach { session } => {
                 state.last_activity = Instant::now();
+                state.stats.touch(state.last_activity);
                 state.sessions.retain(|s| s.id != session);
             }
             UserMsg::Deliver { message, except } => {
+                state.stats.touch(Instant::now());
+                state.stats.handled();
                 crate::fault::check_user(&message.body);
                 deliver(state, &message, except);
             }
@@ -126,6 +135,7 @@ impl Actor for UserActor {
                 }
             }
         }
+        state.stats.set_sessions(state.sessions.len());
         Ok(())
     }
 
@@ -150,6 +160,7 @@ fn deliver(state: &mut UserState, message: &Arc<Message>, except: Option<Session
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::info!(user_id = %state.user.id, session = %s.id, "slow consumer kicked");
+                crate::metrics::slow_consumer();
                 // The session may have just gone: then nobody is left to tell.
                 let (dead_tx, _) = oneshot::channel();
                 let _ = std::mem::replace(&mut s.kick, dead_tx).send(Kick::SlowConsumer);

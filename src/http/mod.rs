@@ -41,9 +41,9 @@ impl Limits {
     /// The limits `config` asks for.
     pub fn new(config: &Config) -> Self {
         Self {
-            login_by_email: KeyedLimiter::per_minute(config.login_per_email_per_minute),
-            auth_by_address: KeyedLimiter::per_minute(config.auth_per_address_per_minute),
-            sends: KeyedLimiter::per_second(config.send_rate_per_second, config.send_burst),
+            login_by_email: KeyedLimiter::per_minute("login_by_email", config.login_per_email_per_minute),
+            auth_by_address: KeyedLimiter::per_minute("auth_by_address", config.auth_per_address_per_minute),
+            sends: KeyedLimiter::per_second("sends", config.send_rate_per_second, config.send_burst),
         }
     }
 
@@ -128,9 +128,12 @@ impl AppState {
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
-    use routes::{auth, contacts, conversations, health, messages};
+    use routes::{admin, auth, contacts, conversations, health, messages};
+    // Installed before the first request, so that no count is lost.
+    crate::metrics::handle();
     let mut router = Router::new()
         .route("/healthz", get(health::health))
+        .route("/metrics", get(admin::metrics))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
@@ -144,10 +147,16 @@ pub fn router(state: AppState) -> Result<Router, String> {
             "/api/conversations/{id}/messages",
             get(conversations::messages),
         )
-        .route("/ws", get(crate::ws::upgrade))
+        .route("/ws", get(crate::ws::upgrade));
+    // Without an admin token, the operator route does not exist at all (404).
+    if state.config().admin_token.is_some() {
+        router = router.route("/admin/actors", get(admin::actors));
+    }
+    router = router
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(axum::middleware::from_fn(middleware::log_request));
     for layer in middleware::security_headers() {
         router = router.layer(layer);

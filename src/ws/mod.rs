@@ -3,6 +3,7 @@
 
 pub mod protocol;
 mod session;
+mod written;
 
 use actors::AttachError;
 use actors::domain::SessionId;
@@ -44,6 +45,14 @@ pub(crate) async fn upgrade(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "The server is shutting down.",
+        ));
+    }
+    // Counted before the upgrade, so concurrent upgrades may overshoot by a few.
+    if state.sessions().len() >= state.config().max_connections {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            "The server holds as many sessions as it allows; try again later.",
         ));
     }
     let id = SessionId::next();

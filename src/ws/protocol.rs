@@ -18,6 +18,8 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame broke the WebSocket protocol.
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// A binary frame was sent; the protocol is text only.
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A frame or message over the size limit.

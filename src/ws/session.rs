@@ -5,9 +5,9 @@
 //! fsync), at most [`MAX_IN_FLIGHT`] at a time; past that the session stops reading,
 //! which pushes back on the client through TCP.
 //!
-//! Per conversation, the session remembers the contiguous range of seqs it has written,
-//! so a message is never written twice, a gap in live deliveries is filled from the
-//! store, and a `sync` replays exactly what the client lacks.
+//! Per conversation, the session remembers which seqs it has written (a few merged
+//! ranges), so a message is never written twice, a gap in live deliveries is filled from
+//! the store, and a `sync` replays exactly what the client lacks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -24,6 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 
 use super::protocol::{self, Command, OutFrame, close};
+use super::written::Written;
 use crate::auth::AuthUser;
 use crate::http::AppState;
 use crate::wire::{MessageJson, UserJson};
@@ -37,28 +38,41 @@ const PAGE: usize = 500;
 
 type SendFuture = Pin<Box<dyn Future<Output = (Option<Value>, Result<Sent, SendError>)> + Send>>;
 
-/// What this session has written for one conversation: seqs `from..=to`.
-#[derive(Clone, Copy)]
-struct Written {
-    from: Seq,
-    to: Seq,
-}
-
 /// Why a session ended.
 struct Ending {
     code: Option<u16>,
     reason: &'static str,
+    /// Whether the server still owes a close frame (not when the client closed first:
+    /// the WebSocket layer has queued the reply already).
+    send_close: bool,
 }
 
 impl Ending {
     fn close(code: u16, reason: &'static str) -> Self {
-        Self {
-            code: Some(code),
-            reason,
-        }
+        Self { code: Some(code), reason, send_close: true }
     }
     fn gone(reason: &'static str) -> Self {
-        Self { code: None, reason }
+        Self { code: None, reason, send_close: false }
+    }
+    fn client_closed() -> Self {
+        Self { code: Some(close::NORMAL), reason: "client_close", send_close: false }
+    }
+}
+
+/// Why handling an event stopped the session.
+enum Stop {
+    /// The socket failed: nobody is left to tell.
+    Transport,
+    /// The store failed mid-replay: the session cannot promise order any more.
+    Internal,
+}
+
+impl From<Stop> for Ending {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Transport => Ending::gone("transport_error"),
+            Stop::Internal => Ending::close(close::INTERNAL, "internal error: reconnect and sync"),
+        }
     }
 }
 
@@ -94,6 +108,7 @@ pub(crate) async fn run(
     let (sink, stream) = socket.split();
     let user_id = me.user.id;
     tracing::info!(target: "parley::session", user_id = %user_id, session = %id, "session_opened");
+    crate::metrics::session_opened();
     let mut session = Session {
         state: state.clone(),
         me,
@@ -103,7 +118,7 @@ pub(crate) async fn run(
         dirty: false,
     };
     let ending = session.serve(stream, link).await;
-    if let Some(code) = ending.code {
+    if let (Some(code), true) = (ending.code, ending.send_close) {
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from(ending.reason),
@@ -113,12 +128,16 @@ pub(crate) async fn run(
             session.sink.send(WsMessage::Close(Some(frame))),
         )
         .await;
+    } else {
+        // Pushes out the close reply the WebSocket layer queued for a client's close.
+        let _ = tokio::time::timeout(CLOSE_GRACE, session.sink.flush()).await;
     }
     state.messenger().detach(user_id, id);
     tracing::info!(
         target: "parley::session",
         user_id = %user_id, session = %id, close_code = ending.code, reason = ending.reason, "session_closed"
     );
+    crate::metrics::session_closed(ending.code, ending.reason);
 }
 
 impl Session {
@@ -129,8 +148,11 @@ impl Session {
         } = link;
         let shutdown = self.state.shutdown_signal().clone();
         let heartbeat = self.state.config().heartbeat_interval;
-        let mut ticker =
-            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        // Checked every half interval against 1.5 intervals of silence, so a dead peer is
+        // found within two intervals while a live one (pinged every interval) never is.
+        let half = heartbeat / 2;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
+        let mut ticks: u64 = 0;
         let mut last_seen = Instant::now();
         let mut in_flight: FuturesUnordered<SendFuture> = FuturesUnordered::new();
         let mut event = None;
@@ -159,7 +181,7 @@ impl Session {
                             )));
                         }
                         Some(Ok(WsMessage::Close(_))) => {
-                            return Ok(Some(Ending::close(close::NORMAL, "client_close")));
+                            return Ok(Some(Ending::client_closed()));
                         }
                         // Pings are answered by the WebSocket layer; pongs only prove life.
                         Some(Ok(_)) => {}
@@ -175,17 +197,20 @@ impl Session {
                     }
                     Some(Event::Delivery(Some(m))) => self.on_deliveries(m, &mut messages).await?,
                     Some(Event::Tick) => {
-                        if last_seen.elapsed() > heartbeat * 2 {
+                        if last_seen.elapsed() > heartbeat + half {
                             return Ok(Some(Ending::close(
                                 close::HEARTBEAT_TIMEOUT,
                                 "heartbeat timeout",
                             )));
                         }
-                        self.dirty = true;
-                        self.sink
-                            .feed(WsMessage::Ping(Default::default()))
-                            .await
-                            .map_err(|_| ())?;
+                        ticks += 1;
+                        if ticks.is_multiple_of(2) {
+                            self.dirty = true;
+                            self.sink
+                                .feed(WsMessage::Ping(Default::default()))
+                                .await
+                                .map_err(|_| Stop::Transport)?;
+                        }
                     }
                 }
                 self.flush().await.map(|()| None)
@@ -197,7 +222,7 @@ impl Session {
                 handled = work => handled,
             };
             match handled {
-                Err(()) => return Ending::gone("transport_error"),
+                Err(stop) => return stop.into(),
                 Ok(Some(ending)) => return ending,
                 Ok(None) => {}
             }
@@ -221,7 +246,7 @@ impl Session {
         &mut self,
         text: &str,
         in_flight: &mut FuturesUnordered<SendFuture>,
-    ) -> Result<(), ()> {
+    ) -> Result<(), Stop> {
         let max = self.state.config().max_message_chars;
         match protocol::parse(text, max) {
             Err(e) => {
@@ -265,11 +290,7 @@ impl Session {
         }
     }
 
-    async fn on_sent(
-        &mut self,
-        client_id: Option<&Value>,
-        result: Result<Sent, SendError>,
-    ) -> Result<(), ()> {
+    async fn on_sent(&mut self, client_id: Option<&Value>, result: Result<Sent, SendError>) -> Result<(), Stop> {
         match result {
             Ok(sent) => {
                 let m = &sent.message;
@@ -280,15 +301,19 @@ impl Session {
                 };
                 self.write(&frame).await?;
                 // The sender's own session has the message now, through its ack.
-                self.note_written(m.conversation, m.seq);
+                self.written.entry(m.conversation).or_default().insert(m.seq, m.seq);
                 Ok(())
             }
             Err(e) => {
                 let (_, code) = crate::http::routes::messages::send_error_code(&e);
-                if let SendError::Store(cause) = &e {
-                    tracing::error!(error = %cause, "send failed in the store");
-                }
-                self.error(code, &e.to_string(), client_id, None).await
+                let message = match &e {
+                    SendError::Store(cause) => {
+                        tracing::error!(error = %cause, "send failed in the store");
+                        "The message could not be stored; retry with the same client_id.".to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                self.error(code, &message, client_id, None).await
             }
         }
     }
@@ -298,7 +323,7 @@ impl Session {
         &mut self,
         first: Arc<Message>,
         queue: &mut tokio::sync::mpsc::Receiver<Arc<Message>>,
-    ) -> Result<(), ()> {
+    ) -> Result<(), Stop> {
         self.on_live(&first).await?;
         for _ in 1..WRITE_BATCH {
             match queue.try_recv() {
@@ -309,28 +334,27 @@ impl Session {
         Ok(())
     }
 
-    async fn on_live(&mut self, m: &Message) -> Result<(), ()> {
-        if let Some(w) = self.written.get(&m.conversation).copied() {
-            if m.seq >= w.from && m.seq <= w.to {
-                return Ok(());
-            }
-            if m.seq > w.to + 1 {
-                // A delivery went missing (an actor restarted): fill the gap from history.
-                self.replay(m.conversation, w.to, Some(m.seq), usize::MAX)
-                    .await?;
-            }
+    async fn on_live(&mut self, m: &Message) -> Result<(), Stop> {
+        let written = self.written.entry(m.conversation).or_default();
+        if written.contains(m.seq) {
+            return Ok(());
         }
-        self.write(&OutFrame::Message {
-            message: MessageJson::from(m),
-        })
-        .await?;
-        self.note_written(m.conversation, m.seq);
+        if let Some(top) = written.top()
+            && m.seq > top + 1
+        {
+            // Deliveries arrive in seq order, so one went missing (an actor restarted):
+            // fill the gap from history first.
+            self.replay(m.conversation, top, Some(m.seq), usize::MAX).await?;
+        }
+        self.write(&OutFrame::Message { message: MessageJson::from(m) }).await?;
+        crate::metrics::delivered(m.sent_at);
+        self.written.entry(m.conversation).or_default().insert(m.seq, m.seq);
         Ok(())
     }
 
     /// Replays, for every conversation of the user, what comes after the client's cursor
     /// and was not written by this session already; at most `sync_batch` messages.
-    async fn sync(&mut self, cursors: HashMap<ConversationId, Seq>) -> Result<(), ()> {
+    async fn sync(&mut self, cursors: HashMap<ConversationId, Seq>) -> Result<(), Stop> {
         let mut budget = self.state.config().sync_batch;
         let mut more = false;
         let mut done = BTreeMap::new();
@@ -338,117 +362,67 @@ impl Session {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "sync failed in the store");
-                return self
-                    .error("internal", "Sync failed; try again.", None, None)
-                    .await;
+                return self.error("internal", "Sync failed; try again.", None, None).await;
             }
         };
         conversations.sort();
         for conv in conversations {
             let cursor = cursors.get(&conv).copied().unwrap_or(0);
-            let mut reached = cursor;
-            if budget == 0 {
-                more = true;
-                done.insert(conv.to_string(), reached);
-                continue;
-            }
-            let written = self.written.get(&conv).copied();
-            // What the client lacks: after its cursor, less what this session wrote.
-            let segments = match written {
-                Some(w) if cursor < w.to => vec![(cursor, Some(w.from)), (w.to, None)],
-                _ => vec![(cursor, None)],
-            };
-            for (after, before) in segments {
-                if before.is_some_and(|b| b <= after + 1) {
-                    continue;
+            let gaps = self.written.get(&conv).map_or_else(|| vec![(cursor, None)], |w| w.gaps_after(cursor));
+            for (after, before) in gaps {
+                if budget == 0 {
+                    more = true;
+                    break;
                 }
-                let (last, exhausted) = self.replay(conv, after, before, budget).await?;
-                budget -= last.1;
-                if let Some(seq) = last.0 {
-                    reached = reached.max(seq);
-                }
+                let (replayed, exhausted) = self.replay(conv, after, before, budget).await?;
+                budget -= replayed;
                 if !exhausted {
                     more = true;
                     break;
                 }
-                if let Some(w) = written {
-                    reached = reached.max(w.to);
+                // The whole gap is now written, even the seqs that do not exist yet.
+                if let Some(before) = before {
+                    self.written.entry(conv).or_default().insert(after + 1, before - 1);
                 }
             }
+            let reached = self.written.get(&conv).map_or(cursor, |w| w.complete_from(cursor));
             done.insert(conv.to_string(), reached);
-            if reached > cursor {
-                let from = written.map_or(cursor + 1, |w| w.from.min(cursor + 1));
-                self.written.insert(
-                    conv,
-                    Written {
-                        from,
-                        to: reached.max(written.map_or(0, |w| w.to)),
-                    },
-                );
-            }
         }
-        self.write(&OutFrame::Synced {
-            cursors: done,
-            more,
-        })
-        .await
+        self.write(&OutFrame::Synced { cursors: done, more }).await
     }
 
-    /// Writes messages of `conv` with seq in (after, before), up to `budget`. Returns the
-    /// last seq written with the count, and whether the range was exhausted.
+    /// Writes messages of `conv` with seq in (after, before), up to `budget`, recording
+    /// them as written. Returns how many, and whether the range was exhausted.
     async fn replay(
         &mut self,
         conv: ConversationId,
         mut after: Seq,
         before: Option<Seq>,
         budget: usize,
-    ) -> Result<((Option<Seq>, usize), bool), ()> {
+    ) -> Result<(usize, bool), Stop> {
         let mut count = 0;
-        let mut last = None;
         while count < budget {
             let limit = PAGE.min(budget - count);
-            let range = HistoryRange {
-                after: Some(after),
-                before,
-                limit,
-                from_newest: false,
-            };
+            let range = HistoryRange { after: Some(after), before, limit, from_newest: false };
             let page = match self.state.store().messages(conv, range).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "replay failed in the store");
-                    return Err(());
+                    return Err(Stop::Internal);
                 }
             };
             for m in &page {
-                self.write(&OutFrame::Message {
-                    message: MessageJson::from(m),
-                })
-                .await?;
+                self.write(&OutFrame::Message { message: MessageJson::from(m) }).await?;
+                crate::metrics::replayed();
+                self.written.entry(conv).or_default().insert(m.seq, m.seq);
                 after = m.seq;
-                last = Some(m.seq);
             }
             count += page.len();
             if page.len() < limit {
-                return Ok(((last, count), true));
+                return Ok((count, true));
             }
         }
-        Ok(((last, count), false))
-    }
-
-    fn note_written(&mut self, conv: ConversationId, seq: Seq) {
-        let entry = self
-            .written
-            .entry(conv)
-            .or_insert(Written { from: seq, to: seq });
-        if seq == entry.to + 1 {
-            entry.to = seq;
-        } else if seq > entry.to + 1 || seq + 1 < entry.from {
-            // Not contiguous with what was written: start a new range here.
-            *entry = Written { from: seq, to: seq };
-        } else if seq + 1 == entry.from {
-            entry.from = seq;
-        }
+        Ok((count, false))
     }
 
     async fn error(
@@ -457,7 +431,7 @@ impl Session {
         message: &str,
         client_id: Option<&Value>,
         retry_after_ms: Option<u64>,
-    ) -> Result<(), ()> {
+    ) -> Result<(), Stop> {
         self.write(&OutFrame::Error {
             code,
             message,
@@ -467,20 +441,20 @@ impl Session {
         .await
     }
 
-    async fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), ()> {
+    async fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), Stop> {
         self.dirty = true;
         self.sink
             .feed(WsMessage::Text(Utf8Bytes::from(frame.encode())))
             .await
-            .map_err(|_| ())
+            .map_err(|_| Stop::Transport)
     }
 
-    async fn flush(&mut self) -> Result<(), ()> {
+    async fn flush(&mut self) -> Result<(), Stop> {
         if !self.dirty {
             return Ok(());
         }
         self.dirty = false;
-        self.sink.flush().await.map_err(|_| ())
+        self.sink.flush().await.map_err(|_| Stop::Transport)
     }
 }
 
@@ -498,7 +472,11 @@ fn read_error(e: axum::Error) -> Ending {
     let inner = e.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => Ending::close(close::TOO_BIG, "frame too large"),
-        Some(tungstenite::Error::Protocol(_)) => Ending::close(1002, "protocol error"),
+        // A peer that vanished without a closing handshake is simply gone.
+        Some(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => {
+            Ending::gone("client_gone")
+        }
+        Some(tungstenite::Error::Protocol(_)) => Ending::close(close::PROTOCOL_ERROR, "protocol error"),
         _ => Ending::gone("transport_error"),
     }
 }

@@ -12,7 +12,9 @@ mod restart;
 mod tokens;
 
 mod history;
+mod limits;
 mod messaging;
+mod operations;
 mod process;
 mod protocol_errors;
 mod supervision;

@@ -368,3 +368,74 @@ async fn a_session_that_stops_reading_is_closed_while_the_others_keep_receiving(
     assert!(reason.contains("slow consumer"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close_frame() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    let app = spawn_app().await;
+    let ada = app.new_user("Ada").await;
+    let mut ws = app.connect(&ada.token).await;
+    ws.ws.close(None).await.expect("close sent");
+    // The closing handshake completes: the reply arrives, then the stream ends cleanly.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.ws.next()).await.expect("answered in time") {
+            Some(Ok(WsMessage::Close(_))) | None => break,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("the handshake did not complete: {e}"),
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_capped_sync_interleaved_with_live_messages_delivers_each_exactly_once() {
+    let app = spawn_app_with(|c| c.sync_batch = 2).await;
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    let mut a = app.connect(&ada.token).await;
+    for i in 1..=5 {
+        a.send_to(&bob.id, &format!("m{i}"), &format!("c{i}")).await;
+        assert_eq!(a.recv().await["type"], "ack");
+    }
+    let mut b = app.connect(&bob.token).await;
+    // Seq 6 reaches Bob live before he syncs.
+    a.send_to(&bob.id, "m6", "c6").await;
+    assert_eq!(a.recv().await["type"], "ack");
+    let mut seen = vec![seq(&b.recv().await)];
+    let mut cursors = json!({});
+    for _ in 0..10 {
+        b.send(json!({"type": "sync", "cursors": cursors})).await;
+        let frames = b.recv_until("synced").await;
+        seen.extend(frames.iter().filter(|f| f["type"] == "message").map(seq));
+        let synced = frames.last().unwrap();
+        cursors = synced["cursors"].clone();
+        if synced["more"] == false {
+            break;
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6], "every message exactly once");
+    let conv = cursors.as_object().unwrap().values().next().unwrap().clone();
+    assert_eq!(conv, 6, "the final cursor covers everything");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_ack_for_an_old_message_causes_no_resends() {
+    let app = spawn_app().await;
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    let mut a = app.connect(&ada.token).await;
+    let mut b = app.connect(&bob.token).await;
+    for i in 1..=3 {
+        a.send_to(&bob.id, &format!("m{i}"), &format!("c{i}")).await;
+        assert_eq!(a.recv().await["type"], "ack");
+    }
+    a.send_to(&bob.id, "m2", "c2").await;
+    let dup = a.recv().await;
+    assert_eq!((dup["duplicate"].as_bool(), seq(&dup)), (Some(true), 2));
+    b.send_to(&ada.id, "reply", "r1").await;
+    let got = a.recv().await;
+    assert_eq!((got["type"].as_str(), seq(&got)), (Some("message"), 4));
+    assert!(a.try_recv(Duration::from_millis(300)).await.is_none(), "nothing is sent again");
+    app.stop().await;
+}

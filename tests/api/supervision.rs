@@ -91,3 +91,30 @@ async fn a_panicking_user_actor_resets_its_sessions_and_nothing_committed_is_los
     assert_eq!(live["message"]["body"], "welcome back");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_commit_is_reported_nothing_is_acked_and_its_seqs_are_reused() {
+    use actors::fault::STORE_ERROR;
+    let app = spawn_app().await;
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    let mut a = app.connect(&ada.token).await;
+    let mut b = app.connect(&bob.token).await;
+    a.send_to(&bob.id, "one", "s1").await;
+    assert_eq!(a.recv().await["message"]["seq"], 1);
+    assert_eq!(b.recv().await["message"]["seq"], 1);
+
+    a.send_to(&bob.id, STORE_ERROR, "s2").await;
+    let err = a.recv().await;
+    assert_eq!((err["type"].as_str(), err["code"].as_str(), err["client_id"].as_str()), (Some("error"), Some("internal"), Some("s2")));
+    assert!(b.try_recv(Duration::from_millis(300)).await.is_none(), "nothing undurable is delivered");
+
+    // The store "recovers": the next message takes seq 2, so history has no gap.
+    a.send_to(&bob.id, "two", "s3").await;
+    assert_eq!(a.recv().await["message"]["seq"], 2);
+    assert_eq!(b.recv().await["message"]["body"], "two");
+    let page: serde_json::Value =
+        app.get(&format!("/api/messages/{}", bob.id), Some(&ada.token)).await.json().await.unwrap();
+    let seqs: Vec<u64> = page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2]);
+    app.stop().await;
+}

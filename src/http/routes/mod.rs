@@ -1,5 +1,6 @@
 //! One module per resource; each handler's doc starts with its method and path.
 
+pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
