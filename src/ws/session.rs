@@ -49,13 +49,25 @@ struct Ending {
 
 impl Ending {
     fn close(code: u16, reason: &'static str) -> Self {
-        Self { code: Some(code), reason, send_close: true }
+        Self {
+            code: Some(code),
+            reason,
+            send_close: true,
+        }
     }
     fn gone(reason: &'static str) -> Self {
-        Self { code: None, reason, send_close: false }
+        Self {
+            code: None,
+            reason,
+            send_close: false,
+        }
     }
     fn client_closed() -> Self {
-        Self { code: Some(close::NORMAL), reason: "client_close", send_close: false }
+        Self {
+            code: Some(close::NORMAL),
+            reason: "client_close",
+            send_close: false,
+        }
     }
 }
 
@@ -217,7 +229,7 @@ impl Session {
             };
             let handled = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return Ending::close(close::GOING_AWAY, "server shutting down"),
+                () = shutdown.cancelled() => break,
                 kick = &mut kicked => return kick_ending(kick),
                 handled = work => handled,
             };
@@ -229,7 +241,7 @@ impl Session {
             // Wait for the next event.
             event = Some(tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return Ending::close(close::GOING_AWAY, "server shutting down"),
+                () = shutdown.cancelled() => break,
                 kick = &mut kicked => return kick_ending(kick),
                 Some((client_id, result)) = in_flight.next(), if !in_flight.is_empty() => Event::Sent(client_id, result),
                 delivery = messages.recv() => Event::Delivery(delivery),
@@ -240,6 +252,19 @@ impl Session {
                 _ = ticker.tick() => Event::Tick,
             });
         }
+        // Shutting down. Sends already handed to the actors are committed before the
+        // store is flushed; answer them now so clients need not retry after a restart.
+        let grace = self.state.config().shutdown_timeout / 2;
+        let _ = tokio::time::timeout(grace, async {
+            while let Some((client_id, result)) = in_flight.next().await {
+                if self.on_sent(client_id.as_ref(), result).await.is_err() {
+                    return;
+                }
+            }
+            let _ = self.flush().await;
+        })
+        .await;
+        Ending::close(close::GOING_AWAY, "server shutting down")
     }
 
     async fn on_text(
@@ -290,7 +315,11 @@ impl Session {
         }
     }
 
-    async fn on_sent(&mut self, client_id: Option<&Value>, result: Result<Sent, SendError>) -> Result<(), Stop> {
+    async fn on_sent(
+        &mut self,
+        client_id: Option<&Value>,
+        result: Result<Sent, SendError>,
+    ) -> Result<(), Stop> {
         match result {
             Ok(sent) => {
                 let m = &sent.message;
@@ -301,7 +330,10 @@ impl Session {
                 };
                 self.write(&frame).await?;
                 // The sender's own session has the message now, through its ack.
-                self.written.entry(m.conversation).or_default().insert(m.seq, m.seq);
+                self.written
+                    .entry(m.conversation)
+                    .or_default()
+                    .insert(m.seq, m.seq);
                 Ok(())
             }
             Err(e) => {
@@ -344,11 +376,18 @@ impl Session {
         {
             // Deliveries arrive in seq order, so one went missing (an actor restarted):
             // fill the gap from history first.
-            self.replay(m.conversation, top, Some(m.seq), usize::MAX).await?;
+            self.replay(m.conversation, top, Some(m.seq), usize::MAX)
+                .await?;
         }
-        self.write(&OutFrame::Message { message: MessageJson::from(m) }).await?;
+        self.write(&OutFrame::Message {
+            message: MessageJson::from(m),
+        })
+        .await?;
         crate::metrics::delivered(m.sent_at);
-        self.written.entry(m.conversation).or_default().insert(m.seq, m.seq);
+        self.written
+            .entry(m.conversation)
+            .or_default()
+            .insert(m.seq, m.seq);
         Ok(())
     }
 
@@ -362,13 +401,18 @@ impl Session {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "sync failed in the store");
-                return self.error("internal", "Sync failed; try again.", None, None).await;
+                return self
+                    .error("internal", "Sync failed; try again.", None, None)
+                    .await;
             }
         };
         conversations.sort();
         for conv in conversations {
             let cursor = cursors.get(&conv).copied().unwrap_or(0);
-            let gaps = self.written.get(&conv).map_or_else(|| vec![(cursor, None)], |w| w.gaps_after(cursor));
+            let gaps = self
+                .written
+                .get(&conv)
+                .map_or_else(|| vec![(cursor, None)], |w| w.gaps_after(cursor));
             for (after, before) in gaps {
                 if budget == 0 {
                     more = true;
@@ -382,13 +426,23 @@ impl Session {
                 }
                 // The whole gap is now written, even the seqs that do not exist yet.
                 if let Some(before) = before {
-                    self.written.entry(conv).or_default().insert(after + 1, before - 1);
+                    self.written
+                        .entry(conv)
+                        .or_default()
+                        .insert(after + 1, before - 1);
                 }
             }
-            let reached = self.written.get(&conv).map_or(cursor, |w| w.complete_from(cursor));
+            let reached = self
+                .written
+                .get(&conv)
+                .map_or(cursor, |w| w.complete_from(cursor));
             done.insert(conv.to_string(), reached);
         }
-        self.write(&OutFrame::Synced { cursors: done, more }).await
+        self.write(&OutFrame::Synced {
+            cursors: done,
+            more,
+        })
+        .await
     }
 
     /// Writes messages of `conv` with seq in (after, before), up to `budget`, recording
@@ -403,7 +457,12 @@ impl Session {
         let mut count = 0;
         while count < budget {
             let limit = PAGE.min(budget - count);
-            let range = HistoryRange { after: Some(after), before, limit, from_newest: false };
+            let range = HistoryRange {
+                after: Some(after),
+                before,
+                limit,
+                from_newest: false,
+            };
             let page = match self.state.store().messages(conv, range).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -412,7 +471,10 @@ impl Session {
                 }
             };
             for m in &page {
-                self.write(&OutFrame::Message { message: MessageJson::from(m) }).await?;
+                self.write(&OutFrame::Message {
+                    message: MessageJson::from(m),
+                })
+                .await?;
                 crate::metrics::replayed();
                 self.written.entry(conv).or_default().insert(m.seq, m.seq);
                 after = m.seq;
@@ -473,10 +535,12 @@ fn read_error(e: axum::Error) -> Ending {
     match inner.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => Ending::close(close::TOO_BIG, "frame too large"),
         // A peer that vanished without a closing handshake is simply gone.
-        Some(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => {
-            Ending::gone("client_gone")
+        Some(tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        )) => Ending::gone("client_gone"),
+        Some(tungstenite::Error::Protocol(_)) => {
+            Ending::close(close::PROTOCOL_ERROR, "protocol error")
         }
-        Some(tungstenite::Error::Protocol(_)) => Ending::close(close::PROTOCOL_ERROR, "protocol error"),
         _ => Ending::gone("transport_error"),
     }
 }

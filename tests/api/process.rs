@@ -18,7 +18,14 @@ struct Server {
 
 fn serve(dir: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
         .arg(dir)
         .args(extra)
         .env_remove("PARLEY_JWT_SECRET")
@@ -36,9 +43,17 @@ fn serve(dir: &std::path::Path, extra: &[&str]) -> Server {
             }
         }
     });
-    let mut server = Server { child, addr: String::new(), lines, seen: Vec::new() };
+    let mut server = Server {
+        child,
+        addr: String::new(),
+        lines,
+        seen: Vec::new(),
+    };
     let listening = server.wait_for(|l| l["message"] == "listening");
-    server.addr = listening["addr"].as_str().expect("listening line has the address").to_owned();
+    server.addr = listening["addr"]
+        .as_str()
+        .expect("listening line has the address")
+        .to_owned();
     server
 }
 
@@ -51,7 +66,10 @@ impl Server {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("log line not seen; saw {:#?}", self.seen));
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("log line not seen; saw {:#?}", self.seen));
             self.seen.push(line.clone());
             if pred(&line) {
                 return line;
@@ -64,7 +82,10 @@ impl Server {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while self.seen.iter().filter(|l| pred(l)).count() < n {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("only saw {:#?}", self.seen));
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("only saw {:#?}", self.seen));
             self.seen.push(line);
         }
     }
@@ -74,7 +95,10 @@ impl Server {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -88,7 +112,10 @@ impl Server {
                 }
                 return status.code().expect("exited, not killed");
             }
-            assert!(std::time::Instant::now() < deadline, "server did not exit in time");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not exit in time"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -111,14 +138,21 @@ async fn register(http: &reqwest::Client, base: &str, name: &str) -> (String, St
         .unwrap();
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.unwrap();
-    (body["user"]["id"].as_str().unwrap().to_owned(), body["token"].as_str().unwrap().to_owned())
+    (
+        body["user"]["id"].as_str().unwrap().to_owned(),
+        body["token"].as_str().unwrap().to_owned(),
+    )
 }
 
 async fn connect(addr: &str, token: &str) -> crate::helpers::WsClient {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket connects");
     let mut client = crate::helpers::WsClient { ws };
     assert_eq!(client.recv().await["type"], "ready");
     client
@@ -136,7 +170,11 @@ async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
     assert_eq!(ws.recv().await["type"], "ack");
 
     server.signal("TERM");
-    assert_eq!(ws.closed().await.0, 1001, "sessions are told the server is going away");
+    assert_eq!(
+        ws.closed().await.0,
+        1001,
+        "sessions are told the server is going away"
+    );
     assert_eq!(server.exit_code(), 0);
     server.wait_for(|l| l["message"] == "stopped");
 
@@ -149,7 +187,10 @@ async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let page: Value = http
         .get(format!("{}/api/messages/{bob_id}", server.base()))
         .bearer_auth(&token)
@@ -183,7 +224,10 @@ fn a_configured_secret_shorter_than_32_bytes_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("at least 32 bytes"), "stderr: {stderr}");
-    assert!(!stderr.contains("too-short"), "the secret itself is never printed");
+    assert!(
+        !stderr.contains("too-short"),
+        "the secret itself is never printed"
+    );
 }
 
 #[tokio::test]
@@ -209,9 +253,16 @@ async fn idle_actors_stop_and_start_again_on_demand_as_the_log_shows() {
         }
     };
     let first = send("one").await;
-    let conv = first["message"]["conversation"].as_str().unwrap().to_owned();
+    let conv = first["message"]["conversation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let is = |event: &'static str, conv: String| {
-        move |l: &Value| l["message"] == event && l["actor_kind"] == "conversation" && l["actor_id"] == conv.as_str()
+        move |l: &Value| {
+            l["message"] == event
+                && l["actor_kind"] == "conversation"
+                && l["actor_id"] == conv.as_str()
+        }
     };
     server.wait_for(is("actor_started", conv.clone()));
     let stopped = server.wait_for(is("actor_stopped", conv.clone()));
@@ -221,4 +272,86 @@ async fn idle_actors_stop_and_start_again_on_demand_as_the_log_shows() {
     let second = send("two").await;
     assert_eq!(second["message"]["seq"], 2);
     server.wait_count(is("actor_started", conv.clone()), 2);
+}
+
+#[tokio::test]
+async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
+    use std::collections::BTreeSet;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(
+        dir.path(),
+        &["--send-rate", "100000", "--send-burst", "100000"],
+    );
+    let http = reqwest::Client::new();
+    let (_, ada) = register(&http, &server.base(), "ada").await;
+    let (bob_id, _) = register(&http, &server.base(), "bob").await;
+    let mut ws = connect(&server.addr, &ada).await;
+    for i in 0..200 {
+        ws.send_to(&bob_id, &format!("m{i}"), &format!("c{i}"))
+            .await;
+    }
+    server.signal("TERM");
+    let mut acked = BTreeSet::new();
+    loop {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message as WsMessage;
+        match tokio::time::timeout(Duration::from_secs(20), ws.ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(WsMessage::Text(t))) => {
+                let f: Value = serde_json::from_str(t.as_str()).unwrap();
+                if f["type"] == "ack" {
+                    acked.insert(f["client_id"].as_str().unwrap().to_owned());
+                }
+            }
+            Some(Ok(WsMessage::Close(frame))) => {
+                assert_eq!(u16::from(frame.expect("close frame").code), 1001);
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("connection ended without a close frame: {other:?}"),
+        }
+    }
+    assert_eq!(server.exit_code(), 0);
+
+    let server = serve(dir.path(), &[]);
+    let login: Value = http
+        .post(format!("{}/api/auth/login", server.base()))
+        .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap();
+    let mut stored = BTreeSet::new();
+    let mut before = String::new();
+    loop {
+        let page: Value = http
+            .get(format!(
+                "{}/api/messages/{bob_id}?limit=100{before}",
+                server.base()
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for m in page["messages"].as_array().unwrap() {
+            stored.insert(m["client_id"].as_str().unwrap().to_owned());
+        }
+        match page["next_before"].as_u64() {
+            Some(b) => before = format!("&before={b}"),
+            None => break,
+        }
+    }
+    assert!(!stored.is_empty(), "some sends were committed");
+    assert_eq!(
+        stored, acked,
+        "every committed send was acked, and every ack is in history"
+    );
 }
