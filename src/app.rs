@@ -122,7 +122,14 @@ impl Application {
                 signal.cancel();
             }
         };
-        serve(listener, router, state.config().header_read_timeout, state.config().shutdown_timeout, stop).await;
+        serve(
+            listener,
+            router,
+            state.config().header_read_timeout,
+            state.config().shutdown_timeout,
+            stop,
+        )
+        .await;
         signal.cancel();
         sweeper.abort();
         let deadline = state.config().shutdown_timeout;
@@ -160,7 +167,10 @@ async fn serve(
     use tower::ServiceExt;
 
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
     let graceful = GracefulShutdown::new();
     tokio::pin!(stop);
     loop {
@@ -177,14 +187,20 @@ async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let app = router.clone().map_request(move |mut req: axum::extract::Request| {
-            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            req
-        });
-        let hyper_service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            app.clone().oneshot(req.map(axum::body::Body::new))
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), hyper_service).into_owned();
+        let app = router
+            .clone()
+            .map_request(move |mut req: axum::extract::Request| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            });
+        let hyper_service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _open = crate::metrics::connection_opened();
@@ -192,7 +208,10 @@ async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some requests did not finish in time");
     }
 }

@@ -376,7 +376,12 @@ fn submit_batch(
                 for (message, (origin, replies, retries)) in messages.into_iter().zip(routes) {
                     let message = Arc::new(message);
                     deliver(&shared, &participants, &message, origin);
-                    let sent = |duplicate| Ok(Sent { message: message.clone(), duplicate });
+                    let sent = |duplicate| {
+                        Ok(Sent {
+                            message: message.clone(),
+                            duplicate,
+                        })
+                    };
                     reply_all(replies, sent(false));
                     reply_all(retries, sent(true));
                     done.push(message);

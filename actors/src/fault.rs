@@ -15,7 +15,10 @@ pub const STORE_ERROR: &str = "\u{1}fault:store-error";
 
 #[cfg(feature = "fault-injection")]
 pub(crate) fn check_commit(messages: &[crate::domain::Message]) -> Result<(), crate::StoreError> {
-    if messages.iter().any(|m| m.body.as_str().starts_with(STORE_ERROR)) {
+    if messages
+        .iter()
+        .any(|m| m.body.as_str().starts_with(STORE_ERROR))
+    {
         return Err(crate::StoreError::new("injected write failure"));
     }
     Ok(())

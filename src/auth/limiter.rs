@@ -26,7 +26,10 @@ pub struct KeyedLimiter<K: Hash + Eq + Clone> {
 
 impl<K: Hash + Eq + Clone> Clone for KeyedLimiter<K> {
     fn clone(&self) -> Self {
-        Self { name: self.name, limiter: self.limiter.clone() }
+        Self {
+            name: self.name,
+            limiter: self.limiter.clone(),
+        }
     }
 }
 
@@ -45,14 +48,19 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static> KeyedLimiter<K> {
     }
 
     fn with_quota(name: &'static str, quota: Quota) -> Self {
-        Self { name, limiter: Arc::new(DefaultKeyedRateLimiter::keyed(quota)) }
+        Self {
+            name,
+            limiter: Arc::new(DefaultKeyedRateLimiter::keyed(quota)),
+        }
     }
 
     /// Counts one attempt for `key`; a refusal is also counted in the metrics.
     pub fn check(&self, key: &K) -> Result<(), RateLimited> {
         self.limiter.check_key(key).map_err(|not_until| {
             crate::metrics::rate_limited(self.name);
-            RateLimited { retry_after: not_until.wait_time_from(DefaultClock::default().now()) }
+            RateLimited {
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            }
         })
     }
 

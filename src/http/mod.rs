@@ -41,9 +41,19 @@ impl Limits {
     /// The limits `config` asks for.
     pub fn new(config: &Config) -> Self {
         Self {
-            login_by_email: KeyedLimiter::per_minute("login_by_email", config.login_per_email_per_minute),
-            auth_by_address: KeyedLimiter::per_minute("auth_by_address", config.auth_per_address_per_minute),
-            sends: KeyedLimiter::per_second("sends", config.send_rate_per_second, config.send_burst),
+            login_by_email: KeyedLimiter::per_minute(
+                "login_by_email",
+                config.login_per_email_per_minute,
+            ),
+            auth_by_address: KeyedLimiter::per_minute(
+                "auth_by_address",
+                config.auth_per_address_per_minute,
+            ),
+            sends: KeyedLimiter::per_second(
+                "sends",
+                config.send_rate_per_second,
+                config.send_burst,
+            ),
         }
     }
 

@@ -48,7 +48,10 @@ impl Written {
     /// The highest seq up to which everything after `cursor` is written: `cursor`
     /// itself when `cursor + 1` is not.
     pub(crate) fn complete_from(&self, cursor: Seq) -> Seq {
-        self.0.iter().find(|&&(a, b)| a <= cursor + 1 && cursor < b).map_or(cursor, |&(_, b)| b)
+        self.0
+            .iter()
+            .find(|&&(a, b)| a <= cursor + 1 && cursor < b)
+            .map_or(cursor, |&(_, b)| b)
     }
 
     /// The stretches after `cursor` that are not written, as (after, before) bounds
@@ -101,7 +104,10 @@ mod tests {
     #[test]
     fn gaps_are_what_a_sync_must_replay() {
         let written = w(&[(3, 4), (7, 8)]);
-        assert_eq!(written.gaps_after(0), [(0, Some(3)), (4, Some(7)), (8, None)]);
+        assert_eq!(
+            written.gaps_after(0),
+            [(0, Some(3)), (4, Some(7)), (8, None)]
+        );
         assert_eq!(written.gaps_after(5), [(5, Some(7)), (8, None)]);
         assert_eq!(written.gaps_after(9), [(9, None)]);
         assert_eq!(Written::default().gaps_after(2), [(2, None)]);

@@ -33,7 +33,11 @@ async fn sessions_beyond_the_per_user_limit_get_503_at_upgrade() {
 #[tokio::test]
 async fn sessions_beyond_the_server_limit_get_503_at_upgrade() {
     let app = spawn_app_with(|c| c.max_connections = 2).await;
-    let (ada, bob, cy) = (app.new_user("Ada").await, app.new_user("Bob").await, app.new_user("Cy").await);
+    let (ada, bob, cy) = (
+        app.new_user("Ada").await,
+        app.new_user("Bob").await,
+        app.new_user("Cy").await,
+    );
     let _a = app.connect(&ada.token).await;
     let b = app.connect(&bob.token).await;
     refused_with(app.connect_raw(&cy.token).await, 503);
@@ -43,7 +47,9 @@ async fn sessions_beyond_the_server_limit_get_503_at_upgrade() {
     loop {
         match app.connect_raw(&cy.token).await {
             Ok(_) => break,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Err(e) => panic!("the freed place was never reusable: {e}"),
         }
     }
@@ -54,13 +60,18 @@ async fn sessions_beyond_the_server_limit_get_503_at_upgrade() {
 async fn a_client_dribbling_its_headers_is_cut_off() {
     let app = spawn_app_with(|c| c.header_read_timeout = Duration::from_millis(300)).await;
     let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     // ...and never finishes. The server hangs up on it.
     let mut buf = [0u8; 256];
     let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await;
     match read {
         Err(_) => panic!("the connection was kept open"),
-        Ok(Ok(n)) => assert!(n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"), "got {n} bytes"),
+        Ok(Ok(n)) => assert!(
+            n == 0 || String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408"),
+            "got {n} bytes"
+        ),
         Ok(Err(_)) => {} // reset: also cut off
     }
     // Prompt clients are served as usual.
@@ -103,7 +114,9 @@ async fn injection_shaped_strings_are_stored_and_returned_exactly() {
     let app = spawn_app().await;
     let hostile_name = "Robert'); DROP TABLE users;-- \u{202E}evil";
     let email = "o'brien+\"quote\"@example.com";
-    let res = app.register(hostile_name, email, "correct horse battery").await;
+    let res = app
+        .register(hostile_name, email, "correct horse battery")
+        .await;
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["user"]["name"], hostile_name);
@@ -123,15 +136,38 @@ async fn injection_shaped_strings_are_stored_and_returned_exactly() {
     ];
     for (i, text) in bodies.iter().enumerate() {
         let res = app
-            .post("/api/messages/send", Some(&token), &json!({"receiverId": bob.id, "content": text, "clientId": format!("h{i}")}))
+            .post(
+                "/api/messages/send",
+                Some(&token),
+                &json!({"receiverId": bob.id, "content": text, "clientId": format!("h{i}")}),
+            )
             .await;
         assert_eq!(res.status(), 201, "sending {text:?}");
-        assert_eq!(b.recv().await["message"]["body"], *text, "delivered exactly");
+        assert_eq!(
+            b.recv().await["message"]["body"],
+            *text,
+            "delivered exactly"
+        );
     }
-    let page: Value = app.get(&format!("/api/messages/{}", bob.id), Some(&token)).await.json().await.unwrap();
-    let stored: Vec<&str> = page["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    let page: Value = app
+        .get(&format!("/api/messages/{}", bob.id), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let stored: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
     assert_eq!(stored, bodies, "history returns them exactly");
-    let contacts: Value = app.get("/api/auth/me", Some(&token)).await.json().await.unwrap();
+    let contacts: Value = app
+        .get("/api/auth/me", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(contacts["name"], hostile_name);
 
     // Invalid UTF-8 (an overlong encoding of '/') is not JSON: refused, not stored.
@@ -140,7 +176,14 @@ async fn injection_shaped_strings_are_stored_and_returned_exactly() {
         .post(app.url("/api/messages/send"))
         .bearer_auth(&token)
         .header("content-type", "application/json")
-        .body([&b"{\"receiverId\":\""[..], bob.id.as_bytes(), b"\",\"content\":\"a\xC0\xAFb\"}"].concat())
+        .body(
+            [
+                &b"{\"receiverId\":\""[..],
+                bob.id.as_bytes(),
+                b"\",\"content\":\"a\xC0\xAFb\"}",
+            ]
+            .concat(),
+        )
         .send()
         .await
         .unwrap();

@@ -379,7 +379,10 @@ async fn a_client_close_is_answered_with_a_close_frame() {
     ws.ws.close(None).await.expect("close sent");
     // The closing handshake completes: the reply arrives, then the stream ends cleanly.
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.ws.next()).await.expect("answered in time") {
+        match tokio::time::timeout(Duration::from_secs(5), ws.ws.next())
+            .await
+            .expect("answered in time")
+        {
             Some(Ok(WsMessage::Close(_))) | None => break,
             Some(Ok(_)) => continue,
             Some(Err(e)) => panic!("the handshake did not complete: {e}"),
@@ -415,7 +418,13 @@ async fn a_capped_sync_interleaved_with_live_messages_delivers_each_exactly_once
     }
     seen.sort_unstable();
     assert_eq!(seen, [1, 2, 3, 4, 5, 6], "every message exactly once");
-    let conv = cursors.as_object().unwrap().values().next().unwrap().clone();
+    let conv = cursors
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
     assert_eq!(conv, 6, "the final cursor covers everything");
     app.stop().await;
 }
@@ -436,6 +445,9 @@ async fn a_duplicate_ack_for_an_old_message_causes_no_resends() {
     b.send_to(&ada.id, "reply", "r1").await;
     let got = a.recv().await;
     assert_eq!((got["type"].as_str(), seq(&got)), (Some("message"), 4));
-    assert!(a.try_recv(Duration::from_millis(300)).await.is_none(), "nothing is sent again");
+    assert!(
+        a.try_recv(Duration::from_millis(300)).await.is_none(),
+        "nothing is sent again"
+    );
     app.stop().await;
 }
