@@ -16,7 +16,11 @@ const MAX_EMAIL_LEN: usize = 254;
 impl Email {
     /// Trims, lower-cases and checks an address.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let s = raw.trim();
+        // Normalise first and validate what is stored: lower-casing can lengthen a
+        // string ('İ' is 2 bytes, its lower case 3), and stored emails are parsed again
+        // when read back, so parsing must be idempotent.
+        let lowered = raw.trim().to_lowercase();
+        let s = lowered.as_str();
         if s.is_empty() {
             return Err(Invalid("is required"));
         }
@@ -40,7 +44,7 @@ impl Email {
         if !domain.contains('.') || !labels_ok {
             return Err(invalid);
         }
-        Ok(Self(s.to_lowercase()))
+        Ok(Self(lowered))
     }
 
     /// The normalised address.
