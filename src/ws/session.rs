@@ -100,6 +100,8 @@ struct Session {
 /// How long a closing session may take to write its close frame: a client that is not
 /// reading would otherwise hold the connection forever.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
+/// How long a session waits for the client's Close after sending its own.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// Something the session must act on.
 enum Event {
@@ -117,7 +119,7 @@ pub(crate) async fn run(
     link: SessionLink,
     socket: WebSocket,
 ) {
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let user_id = me.user.id;
     tracing::info!(target: "parley::session", user_id = %user_id, session = %id, "session_opened");
     crate::metrics::session_opened();
@@ -129,17 +131,30 @@ pub(crate) async fn run(
         written: HashMap::new(),
         dirty: false,
     };
-    let ending = session.serve(stream, link).await;
+    let ending = session.serve(&mut stream, link).await;
     if let (Some(code), true) = (ending.code, ending.send_close) {
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from(ending.reason),
         };
-        let _ = tokio::time::timeout(
+        let sent = tokio::time::timeout(
             CLOSE_GRACE,
             session.sink.send(WsMessage::Close(Some(frame))),
         )
         .await;
+        if matches!(sent, Ok(Ok(()))) {
+            // Complete the closing handshake: read (and drop) what the client still sends
+            // until its Close arrives. Dropping the socket with unread data would make the
+            // kernel reset the connection, and the client could lose the close frame.
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                while let Some(Ok(msg)) = stream.next().await {
+                    if matches!(msg, WsMessage::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     } else {
         // Pushes out the close reply the WebSocket layer queued for a client's close.
         let _ = tokio::time::timeout(CLOSE_GRACE, session.sink.flush()).await;
@@ -153,7 +168,7 @@ pub(crate) async fn run(
 }
 
 impl Session {
-    async fn serve(&mut self, mut stream: SplitStream<WebSocket>, link: SessionLink) -> Ending {
+    async fn serve(&mut self, stream: &mut SplitStream<WebSocket>, link: SessionLink) -> Ending {
         let SessionLink {
             mut messages,
             mut kicked,
