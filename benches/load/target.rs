@@ -52,8 +52,9 @@ pub(crate) struct StartOptions {
     pub(crate) parley_args: Vec<String>,
     /// The relay's read buffer and write buffer target in bytes (0: tungstenite's
     /// defaults, 128 KiB each, which cost a 128 KiB zero-fill per read and 128 KiB of
-    /// RSS per connection; the floor is meant to be the best a bare relay does).
-    #[arg(long, default_value_t = 4096)]
+    /// RSS per connection; the floor is meant to be the best a bare relay does). The
+    /// default is Parley's own read buffer, so both pay the same per connection.
+    #[arg(long, default_value_t = 2048)]
     pub(crate) relay_read_buffer: usize,
     /// The `node` executable.
     #[arg(long, default_value = "node")]

@@ -294,7 +294,9 @@ impl Session {
                     .await
             }
             Ok(Command::Ping) => self.write(&OutFrame::Pong).await,
-            Ok(Command::Sync { cursors }) => self.sync(cursors).await,
+            // Boxed, like the gap fill below: the session future is held by every idle
+            // connection, and inlining these rarely taken paths made it ~3 KiB.
+            Ok(Command::Sync { cursors }) => Box::pin(self.sync(cursors)).await,
             Ok(Command::Send {
                 target,
                 body,
@@ -391,8 +393,7 @@ impl Session {
         {
             // Deliveries arrive in seq order, so one went missing (an actor restarted):
             // fill the gap from history first.
-            self.replay(m.conversation, top, Some(m.seq), usize::MAX)
-                .await?;
+            Box::pin(self.replay(m.conversation, top, Some(m.seq), usize::MAX)).await?;
         }
         self.write(&OutFrame::Message {
             message: MessageJson::from(m),
