@@ -1,5 +1,7 @@
-//! The chat engine shared by `chat`, `ramp` and `login-storm`: users in 1:1 pairs, each
-//! sending to its partner on an open-loop schedule.
+//! The chat engine shared by `chat`, `ramp`, `login-storm`, `slow-consumer` and
+//! `flood`: users in 1:1 pairs, each sending to its partner on an open-loop schedule;
+//! and side groups on the same clock with a recorder of their own (the senders to a
+//! slow consumer, the flooders), which stop at their stop time even when behind.
 //!
 //! Open loop: every message has a scheduled send time fixed in advance by the target
 //! rate (user `u` of `n` sends every `n / rate` seconds, phases spread evenly). A
@@ -48,6 +50,8 @@ struct Second {
     delivered: u64,
     /// Deliveries received during this second (whatever their schedule).
     received: u64,
+    /// Error frames received during this second (each answers a send).
+    refused: u64,
     errors: BTreeMap<String, u64>,
 }
 
@@ -124,11 +128,20 @@ impl Recorder {
         self.with_second(now, |s| *s.errors.entry(code.to_owned()).or_default() += 1);
     }
 
-    /// Totals over all seconds: (sent, acked, delivered).
-    fn totals(&self) -> (u64, u64, u64) {
+    /// An error frame from the server, the answer to a send.
+    fn refused(&self, code: &str) {
+        let now = self.now_ns();
+        self.with_second(now, |s| {
+            s.refused += 1;
+            *s.errors.entry(code.to_owned()).or_default() += 1;
+        });
+    }
+
+    /// Totals over all seconds: (sent, acked, delivered, refused).
+    fn totals(&self) -> (u64, u64, u64, u64) {
         let seconds = lock(&self.seconds);
-        seconds.iter().fold((0, 0, 0), |(s, a, d), x| {
-            (s + x.sent, a + x.acked, d + x.delivered)
+        seconds.iter().fold((0, 0, 0, 0), |(s, a, d, r), x| {
+            (s + x.sent, a + x.acked, d + x.delivered, r + x.refused)
         })
     }
 
@@ -175,6 +188,11 @@ impl Recorder {
         w.lost = w.sent.saturating_sub(w.delivered.min(w.acked));
         let samples = lock(&self.samples);
         let at = |s: u64| samples.iter().find(|x| x.0 == s);
+        w.server_rss_max_mib = samples
+            .iter()
+            .filter(|x| (from..=to).contains(&x.0))
+            .filter_map(|x| x.1.map(|s| s.rss_kib as f64 / 1024.0))
+            .reduce(f64::max);
         if let (Some(a), Some(b)) = (at(from), at(to)) {
             if let (Some(x), Some(y)) = (&a.1, &b.1) {
                 w.server_cpu_percent = Some(procstat::cpu_percent(x, y));
@@ -260,7 +278,11 @@ pub(crate) struct Window {
     pub(crate) send_lag: Latency,
     pub(crate) errors: BTreeMap<String, u64>,
     pub(crate) server_cpu_percent: Option<f64>,
+    /// The server's RSS at the window's end.
     pub(crate) server_rss_mib: Option<f64>,
+    /// The largest of the server's RSS sampled each second from the window's start to
+    /// its end.
+    pub(crate) server_rss_max_mib: Option<f64>,
     pub(crate) generator_cpu_percent: Option<f64>,
     /// CPU used by every other process on the machine (builds, other sessions), in
     /// percent of one core: when it is high, the window's latencies are not the
@@ -306,17 +328,50 @@ pub(crate) struct Run {
     tasks: Vec<JoinHandle<()>>,
     pub(crate) connect_errors: BTreeMap<String, u64>,
     pub(crate) connected: usize,
+    /// Pairs: done when every message sent is acked and delivered. A side group: done
+    /// when every message sent is answered (acked or refused).
+    side: bool,
 }
 
 impl Run {
     /// Connects `users` (pairs: 0 with 1, 2 with 3, ...) and starts sending per `plan`
     /// about a second later. Sending stops at `stop_s` unless changed.
     pub(crate) async fn start(target: &Target, users: &[User], plan: Plan, stop_s: u64) -> Self {
+        let conns: Vec<(User, Option<String>)> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.clone(), Some(users[i ^ 1].id.clone())))
+            .collect();
+        Self::launch(target, &conns, plan, stop_s, None).await
+    }
+
+    /// A side group on the clock of a run started at `t0` (see [`Run::t0`]), with a
+    /// recorder of its own: connects every `(user, to)` and, for those with a `to`,
+    /// sends to it per `plan` (the rate spread over the senders). Readers only record.
+    /// Unlike a pair, a sender stops at `stop_s` even with messages still due: a
+    /// disturbance that the server slows down does not spill into later windows.
+    pub(crate) async fn start_side(
+        target: &Target,
+        conns: &[(User, Option<String>)],
+        plan: Plan,
+        stop_s: u64,
+        t0: Instant,
+    ) -> Self {
+        Self::launch(target, conns, plan, stop_s, Some(t0)).await
+    }
+
+    async fn launch(
+        target: &Target,
+        users: &[(User, Option<String>)],
+        plan: Plan,
+        stop_s: u64,
+        side_t0: Option<Instant>,
+    ) -> Self {
         let system = target.system;
         let addr = target.addr;
         let mut connect_errors = BTreeMap::new();
         let mut conns: Vec<Option<Ws>> = Vec::with_capacity(users.len());
-        let results = futures_util::stream::iter(users.iter().cloned())
+        let results = futures_util::stream::iter(users.iter().map(|u| u.0.clone()))
             .map(|u| async move { client::connect(system, addr, &u, None).await })
             .buffered(64)
             .collect::<Vec<_>>()
@@ -333,15 +388,31 @@ impl Run {
             }
         }
         let connected = conns.iter().filter(|c| c.is_some()).count();
-        let t0 = Instant::now() + Duration::from_millis(1000);
+        let t0 = side_t0.unwrap_or_else(|| Instant::now() + Duration::from_millis(1000));
         let rec = Arc::new(Recorder::new(t0));
         let stop_ns = Arc::new(AtomicU64::new(stop_s * NS));
         let plan = Arc::new(plan);
-        let n = users.len();
+        // The rate is spread over the senders, numbered in order for their phases.
+        let senders = users.iter().filter(|u| u.1.is_some()).count();
+        let mut sender = 0;
         let mut tasks = Vec::new();
-        for (i, conn) in conns.into_iter().enumerate() {
+        for (conn, (_, to)) in conns.into_iter().zip(users) {
+            let Some(to) = to.clone() else {
+                if let Some(ws) = conn {
+                    let (_sink, stream) = ws.split();
+                    let (ctrl_tx, _ctrl_rx) = mpsc::unbounded_channel();
+                    tasks.push(tokio::spawn(read_loop(
+                        system,
+                        stream,
+                        rec.clone(),
+                        ctrl_tx,
+                    )));
+                }
+                continue;
+            };
+            let me = sender;
+            sender += 1;
             let Some(ws) = conn else { continue };
-            let partner = users[i ^ 1].id.clone();
             let (sink, stream) = ws.split();
             let (ctrl_tx, ctrl_rx) = mpsc::unbounded_channel();
             tasks.push(tokio::spawn(read_loop(
@@ -352,23 +423,32 @@ impl Run {
             )));
             let writer = Writer {
                 system,
-                me: i,
-                users: n,
-                to: partner,
+                me,
+                users: senders,
+                to,
                 plan: plan.clone(),
                 rec: rec.clone(),
                 stop_ns: stop_ns.clone(),
+                hard_stop: side_t0.is_some(),
             };
             tasks.push(tokio::spawn(writer.run(sink, ctrl_rx)));
         }
-        tasks.push(tokio::spawn(sample_loop(rec.clone(), target.pid)));
+        if side_t0.is_none() {
+            tasks.push(tokio::spawn(sample_loop(rec.clone(), target.pid)));
+        }
         Self {
             rec,
             stop_ns,
             tasks,
             connect_errors,
             connected,
+            side: side_t0.is_some(),
         }
+    }
+
+    /// When the run's second 0 is (for side groups on its clock).
+    pub(crate) fn t0(&self) -> Instant {
+        self.rec.t0
     }
 
     /// Seconds since the run's start.
@@ -395,8 +475,13 @@ impl Run {
         self.sleep_until_s(stop as f64 / NS as f64 + 0.2).await;
         let deadline = Instant::now() + drain;
         loop {
-            let (sent, acked, delivered) = self.rec.totals();
-            if (acked >= sent && delivered >= sent) || Instant::now() > deadline {
+            let (sent, acked, delivered, refused) = self.rec.totals();
+            let done = if self.side {
+                acked + refused >= sent
+            } else {
+                acked >= sent && delivered >= sent
+            };
+            if done || Instant::now() > deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -435,7 +520,7 @@ async fn read_loop(
                     Incoming::Ack(Some(ts)) => rec.ack(ts, now),
                     Incoming::Delivery(Some(ts)) => rec.delivered(ts, now),
                     Incoming::Ack(None) | Incoming::Delivery(None) => rec.error("unparsable_body"),
-                    Incoming::Error(code) => rec.error(code),
+                    Incoming::Error(code) => rec.refused(code),
                     Incoming::Ping => {
                         let _ = ctrl.send(());
                     }
@@ -464,6 +549,8 @@ struct Writer {
     plan: Arc<Plan>,
     rec: Arc<Recorder>,
     stop_ns: Arc<AtomicU64>,
+    /// Stop at the stop time even with messages still due.
+    hard_stop: bool,
 }
 
 impl Writer {
@@ -499,6 +586,9 @@ impl Writer {
                 }
             }
             let now = self.rec.now_ns();
+            if self.hard_stop && now >= stop {
+                break;
+            }
             let mut n = 0;
             while next <= now && next < stop {
                 count += 1;

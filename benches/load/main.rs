@@ -3,9 +3,23 @@
 //! the harness as a child process in the same run. See BENCHMARKS.md.
 //!
 //! ```text
-//! cargo bench --bench load -- <connect|chat|ramp|catchup|login-storm> [options]
+//! cargo bench --bench load -- <scenario> [options]
 //! cargo bench --bench load -- help <scenario>
 //! ```
+//!
+//! The scenarios:
+//!
+//! - `connect`: N authenticated idle connections: connect rate, server RSS per connection.
+//! - `chat`: users in 1:1 pairs sending at a fixed total rate (open loop).
+//! - `ramp`: the rate raised step by step until p99 passes a limit or errors appear.
+//! - `catchup`: a user offline while K messages arrive: time from reconnect to `synced`.
+//! - `login-storm`: many logins at once while chat runs: chat p99 before, during, after.
+//! - `slow-consumer` (Parley only): while chat runs, a client stops reading and others
+//!   send to it at full speed: chat p99 before, during and after, when the server
+//!   closes it (4008), server RSS.
+//! - `flood` (Parley only, its default send rate limit in force): while chat runs, a
+//!   client sends far above its limit: chat p99 before, during and after, what the
+//!   flooder got (acks, `rate_limited`), server RSS.
 //!
 //! A `[[bench]]` with `harness = false`, so it is built with the release profile by
 //! `cargo bench`, gets the `parley` binary of the same build (`CARGO_BIN_EXE_parley`),
@@ -15,6 +29,7 @@
 
 mod chat;
 mod client;
+mod isolation;
 mod procstat;
 #[path = "../peers/relay.rs"]
 mod relay;
@@ -52,6 +67,15 @@ enum Command {
     Catchup(CatchupArgs),
     /// Many logins at once while chat runs: chat p99 before, during and after.
     LoginStorm(StormArgs),
+    /// Parley only: clients that stop reading while others send to them at full speed,
+    /// during chat: chat latency before, during and after, and when the server closed
+    /// them (close code 4008 expected).
+    #[command(after_help = SLOW_HELP)]
+    SlowConsumer(SlowArgs),
+    /// Parley only, with its default send rate limit: clients sending far above the
+    /// limit during chat: chat latency before, during and after, and what the flooders
+    /// got back (acks, `rate_limited` errors).
+    Flood(FloodArgs),
     /// Run the bare relay peer (used by the harness as a child process).
     #[command(hide = true)]
     ServeRelay {
@@ -232,6 +256,91 @@ pub(crate) struct StormArgs {
     drain: u64,
 }
 
+/// The windows of a disturbance scenario, in seconds of the chat's schedule.
+#[derive(Args, Clone)]
+pub(crate) struct Phases {
+    /// Seconds of warm-up, excluded.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Seconds of chat measured before the disturbance.
+    #[arg(long, default_value_t = 10)]
+    before: u64,
+    /// Seconds the disturbance lasts (measured).
+    #[arg(long, default_value_t = 15)]
+    during: u64,
+    /// Seconds of chat measured after the disturbance.
+    #[arg(long, default_value_t = 5)]
+    after: u64,
+    /// Seconds to wait for outstanding acks and deliveries after the last send.
+    #[arg(long, default_value_t = 10)]
+    drain: u64,
+    /// Also print the pairs' figures for every second.
+    #[arg(long)]
+    timeline: bool,
+}
+
+const SLOW_HELP: &str = "\
+Parley's real session queue applies (the harness's load value, 65536, is left out;
+--parley-arg=--session-queue=N sets another); the send rate limit stays out of the way.
+
+A slow consumer reads nothing until --stall seconds after the disturbance starts. Once
+its queue overflows, the server kicks it: it sends a Close (4008) and waits up to 10 s
+(CLOSE_GRACE in src/ws/session.rs) for the write to go through. The Close is behind the
+unread backlog, so a client still not reading by then sees the connection end without
+it (1006). With --stall below that grace (the default, 5 s) the client reads the
+backlog and then the 4008 Close. --stall 0 is a control run: the same load to a client
+that reads.";
+
+#[derive(Args, Clone)]
+pub(crate) struct SlowArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Chat users (connections), in 1:1 pairs.
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// Chat messages per second over all users.
+    #[arg(long, default_value_t = 5000.0)]
+    rate: f64,
+    /// Slow consumers: extra users whose sockets are not read.
+    #[arg(long, default_value_t = 1)]
+    slow: usize,
+    /// Users sending to each slow consumer (each from its own connection).
+    #[arg(long, default_value_t = 4)]
+    senders_per_slow: usize,
+    /// Messages per second of each of those senders (open loop, acks not awaited).
+    #[arg(long, default_value_t = 2000.0)]
+    sender_rate: f64,
+    /// Seconds after the disturbance starts before a slow consumer reads again (to the
+    /// end of its connection, for the close code). Below the kick's time plus the
+    /// server's 10 s close grace, so that the 4008 Close gets through; 0: a control run,
+    /// the same load to a client that reads.
+    #[arg(long, default_value_t = 5.0)]
+    stall: f64,
+    #[command(flatten)]
+    phases: Phases,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct FloodArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Chat users (connections), in 1:1 pairs. Each must stay under the send rate limit:
+    /// a higher `--rate` is lowered to 90 % of it (and said so).
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// Chat messages per second over all users.
+    #[arg(long, default_value_t = 5000.0)]
+    rate: f64,
+    /// Flooders: extra users, each sending to a partner of its own (who only reads).
+    #[arg(long, default_value_t = 1)]
+    flooders: usize,
+    /// Messages per second of each flooder (open loop, acks not awaited).
+    #[arg(long, default_value_t = 20_000.0)]
+    flood_rate: f64,
+    #[command(flatten)]
+    phases: Phases,
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a `cargo test` run passes test-harness flags.
     let args: Vec<String> = std::env::args()
@@ -258,6 +367,8 @@ fn main() {
             Command::Ramp(a) => scenarios::ramp(a).await,
             Command::Catchup(a) => scenarios::catchup(a).await,
             Command::LoginStorm(a) => scenarios::login_storm(a).await,
+            Command::SlowConsumer(a) => isolation::slow_consumer(a).await,
+            Command::Flood(a) => isolation::flood(a).await,
             Command::ServeRelay {
                 listen,
                 read_buffer,

@@ -1,4 +1,5 @@
-//! The scenarios: connect, chat, ramp, catchup, login-storm.
+//! The scenarios: connect, chat, ramp, catchup, login-storm (slow-consumer and flood are
+//! in `isolation`).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -23,7 +24,7 @@ use crate::{CatchupArgs, ChatArgs, ConnectArgs, RampArgs, StormArgs};
 
 /// Waits for the machine to be quiet (see `Common::quiet_limit`); returns the other
 /// processes' CPU use then, in percent of one core.
-async fn settle(target: &Target, common: &crate::Common) -> f64 {
+pub(crate) async fn settle(target: &Target, common: &crate::Common) -> f64 {
     if common.quiet_wait == 0 {
         return 0.0;
     }
@@ -36,12 +37,12 @@ async fn settle(target: &Target, common: &crate::Common) -> f64 {
     .await
 }
 
-fn port(opts: &StartOptions, i: usize) -> u16 {
+pub(crate) fn port(opts: &StartOptions, i: usize) -> u16 {
     opts.base_port + i as u16
 }
 
 /// Takes the server's pid out of the picture for a system that failed to start.
-fn fail(system: System, e: &str) -> Value {
+pub(crate) fn fail(system: System, e: &str) -> Value {
     eprintln!("{system}: {e}");
     json!({"system": system, "error": e})
 }

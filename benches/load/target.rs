@@ -48,6 +48,8 @@ pub(crate) struct StartOptions {
     #[arg(long, default_value = env!("CARGO_BIN_EXE_parley"))]
     pub(crate) parley_bin: PathBuf,
     /// An extra argument for `parley serve` (repeatable), e.g. `--parley-arg=--sync-batch=10000`.
+    /// One naming a flag the harness sets under load (`--send-rate`, `--send-burst`,
+    /// `--session-queue`, ...) replaces the harness's value.
     #[arg(long = "parley-arg", allow_hyphen_values = true)]
     pub(crate) parley_args: Vec<String>,
     /// The relay's read buffer and write buffer target in bytes (0: tungstenite's
@@ -72,6 +74,37 @@ pub(crate) struct StartOptions {
     /// With `--addr` and parley: the output of `parley admin seed-users`.
     #[arg(long)]
     pub(crate) users_file: Option<PathBuf>,
+    /// Load flags (`--send-rate`, ...) a scenario leaves out, so that Parley's own
+    /// defaults apply (set by the scenario, not on the command line).
+    #[arg(skip)]
+    pub(crate) without_load_flags: Vec<&'static str>,
+}
+
+/// The name of a flag (`--send-rate` of `--send-rate=50`); `None` for a value.
+fn flag_name(arg: &str) -> Option<&str> {
+    arg.starts_with("--")
+        .then(|| arg.split_once('=').map_or(arg, |(name, _)| name))
+}
+
+/// The flags `parley serve` gets besides `--data-dir` and `--listen`: the load flags,
+/// less those the scenario leaves out and those `--parley-arg` gives again (clap refuses
+/// a flag given twice, so a `--parley-arg` replaces the load default), then every
+/// `--parley-arg`.
+pub(crate) fn parley_flags(opts: &StartOptions) -> Vec<String> {
+    let given: Vec<&str> = opts
+        .parley_args
+        .iter()
+        .filter_map(|a| flag_name(a))
+        .collect();
+    PARLEY_LOAD_FLAGS
+        .iter()
+        .filter(|f| {
+            let name = flag_name(f).unwrap_or(f);
+            !given.contains(&name) && !opts.without_load_flags.contains(&name)
+        })
+        .map(|f| (*f).to_owned())
+        .chain(opts.parley_args.iter().cloned())
+        .collect()
 }
 
 /// A running system.
@@ -133,8 +166,7 @@ impl Target {
                     .arg("--data-dir")
                     .arg(dir.path())
                     .arg(format!("--listen={addr}"))
-                    .args(PARLEY_LOAD_FLAGS)
-                    .args(&opts.parley_args)
+                    .args(parley_flags(opts))
                     .env(
                         "RUST_LOG",
                         std::env::var("PARLEY_LOAD_RUST_LOG").unwrap_or("warn".into()),
