@@ -254,6 +254,9 @@ pub(crate) struct StormArgs {
     /// Seconds to wait for outstanding acks and deliveries after the last send.
     #[arg(long, default_value_t = 10)]
     drain: u64,
+    /// Also print the chat's figures for every second (numbered from the storm).
+    #[arg(long)]
+    timeline: bool,
 }
 
 /// The windows of a disturbance scenario, in seconds of the chat's schedule.

@@ -828,6 +828,17 @@ pub(crate) async fn login_storm(args: StormArgs) {
         table.row(report::window_row("before", &before));
         table.row(report::window_row("during storm", &during));
         table.row(report::window_row("after", &after));
+        if args.timeline {
+            let mut head = report::WINDOW_HEAD.to_vec();
+            head[0] = "second";
+            let mut t = Table::new(&head);
+            for s in args.warmup..stop {
+                let label = format!("{:+}", s as i64 - storm_at as i64);
+                t.row(report::window_row(&label, &rec.window(s, s + 1)));
+            }
+            println!("\nlogin-storm timeline (second 0 is the storm's start):");
+            t.print();
+        }
         let login = Latency::of(&hist);
         let ratio = if before.e2e.p99_ms > 0.0 {
             during.e2e.p99_ms / before.e2e.p99_ms
