@@ -205,12 +205,7 @@ struct Counters {
 }
 
 async fn counters(addr: SocketAddr) -> Option<Counters> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = crate::scenarios::metrics_text(addr).await?;
     Some(Counters {
         slow_consumer_kicks: sample(&text, actors::metrics::SLOW_CONSUMER_DISCONNECTS, None),
         sessions_closed_slow_consumer: sample(

@@ -414,14 +414,19 @@ pub(crate) async fn chat(args: ChatArgs) {
     println!("results: {}", path.display());
 }
 
-/// `(sum, count)` of Parley's `parley_persistence_batch_size` histogram, from `/metrics`.
-async fn scrape_commits(addr: SocketAddr) -> Option<(f64, f64)> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
+/// Parley's `/metrics` page, or `None` if it cannot be read.
+pub(crate) async fn metrics_text(addr: SocketAddr) -> Option<String> {
+    reqwest::get(format!("http://{addr}/metrics"))
         .await
         .ok()?
         .text()
         .await
-        .ok()?;
+        .ok()
+}
+
+/// `(sum, count)` of Parley's `parley_persistence_batch_size` histogram, from `/metrics`.
+async fn scrape_commits(addr: SocketAddr) -> Option<(f64, f64)> {
+    let text = metrics_text(addr).await?;
     let value = |name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
