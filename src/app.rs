@@ -63,7 +63,12 @@ impl Application {
             .await
             .map_err(|e| AppError::Startup(format!("cannot start the actors: {e}")))?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let hasher = PasswordHasher::new(cores).map_err(|e| AppError::Startup(e.to_string()))?;
+        // Hashing threads at equal priority take whole cores from the chat during a login
+        // storm (BENCHMARKS.md: chat p99 x15 with one per core, x4.75 with one fewer).
+        let hashers = config
+            .password_threads
+            .map_or(cores.saturating_sub(1).max(1), usize::from);
+        let hasher = PasswordHasher::new(hashers).map_err(|e| AppError::Startup(e.to_string()))?;
         let tokens = Tokens::new(&secret, config.token_ttl);
         let listener = TcpListener::bind(config.listen)
             .await

@@ -99,6 +99,11 @@ pub struct Config {
     #[arg(long, env = "PARLEY_MAX_CONNECTIONS", default_value_t = 18_000)]
     pub max_connections: usize,
 
+    /// Threads that hash and verify passwords (argon2id, ~25 ms of CPU each). Default:
+    /// one fewer than the cores (at least one), so a login storm leaves a core to chat.
+    #[arg(long, env = "PARLEY_PASSWORD_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub password_threads: Option<u16>,
+
     /// A client must send a request's headers within this long, or the connection is
     /// closed (also bounds a stalled WebSocket handshake).
     #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -175,5 +180,23 @@ impl Config {
         .config;
         config.jwt_secret = std::env::var("PARLEY_JWT_SECRET").ok().map(Secret);
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_threads_default_to_the_server_and_refuse_zero() {
+        let default = Config::from_args(std::iter::empty::<&str>()).unwrap();
+        assert_eq!(default.password_threads, None);
+        let three = Config::from_args(["--password-threads", "3"]).unwrap();
+        assert_eq!(three.password_threads, Some(3));
+        let zero = Config::from_args(["--password-threads", "0"]);
+        assert!(
+            zero.is_err(),
+            "zero hashing threads would make every login hang"
+        );
     }
 }
