@@ -1,8 +1,8 @@
 //! argon2id password hashing with OWASP's parameters (19 MiB, 2 iterations, 1 lane).
 //!
 //! Each hash costs tens of milliseconds of CPU, so it runs on the blocking pool behind a
-//! semaphore sized to the cores: a login storm queues here instead of stalling the async
-//! runtime that carries every chat session.
+//! semaphore (one permit per hashing thread, `--password-threads`): a login storm queues
+//! here instead of stalling the async runtime that carries every chat session.
 //!
 //! Each running hash needs 19 MiB of working memory. Allocating it per hash let glibc's
 //! malloc grow the heap without bound under a login storm (its mmap threshold adapts
