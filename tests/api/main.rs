@@ -4,6 +4,7 @@
 // Test modules share helpers with `pub`; the lint is for library APIs.
 #![allow(unreachable_pub)]
 
+mod binary;
 mod helpers;
 
 mod accounts;

@@ -9,9 +9,7 @@
 //! read before and after differ by exactly what it did.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures_util::SinkExt;
@@ -19,6 +17,7 @@ use parley::config::Secret;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use crate::binary::Server;
 use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 
 const ADMIN: &str = "admin-token-for-tests-0123456789";
@@ -437,99 +436,6 @@ fn an_admin_token_shorter_than_16_characters_is_refused_at_start() {
         !stderr.contains("short-token"),
         "the token itself is never printed: {stderr}"
     );
-}
-
-/// A `parley serve` child process with every line it writes.
-struct Server {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Server {
-    fn start(dir: &std::path::Path, rust_log: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--data-dir",
-            ])
-            .arg(dir)
-            .args(extra)
-            .env_remove("PARLEY_JWT_SECRET")
-            .env_remove("PARLEY_ADMIN_TOKEN")
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("parley starts");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(format!("stderr: {line}"));
-            }
-        });
-        let mut server = Self {
-            child,
-            addr: String::new(),
-            lines,
-            seen: Vec::new(),
-        };
-        let listening = server.wait_for(|l| l["message"] == "listening");
-        server.addr = listening["addr"].as_str().unwrap().to_owned();
-        server
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Waits (10 s at most) for a JSON line matching `pred`.
-    fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        let parsed = |l: &String| serde_json::from_str::<Value>(l).ok();
-        if let Some(found) = self.seen.iter().filter_map(parsed).find(|v| pred(v)) {
-            return found;
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("log line not seen; saw {:#?}", self.seen));
-            self.seen.push(line.clone());
-            if let Some(v) = parsed(&line).filter(|v| pred(v)) {
-                return v;
-            }
-        }
-    }
-
-    /// Everything written so far (waits a moment for stragglers).
-    fn drain(&mut self) -> &[String] {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
-            self.seen.push(line);
-        }
-        &self.seen
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn register(

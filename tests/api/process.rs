@@ -1,131 +1,16 @@
 //! The real binary as an operator runs it: start-up checks, signals, and the
 //! supervision log.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-/// A `parley serve` child process with its JSON log lines.
-struct Server {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
+use crate::binary::Server;
 
+/// `parley serve` at the `info` level.
 fn serve(dir: &std::path::Path, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .args(extra)
-        .env_remove("PARLEY_JWT_SECRET")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("parley starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let mut server = Server {
-        child,
-        addr: String::new(),
-        lines,
-        seen: Vec::new(),
-    };
-    let listening = server.wait_for(|l| l["message"] == "listening");
-    server.addr = listening["addr"]
-        .as_str()
-        .expect("listening line has the address")
-        .to_owned();
-    server
-}
-
-impl Server {
-    /// Waits (10 s at most) for a log line matching `pred`; returns it.
-    fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(found) = self.seen.iter().find(|l| pred(l)) {
-            return found.clone();
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("log line not seen; saw {:#?}", self.seen));
-            self.seen.push(line.clone());
-            if pred(&line) {
-                return line;
-            }
-        }
-    }
-
-    /// Waits until `n` log lines match `pred`.
-    fn wait_count(&mut self, pred: impl Fn(&Value) -> bool, n: usize) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.seen.iter().filter(|l| pred(l)).count() < n {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("only saw {:#?}", self.seen));
-            self.seen.push(line);
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    /// Waits for the process to exit; its exit code.
-    fn exit_code(&mut self) -> i32 {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(line);
-                }
-                return status.code().expect("exited, not killed");
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "server did not exit in time"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    Server::start(dir, "info", extra)
 }
 
 async fn register(http: &reqwest::Client, base: &str, name: &str) -> (String, String) {
