@@ -260,7 +260,7 @@ impl Actor for ConversationActor {
     }
 }
 
-fn idle_check_period(idle: Duration) -> Duration {
+pub(crate) fn idle_check_period(idle: Duration) -> Duration {
     (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(30))
 }
 

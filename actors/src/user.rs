@@ -6,7 +6,7 @@
 //! it, and the client catches up by syncing); the other sessions carry on.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, oneshot};
@@ -76,8 +76,7 @@ impl Actor for UserActor {
         myself: ActorRef<Self::Msg>,
         args: UserArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let period = (args.shared.config.idle_timeout / 4)
-            .clamp(Duration::from_millis(10), Duration::from_secs(30));
+        let period = crate::conversation::idle_check_period(args.shared.config.idle_timeout);
         let idle_timer =
             ractor::time::send_interval(period, myself.get_cell(), || UserMsg::IdleCheck);
         Ok(UserState {
