@@ -57,6 +57,7 @@ impl Application {
             session_queue: config.session_queue,
             max_sessions_per_user: config.max_sessions_per_user,
             shutdown_timeout: config.shutdown_timeout,
+            recent_client_ids: config.recent_client_ids as usize,
             ..MessengerConfig::default()
         };
         let messenger = Messenger::start(store.clone(), messenger_config)

@@ -79,6 +79,13 @@ pub struct Config {
     #[arg(long, env = "PARLEY_SESSION_QUEUE", default_value_t = 1024)]
     pub session_queue: usize,
 
+    /// Client ids each active conversation keeps in memory, so that a new id is known to
+    /// be new (and a retry recognised) without a store read. A conversation with at most
+    /// this many messages is loaded whole when its actor starts; past it, ids not in
+    /// memory are looked up in the store.
+    #[arg(long, env = "PARLEY_RECENT_CLIENT_IDS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub recent_client_ids: u32,
+
     /// Sessions (devices, tabs) one user may hold at once.
     #[arg(long, env = "PARLEY_MAX_SESSIONS_PER_USER", default_value_t = 16)]
     pub max_sessions_per_user: usize,

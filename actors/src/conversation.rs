@@ -5,25 +5,28 @@
 //! conversation is in flight: if a commit fails, its seqs are handed out again and no
 //! gap can appear, and while it is in flight new sends accumulate into the next batch.
 //!
-//! Once the batch is durable, a task acks each sender and hands the message to the live
-//! user actors of the participants; then it tells the actor, which starts the next
-//! batch. Deliveries of one batch are therefore all sent before the next batch's.
+//! Once the batch is durable, the persistence actor's flush task runs the batch's
+//! completion: it acks each sender and hands the message to the live user actors of the
+//! participants; then it tells the actor, which starts the next batch. Deliveries of
+//! one batch are therefore all sent before the next batch's.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::concurrency::oneshot;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::domain::{
-    ClientId, Conversation, Message, MessageBody, MessageId, Seq, SessionId, Timestamp, UserId,
+    ClientId, Conversation, ConversationId, Message, MessageBody, MessageId, Seq, SessionId,
+    Timestamp, UserId,
 };
 use crate::inspect::ActorStats;
 use crate::messenger::{SendError, Sent};
-use crate::persistence::PersistenceMsg;
+use crate::persistence::{OnCommit, PersistenceMsg};
 use crate::registry::{Key, RegistryMsg, Shared};
+use crate::store::{HistoryRange, Store, StoreResult};
 use crate::user::UserMsg;
 
 /// The conversation actor.
@@ -69,16 +72,22 @@ struct PendingSend {
 }
 
 enum Recent {
-    Committed(Arc<Message>),
+    Committed,
     InFlight,
 }
 
-/// Client ids seen lately, so that a retry is answered without a store read. Bounded:
-/// older ids are found through the store's client-id index.
+/// Client ids of this conversation seen lately. Bounded: older ids are found through the
+/// store's client-id index.
+///
+/// While `complete`, the map holds every client id the conversation has ever used, so a
+/// new id is known to be new without a store read (one per send otherwise). It starts
+/// complete when the conversation is small enough to load whole, and stops being
+/// complete at the first id it forgets.
 struct RecentIds {
     map: HashMap<(UserId, ClientId), Recent>,
     order: VecDeque<(UserId, ClientId)>,
     capacity: usize,
+    complete: bool,
 }
 
 impl RecentIds {
@@ -88,9 +97,47 @@ impl RecentIds {
             while self.order.len() > self.capacity {
                 if let Some(old) = self.order.pop_front() {
                     self.map.remove(&old);
+                    self.complete = false;
                 }
             }
         }
+    }
+
+    /// Loads every client id of a conversation whose last seq is `last`, when it has at
+    /// most `capacity` messages; otherwise starts empty and incomplete.
+    async fn load(
+        store: &dyn Store,
+        conversation: ConversationId,
+        last: Seq,
+        capacity: usize,
+    ) -> StoreResult<Self> {
+        let mut recent = Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity,
+            complete: false,
+        };
+        if last > capacity as Seq {
+            return Ok(recent);
+        }
+        let range = HistoryRange {
+            after: None,
+            before: None,
+            limit: capacity,
+            from_newest: false,
+        };
+        let messages = if last == 0 {
+            Vec::new()
+        } else {
+            store.messages(conversation, range).await?
+        };
+        recent.complete = true;
+        for m in messages {
+            if let Some(cid) = m.client_id {
+                recent.insert((m.from, cid), Recent::Committed);
+            }
+        }
+        Ok(recent)
     }
 }
 
@@ -104,7 +151,8 @@ pub(crate) struct ConversationState {
     pending: Vec<PendingSend>,
     /// Retries of a message whose batch is in flight: answered when it lands.
     parked: Vec<PendingSend>,
-    in_flight: Option<JoinHandle<()>>,
+    /// Signalled once the batch in flight is acked and delivered.
+    in_flight: Option<oneshot::Receiver<()>>,
     /// Sends in the batch in flight.
     in_flight_sends: usize,
     stats: Arc<ActorStats>,
@@ -133,8 +181,10 @@ impl Actor for ConversationActor {
                 Some(shared.config.call_timeout),
             )
             .await?;
-        let last = shared.store.last_message(args.conversation.id).await?;
-        let next_seq = last.map_or(1, |m| m.seq + 1);
+        let id = args.conversation.id;
+        let last = shared.store.last_message(id).await?.map_or(0, |m| m.seq);
+        let capacity = shared.config.recent_client_ids;
+        let recent = RecentIds::load(shared.store.as_ref(), id, last, capacity).await?;
         let idle = shared.config.idle_timeout;
         let idle_timer =
             ractor::time::send_interval(idle_check_period(idle), myself.get_cell(), || {
@@ -142,14 +192,10 @@ impl Actor for ConversationActor {
             });
         Ok(ConversationState {
             conversation: args.conversation,
-            recent: RecentIds {
-                map: HashMap::new(),
-                order: VecDeque::new(),
-                capacity: shared.config.recent_client_ids,
-            },
+            recent,
             shared,
             registry: args.registry,
-            next_seq,
+            next_seq: last + 1,
             pending: Vec::new(),
             parked: Vec::new(),
             in_flight: None,
@@ -198,7 +244,7 @@ impl Actor for ConversationActor {
                             if let Some(cid) = &m.client_id {
                                 state
                                     .recent
-                                    .insert((m.from, cid.clone()), Recent::Committed(m.clone()));
+                                    .insert((m.from, cid.clone()), Recent::Committed);
                             }
                         }
                     }
@@ -249,12 +295,12 @@ impl Actor for ConversationActor {
         }
         // Stopping (idle or shutdown) must not drop accepted sends: finish the batch in
         // flight, then commit what is still pending.
-        if let Some(task) = state.in_flight.take() {
-            let _ = task.await;
+        if let Some(finished) = state.in_flight.take() {
+            let _ = finished.await;
         }
         while !state.pending.is_empty() {
-            let (task, _) = submit_batch(None, state);
-            let _ = task.await;
+            let (finished, _) = submit_batch(None, state);
+            let _ = finished.await;
         }
         Ok(())
     }
@@ -272,23 +318,23 @@ async fn accept(state: &mut ConversationState, send: PendingSend) {
     if let Some(cid) = &send.client_id {
         let key = (send.from, cid.clone());
         match state.recent.map.get(&key) {
-            Some(Recent::Committed(m)) => {
-                let sent = Sent {
-                    message: m.clone(),
-                    duplicate: true,
-                };
-                return reply_all(send.replies, Ok(sent));
-            }
+            // A retry of a committed send: its message is read back below.
+            Some(Recent::Committed) => {}
             Some(Recent::InFlight) => return state.parked.push(send),
-            None => {}
-        }
-        if let Some(p) = state
-            .pending
-            .iter_mut()
-            .find(|p| p.from == send.from && p.client_id.as_ref() == Some(cid))
-        {
-            // A retry of a send that is still queued: one message, answered twice.
-            return p.retries.extend(send.replies);
+            None => {
+                if let Some(p) = state
+                    .pending
+                    .iter_mut()
+                    .find(|p| p.from == send.from && p.client_id.as_ref() == Some(cid))
+                {
+                    // A retry of a send that is still queued: one message, answered twice.
+                    return p.retries.extend(send.replies);
+                }
+                if state.recent.complete {
+                    // Every id of this conversation is in `recent`: this one is new.
+                    return state.pending.push(send);
+                }
+            }
         }
         match state
             .shared
@@ -297,12 +343,11 @@ async fn accept(state: &mut ConversationState, send: PendingSend) {
             .await
         {
             Ok(Some(m)) => {
-                let m = Arc::new(m);
-                state.recent.insert(key, Recent::Committed(m.clone()));
+                state.recent.insert(key, Recent::Committed);
                 return reply_all(
                     send.replies,
                     Ok(Sent {
-                        message: m,
+                        message: Arc::new(m),
                         duplicate: true,
                     }),
                 );
@@ -322,17 +367,18 @@ fn reply_all(replies: Vec<SendReply>, result: Result<Sent, SendError>) {
 
 fn start_batch(myself: &ActorRef<ConversationMsg>, state: &mut ConversationState) {
     state.in_flight_sends = state.pending.len();
-    let (task, _first_seq) = submit_batch(Some(myself.clone()), state);
-    state.in_flight = Some(task);
+    let (finished, _first_seq) = submit_batch(Some(myself.clone()), state);
+    state.in_flight = Some(finished);
 }
 
 /// Sequences the pending sends and hands them to the persistence actor now, inside the
-/// handler, so that a successor's barrier is ordered after this commit. Returns the task
-/// that waits for the commit and then acks and delivers.
+/// handler, so that a successor's barrier is ordered after this commit. Once the commit
+/// is over, the persistence actor's flush task acks and delivers (see [`OnCommit`]) and
+/// then signals the returned receiver.
 fn submit_batch(
     myself: Option<ActorRef<ConversationMsg>>,
     state: &mut ConversationState,
-) -> (JoinHandle<()>, Seq) {
+) -> (oneshot::Receiver<()>, Seq) {
     let sends = std::mem::take(&mut state.pending);
     let first_seq = state.next_seq;
     let now = Timestamp::now();
@@ -357,25 +403,23 @@ fn submit_batch(
         messages.push(message);
         routes.push((send.origin, send.replies, send.retries));
     }
-    let (tx, rx) = oneshot();
-    let submitted = state.shared.persistence.cast(PersistenceMsg::Commit {
-        messages: messages.clone(),
-        reply: tx.into(),
-    });
+    let (finished, finished_rx) = oneshot::channel();
     let shared = state.shared.clone();
     let participants = state.conversation.participants.clone();
-    let task = tokio::spawn(async move {
-        let committed = match (submitted, rx.await) {
-            (Ok(()), Ok(Ok(()))) => Ok(()),
-            (Ok(()), Ok(Err(e))) => Err(SendError::Store(e)),
-            _ => Err(SendError::Unavailable),
+    let to_commit = messages.clone();
+    let done = OnCommit::new(move |outcome| {
+        let committed = match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(SendError::Store(e)),
+            None => Err(SendError::Unavailable),
         };
         let outcome = match committed {
             Ok(()) => {
                 let mut done = Vec::with_capacity(messages.len());
                 for (message, (origin, replies, retries)) in messages.into_iter().zip(routes) {
                     let message = Arc::new(message);
-                    deliver(&shared, &participants, &message, origin);
+                    let origin_waiting = origin.is_some() && replies.iter().any(|r| !r.is_closed());
+                    deliver(&shared, &participants, &message, origin, origin_waiting);
                     let sent = |duplicate| {
                         Ok(Sent {
                             message: message.clone(),
@@ -401,20 +445,41 @@ fn submit_batch(
             // Fails only when the actor is stopping; post_stop then takes over.
             let _ = me.cast(ConversationMsg::BatchDone(outcome));
         }
+        let _ = finished.send(());
     });
-    (task, first_seq)
+    // Should the persistence actor be gone, the returned message drops `done`, which
+    // rejects the batch.
+    let _ = state.shared.persistence.cast(PersistenceMsg::Commit {
+        messages: to_commit,
+        done,
+    });
+    (finished_rx, first_seq)
 }
 
-/// Hands a committed message to every participant who has a live user actor. Offline
-/// participants find it in history when they sync.
+/// Hands a committed message to every participant who has a live user actor with a
+/// session to give it to. Offline participants find it in history when they sync.
 fn deliver(
     shared: &Shared,
     participants: &[UserId],
     message: &Arc<Message>,
     origin: Option<SessionId>,
+    origin_waiting: bool,
 ) {
     for user in participants {
-        if let Some(actor) = shared.directory.live_user(*user) {
+        if let Some((actor, sessions)) = shared.directory.live_user_sessions(*user) {
+            // When the sender's only session is the one still waiting for the ack, it
+            // gets the message through that ack: skipping its user actor saves a mailbox
+            // hop on most sends. (A session's reply port closes before it detaches, so an
+            // open port means the origin is among the counted sessions.) A session that
+            // attaches after this read syncs from the store, where the message already is.
+            let others = if *user == message.from && origin_waiting {
+                sessions.saturating_sub(1)
+            } else {
+                sessions
+            };
+            if others == 0 {
+                continue;
+            }
             let _ = actor.cast(UserMsg::Deliver {
                 message: message.clone(),
                 except: origin,

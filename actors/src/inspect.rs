@@ -127,6 +127,11 @@ impl ActorStats {
         self.sessions.store(n, Ordering::Relaxed);
     }
 
+    /// The session count last published.
+    pub(crate) fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn snapshot(
         &self,
         kind: ActorKind,

@@ -5,8 +5,10 @@
 //! goes out in the next commit. Throughput therefore rises with load instead of paying
 //! one fsync per message, and latency stays at about one fsync when idle.
 //!
-//! The flush task answers its waiters itself, so a commit's outcome reaches the
-//! conversations even while this actor is being stopped.
+//! The flush task runs each batch's [`OnCommit`] itself, once the fsync is done: the
+//! conversation's acks and deliveries go out from there, with no task or wake-up per
+//! batch, and a commit's outcome reaches the conversations even while this actor is
+//! being stopped.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -31,14 +33,43 @@ pub(crate) struct PersistenceArgs {
     pub(crate) queued: Arc<AtomicUsize>,
 }
 
+/// What to do once a batch's commit is over: run with `Some(outcome)`, or with `None`
+/// when the batch was dropped without a commit (this actor stopped). Runs exactly once,
+/// on the flush task, so it must not block.
+pub(crate) struct OnCommit(Option<Completion>);
+
+type Completion = Box<dyn FnOnce(Option<StoreResult<()>>) + Send>;
+
+impl OnCommit {
+    pub(crate) fn new(f: impl FnOnce(Option<StoreResult<()>>) + Send + 'static) -> Self {
+        Self(Some(Box::new(f)))
+    }
+
+    fn run(mut self, outcome: StoreResult<()>) {
+        if let Some(f) = self.0.take() {
+            f(Some(outcome));
+        }
+    }
+}
+
+impl Drop for OnCommit {
+    fn drop(&mut self) {
+        // Dropped unrun (a cast that failed, a queue dropped with the actor): the batch
+        // was not committed, and its senders must hear so rather than wait forever.
+        if let Some(f) = self.0.take() {
+            f(None);
+        }
+    }
+}
+
 /// Its messages.
 pub(crate) enum PersistenceMsg {
-    /// Durably append these messages; the reply comes once they are fsynced.
+    /// Durably append these messages, then run `done`.
     Commit {
         /// The messages, already sequenced.
         messages: Vec<Message>,
-        /// Where the outcome goes.
-        reply: RpcReplyPort<StoreResult<()>>,
+        /// Run once they are fsynced (or the commit failed).
+        done: OnCommit,
     },
     /// Reply once every commit queued before this one has completed. A conversation
     /// actor that restarts waits on this before reading its last seq, so a commit sent
@@ -52,7 +83,7 @@ pub(crate) enum PersistenceMsg {
 }
 
 enum Entry {
-    Commit(Vec<Message>, RpcReplyPort<StoreResult<()>>),
+    Commit(Vec<Message>, OnCommit),
     Barrier(RpcReplyPort<()>),
 }
 
@@ -94,9 +125,9 @@ impl Actor for PersistenceActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PersistenceMsg::Commit { messages, reply } => {
+            PersistenceMsg::Commit { messages, done } => {
                 state.queued += messages.len();
-                state.queue.push_back(Entry::Commit(messages, reply));
+                state.queue.push_back(Entry::Commit(messages, done));
             }
             PersistenceMsg::Barrier { reply } => state.queue.push_back(Entry::Barrier(reply)),
             PersistenceMsg::Flushed => state.flushing = false,
@@ -130,9 +161,9 @@ fn start_flush(myself: &ActorRef<PersistenceMsg>, state: &mut PersistenceState) 
             break;
         }
         match state.queue.pop_front() {
-            Some(Entry::Commit(m, reply)) => {
+            Some(Entry::Commit(m, done)) => {
                 messages.extend(m);
-                waiters.push(Entry::Commit(Vec::new(), reply));
+                waiters.push(Entry::Commit(Vec::new(), done));
             }
             Some(barrier) => waiters.push(barrier),
             None => break,
@@ -156,17 +187,18 @@ fn start_flush(myself: &ActorRef<PersistenceMsg>, state: &mut PersistenceState) 
             ok = result.is_ok(),
             "commit"
         );
+        // The next commit may start while this one's waiters are answered: it cannot
+        // hold a later batch of the same conversation, which waits for this batch's
+        // completion to be cut. Fails only when the actor is already stopping; nothing
+        // is left to flush then.
+        let _ = myself.cast(PersistenceMsg::Flushed);
         for waiter in waiters {
             match waiter {
-                Entry::Commit(_, reply) => {
-                    let _ = reply.send(result.clone());
-                }
+                Entry::Commit(_, done) => done.run(result.clone()),
                 Entry::Barrier(reply) => {
                     let _ = reply.send(());
                 }
             }
         }
-        // Fails only when the actor is already stopping; nothing is left to flush then.
-        let _ = myself.cast(PersistenceMsg::Flushed);
     });
 }

@@ -46,10 +46,13 @@ pub(crate) struct Shared {
     pub(crate) sessions: SessionQueues,
 }
 
+type LiveUser = (ActorRef<UserMsg>, Arc<ActorStats>);
+
 /// Live actors by id, readable without a message round trip.
 #[derive(Default)]
 pub(crate) struct Directory {
-    users: RwLock<HashMap<UserId, ActorRef<UserMsg>>>,
+    /// With each user actor, its published stats: deliveries read its session count.
+    users: RwLock<HashMap<UserId, LiveUser>>,
     conversations: RwLock<HashMap<ConversationId, ActorRef<ConversationMsg>>>,
 }
 
@@ -63,8 +66,16 @@ fn alive(cell: &ActorCell) -> bool {
 impl Directory {
     /// The running actor of a user, if any.
     pub(crate) fn live_user(&self, id: UserId) -> Option<ActorRef<UserMsg>> {
+        self.live_user_sessions(id).map(|(actor, _)| actor)
+    }
+
+    /// The running actor of a user and how many sessions it last reported. The count is
+    /// published before an attach is answered, so a session that is attached is counted.
+    pub(crate) fn live_user_sessions(&self, id: UserId) -> Option<(ActorRef<UserMsg>, usize)> {
         let map = self.users.read().unwrap_or_else(|p| p.into_inner());
-        map.get(&id).filter(|a| alive(&a.get_cell())).cloned()
+        map.get(&id)
+            .filter(|(a, _)| alive(&a.get_cell()))
+            .map(|(a, stats)| (a.clone(), stats.sessions()))
     }
 
     /// The running actor of a conversation, if any.
@@ -87,13 +98,13 @@ impl Directory {
         (users, convs)
     }
 
-    fn insert(&self, key: Key, child: &Child) {
+    fn insert(&self, key: Key, child: &Child, stats: &Arc<ActorStats>) {
         match (key, child) {
             (Key::User(id), Child::User(a)) => {
                 self.users
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, a.clone());
+                    .insert(id, (a.clone(), stats.clone()));
             }
             (Key::Conversation(id), Child::Conversation(a)) => {
                 self.conversations
@@ -524,7 +535,7 @@ fn spawned(
         }
         Ok(child) => {
             state.by_actor.insert(child.cell().get_id(), key);
-            state.shared.directory.insert(key, &child);
+            state.shared.directory.insert(key, &child, &stats);
             tracing::info!(target: "parley::supervision", actor_kind = key.kind(), actor_id = %key, "actor_started");
             if let Some(restart_count) = state.restarting.remove(&key) {
                 crate::metrics::actor_restarted(key.actor_kind());

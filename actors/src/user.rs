@@ -109,6 +109,9 @@ impl Actor for UserActor {
                     Ok(())
                 };
                 state.stats.touch(state.last_activity);
+                // Published before the answer: from then on, deliveries must count this
+                // session (see `Directory::live_user_sessions`).
+                state.stats.set_sessions(state.sessions.len());
                 let _ = reply.send(result);
             }
             UserMsg::Detach { session } => {

@@ -93,6 +93,38 @@ async fn every_session_of_the_recipient_and_the_senders_other_sessions_receive()
 }
 
 #[tokio::test]
+async fn the_senders_other_session_gets_a_copy_even_when_the_sending_one_is_gone() {
+    let app = spawn_app().await;
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    let mut ada_laptop = app.connect(&ada.token).await;
+    for i in 0..20 {
+        // The phone sends and hangs up without waiting for its ack: whether it is gone
+        // before or after the commit, the laptop must not miss a stored message.
+        let mut ada_phone = app.connect(&ada.token).await;
+        let body = format!("sent and gone {i}");
+        ada_phone.send_to(&bob.id, &body, &format!("p{i}")).await;
+        drop(ada_phone);
+        match ada_laptop.try_recv(Duration::from_secs(2)).await {
+            Some(copy) => assert_eq!(
+                (copy["type"].as_str(), copy["message"]["body"].as_str()),
+                (Some("message"), Some(body.as_str()))
+            ),
+            // A send whose session ended before it reached the conversation was never
+            // accepted (no ack, nothing stored): the client retries it. Anything stored
+            // must have reached the laptop.
+            None => assert!(
+                !history(&app, &ada.token, &bob.id)
+                    .await
+                    .iter()
+                    .any(|m| m["body"] == body.as_str()),
+                "{body} was stored but the laptop never got it"
+            ),
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn an_offline_user_catches_up_on_sync_in_order_exactly_once() {
     let app = spawn_app().await;
     let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
@@ -191,6 +223,52 @@ async fn a_repeated_client_id_yields_one_message() {
     );
     assert_eq!(history(&app, &ada.token, &bob.id).await.len(), 1);
     app.stop().await;
+}
+
+/// Sends `body` with `client_id` and returns the ack.
+async fn send_acked(ws: &mut WsClient, to: &str, body: &str, client_id: &str) -> Value {
+    ws.send_to(to, body, client_id).await;
+    let ack = ws.recv().await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    ack
+}
+
+#[tokio::test]
+async fn a_retry_is_recognised_however_old_and_a_new_id_is_never_mistaken_for_one() {
+    // Each conversation keeps 4 client ids in memory: older ones are looked up in the
+    // store, and after a restart a conversation of more than 4 messages is not loaded.
+    for window in [4096, 4] {
+        let app = spawn_app_with(|c| c.recent_client_ids = window).await;
+        let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+        let mut a = app.connect(&ada.token).await;
+        let mut first = Vec::new();
+        for i in 1..=10 {
+            let ack = send_acked(&mut a, &bob.id, &format!("m{i}"), &format!("c{i}")).await;
+            first.push(ack["message"]["id"].clone());
+        }
+        for (i, retry) in [(1, true), (10, true), (11, false)] {
+            let ack = send_acked(&mut a, &bob.id, &format!("m{i}"), &format!("c{i}")).await;
+            assert_eq!(ack["duplicate"], retry, "window {window}, c{i}");
+            if retry {
+                assert_eq!(ack["message"]["id"], first[i - 1]);
+            }
+        }
+        drop(a);
+        // A new actor: the window loads the whole conversation, or it is too small to.
+        let app = app.restart().await;
+        let mut a = app.connect(&ada.token).await;
+        for (i, retry) in [(2, true), (11, true), (12, false), (12, true)] {
+            let ack = send_acked(&mut a, &bob.id, &format!("m{i}"), &format!("c{i}")).await;
+            assert_eq!(
+                ack["duplicate"], retry,
+                "window {window}, after restart, c{i}"
+            );
+        }
+        let stored = history(&app, &ada.token, &bob.id).await;
+        let seqs: Vec<u64> = stored.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, (1..=12).collect::<Vec<_>>(), "window {window}");
+        app.stop().await;
+    }
 }
 
 #[tokio::test]

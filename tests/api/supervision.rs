@@ -91,10 +91,16 @@ async fn a_panicking_user_actor_resets_its_sessions_and_nothing_committed_is_los
     assert_eq!(a.recv().await["type"], "ack");
     assert_eq!(b.recv().await["message"]["body"], "ordinary");
 
-    // Delivering this makes the user actors of both participants panic (Ada's too: it
-    // delivers to her other sessions), so both sessions are reset.
+    // Delivering this makes Bob's user actor panic, so his session is reset. Ada's only
+    // session gets the message through its ack: her user actor is not involved.
     a.send_to(&bob.id, PANIC_USER, "u1").await;
-    for ws in [&mut a, &mut b] {
+    let (code, reason) = b.closed().await;
+    assert_eq!(code, 1012, "reason: {reason}");
+    assert_eq!(a.recv().await["type"], "ack");
+    // With a second session, Ada's user actor delivers it too, panics, and resets both.
+    let mut laptop = app.connect(&ada.token).await;
+    a.send_to(&bob.id, PANIC_USER, "u2").await;
+    for ws in [&mut a, &mut laptop] {
         let (code, reason) = ws.closed().await;
         assert_eq!(code, 1012, "reason: {reason}");
     }
@@ -108,7 +114,7 @@ async fn a_panicking_user_actor_resets_its_sessions_and_nothing_committed_is_los
         .filter(|f| f["type"] == "message")
         .map(|f| f["message"]["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, [1, 2]);
+    assert_eq!(seqs, [1, 2, 3]);
     // And live delivery works again (through a restarted or fresh user actor).
     let mut a = app.connect(&ada.token).await;
     a.send_to(&bob.id, "welcome back", "o2").await;
