@@ -1,5 +1,5 @@
 //! Protocol frames: parsing a client `send` frame into domain types, and encoding the
-//! server's `ack` and `message` frames (a `MessageJson` built from a stored `Message`).
+//! server's `ack` and `message` frames (a `MessageJson` built from a stored `Event`).
 //!
 //! Run: `cargo bench --bench protocol`.
 
@@ -7,7 +7,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use actors::domain::{
-    ClientId, ConversationId, Message, MessageBody, MessageId, Timestamp, UserId,
+    ClientId, ConversationId, Event, EventId, EventKind, MessageBody, MessageContent, Timestamp,
+    UserId,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parley::wire::MessageJson;
@@ -18,16 +19,19 @@ fn body() -> String {
     format!("{:020} {}", 1_700_000_000_000_000_000u64, "x".repeat(79))
 }
 
-fn message() -> Message {
+fn message() -> Event {
     let (a, b) = (UserId::generate(), UserId::generate());
-    Message {
-        id: MessageId::generate(),
+    Event {
+        id: EventId::generate(),
         conversation: ConversationId::direct(a, b),
         seq: 123_456,
-        from: a,
-        body: MessageBody::parse(&body(), 4096).expect("valid body"),
+        sender: a,
         client_id: Some(ClientId::parse("c17-000123").expect("valid client id")),
-        sent_at: Timestamp::now(),
+        at: Timestamp::now(),
+        kind: EventKind::Message(MessageContent {
+            body: MessageBody::parse(&body(), 4096).expect("valid body"),
+            receiver: Some(b),
+        }),
     }
 }
 

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actors::domain::{
-    ClientId, DisplayName, Email, MessageBody, SessionId, Timestamp, User, UserId, UserRecord,
+    ClientId, DisplayName, Email, EventKind, MessageBody, MessageContent, SessionId, Timestamp,
+    User, UserId, UserRecord,
 };
 use actors::{Messenger, MessengerConfig, SendRequest, Store, Target};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -40,7 +41,9 @@ fn request(from: UserId, to: UserId, n: u64) -> SendRequest {
     SendRequest {
         from,
         target: Target::User(to),
-        body: MessageBody::parse(&format!("{n:020} {}", "x".repeat(79)), 4096).expect("body"),
+        kind: EventKind::Message(MessageContent::text(
+            MessageBody::parse(&format!("{n:020} {}", "x".repeat(79)), 4096).expect("body"),
+        )),
         client_id: Some(ClientId::parse(&format!("c-{n}")).expect("client id")),
         origin: Some(SessionId::next()),
     }
@@ -71,7 +74,7 @@ fn routing(c: &mut Criterion) {
                 .attach(to, SessionId::next())
                 .await
                 .expect("attached");
-            tokio::spawn(async move { while link.messages.recv().await.is_some() {} });
+            tokio::spawn(async move { while link.events.recv().await.is_some() {} });
         }
         // Start every conversation actor before measuring.
         for (i, &(from, to)) in pairs.iter().enumerate() {

@@ -10,24 +10,30 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use actors::Store;
 use actors::domain::{
-    ClientId, ConversationId, Message, MessageBody, MessageId, Seq, Timestamp, UserId,
+    ClientId, ConversationId, Event, EventId, EventKind, MessageBody, MessageContent, Seq,
+    Timestamp, UserId,
 };
 use actors::store::HistoryRange;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use parley::store::FjallStore;
 
-fn message(conversation: ConversationId, from: UserId, seq: Seq) -> Message {
-    Message {
-        id: MessageId::generate(),
+fn message(conversation: ConversationId, from: UserId, seq: Seq) -> Arc<Event> {
+    Arc::new(Event {
+        id: EventId::generate(),
         conversation,
         seq,
-        from,
-        body: MessageBody::from_stored(format!("{seq:020} {}", "x".repeat(79))),
+        sender: from,
         client_id: Some(ClientId::parse(&format!("c-{seq}")).expect("valid client id")),
-        sent_at: Timestamp::now(),
-    }
+        at: Timestamp::now(),
+        kind: EventKind::Message(MessageContent::text(MessageBody::from_stored(format!(
+            "{seq:020} {}",
+            "x".repeat(79)
+        )))),
+    })
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -61,7 +67,7 @@ fn commits(c: &mut Criterion) {
                 },
                 |batch| {
                     let store = store.clone();
-                    async move { store.append_messages(&batch).await.expect("commits") }
+                    async move { store.append_events(&batch).await.expect("commits") }
                 },
                 BatchSize::SmallInput,
             )
@@ -79,7 +85,7 @@ fn history(c: &mut Criterion) {
     rt.block_on(async {
         for chunk in (1..=10_000u64).collect::<Vec<_>>().chunks(1000) {
             let batch: Vec<_> = chunk.iter().map(|&s| message(conv, a, s)).collect();
-            store.append_messages(&batch).await.expect("commits");
+            store.append_events(&batch).await.expect("commits");
         }
     });
     let mut g = c.benchmark_group("store_history_page");
@@ -96,7 +102,7 @@ fn history(c: &mut Criterion) {
         bench.to_async(&rt).iter(|| {
             let store = store.clone();
             async move {
-                let m = store.messages(conv, page(Some(5000), false)).await;
+                let m = store.events(conv, page(Some(5000), false)).await;
                 assert_eq!(m.expect("reads").len(), 50);
             }
         })
@@ -105,7 +111,7 @@ fn history(c: &mut Criterion) {
         bench.to_async(&rt).iter(|| {
             let store = store.clone();
             async move {
-                let m = store.messages(conv, page(None, true)).await;
+                let m = store.events(conv, page(None, true)).await;
                 assert_eq!(m.expect("reads").len(), 50);
             }
         })

@@ -97,7 +97,7 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
                     let existing = store
                         .user_by_email(&email)
                         .await?
-                        .ok_or_else(|| actors::StoreError::new("vanished"))?;
+                        .ok_or_else(|| actors::StoreError::msg("vanished"))?;
                     Ok((i, existing.user.id, email))
                 }
                 Err(InsertUserError::Store(e)) => Err(e),

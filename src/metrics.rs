@@ -341,26 +341,3 @@ fn status_label(status: StatusCode) -> &'static str {
         _ => "5xx",
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use actors::SendError;
-
-    #[test]
-    fn rejected_codes_match_the_codes_clients_see() {
-        // The actors crate labels rejections itself; its labels must be the API's codes.
-        let all = [
-            (SendError::RecipientNotFound, "recipient_not_found"),
-            (SendError::CannotMessageSelf, "cannot_message_self"),
-            (SendError::NotParticipant, "not_participant"),
-            (SendError::Failed, "conversation_failed"),
-            (SendError::Unavailable, "conversation_unavailable"),
-            (SendError::Timeout, "timeout"),
-            (SendError::ShuttingDown, "shutting_down"),
-            (SendError::Store(actors::StoreError::new("x")), "internal"),
-        ];
-        for (e, label) in all {
-            assert_eq!(crate::http::routes::messages::send_error_code(&e).1, label);
-        }
-    }
-}

@@ -2,7 +2,7 @@
 //! protocol. Only this outer layer knows the wire format; ids are strings, times are
 //! RFC 3339 with milliseconds.
 
-use actors::domain::{Message, Timestamp, User};
+use actors::domain::{Event, Timestamp, User};
 use serde::Serialize;
 
 /// A user as clients see it.
@@ -46,16 +46,16 @@ pub struct MessageJson<'a> {
     pub sent_at: String,
 }
 
-impl<'a> From<&'a Message> for MessageJson<'a> {
-    fn from(m: &'a Message) -> Self {
+impl<'a> From<&'a Event> for MessageJson<'a> {
+    fn from(e: &'a Event) -> Self {
         Self {
-            id: m.id.to_string(),
-            conversation: m.conversation.to_string(),
-            seq: m.seq,
-            from: m.from.to_string(),
-            body: m.body.as_str(),
-            client_id: m.client_id.as_ref().map(|c| c.as_str()),
-            sent_at: rfc3339(m.sent_at),
+            id: e.id.to_string(),
+            conversation: e.conversation.to_string(),
+            seq: e.seq,
+            from: e.sender.to_string(),
+            body: e.text().map_or("", |t| t.as_str()),
+            client_id: e.client_id.as_ref().map(|c| c.as_str()),
+            sent_at: rfc3339(e.at),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Property tests (proptest) of the WebSocket codec and of the store's encodings: what
 //! holds for every input, not just the examples in the unit tests.
 //!
-//! - Codec: a `send` frame's body survives parse → domain `Message` → `OutFrame` → JSON
+//! - Codec: a `send` frame's body survives parse → domain `Event` → `OutFrame` → JSON
 //!   exactly; a `sync` frame's cursors are accepted iff every key is a conversation id.
 //! - Store: keys are big-endian, so byte order is seq order: `messages()` ranges over
 //!   arbitrary sets of seqs return exactly the model's seqs, in order, and never reach
@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use actors::domain::{
-    ClientId, ConversationId, DisplayName, Email, Message, MessageBody, MessageId, Seq, Timestamp,
-    User, UserId, UserRecord,
+    ClientId, ConversationId, DisplayName, Email, Event, EventId, EventKind, MessageBody,
+    MessageContent, Seq, Timestamp, User, UserId, UserRecord,
 };
 use actors::store::HistoryRange;
 use actors::{Store, Target};
@@ -86,16 +86,21 @@ fn client_id() -> impl Strategy<Value = Option<String>> {
     prop::option::of(prop_oneof!["[a-zA-Z0-9-]{1,64}", hostile_string(), "x{65}",])
 }
 
-fn message(conversation: ConversationId, seq: Seq, from: UserId, body: &MessageBody) -> Message {
-    Message {
-        id: MessageId::generate(),
+fn message(conversation: ConversationId, seq: Seq, from: UserId, body: &MessageBody) -> Event {
+    Event {
+        id: EventId::generate(),
         conversation,
         seq,
-        from,
-        body: body.clone(),
+        sender: from,
         client_id: None,
-        sent_at: Timestamp::from_millis(1_700_000_000_000),
+        at: Timestamp::from_millis(1_700_000_000_000),
+        kind: EventKind::Message(MessageContent::text(body.clone())),
     }
+}
+
+/// Events as the group commit hands them to the store.
+fn shared(events: &[Event]) -> Vec<std::sync::Arc<Event>> {
+    events.iter().cloned().map(std::sync::Arc::new).collect()
 }
 
 // ---- Codec ----------------------------------------------------------------------------
@@ -104,7 +109,7 @@ proptest! {
     #![proptest_config(config(1024))]
 
     /// A send's body is accepted iff it is not blank and has at most the limit in chars,
-    /// and then it survives parse → `Message` → `message`/`ack` frame → JSON exactly.
+    /// and then it survives parse → `Event` → `message`/`ack` frame → JSON exactly.
     #[test]
     fn send_bodies_round_trip_exactly_through_the_codec(
         body in hostile_string(),
@@ -328,7 +333,7 @@ fn history_ranges_return_exactly_the_seqs_in_range_in_order() {
                     b
                 });
                 let from = UserId::generate();
-                let mut batch: Vec<Message> = seqs
+                let mut batch: Vec<Event> = seqs
                     .iter()
                     .map(|&s| message(conv, s, from, &body))
                     .collect();
@@ -337,7 +342,10 @@ fn history_ranges_return_exactly_the_seqs_in_range_in_order() {
                     batch.push(message(above, s, from, &body));
                 }
                 fx.rt.block_on(async {
-                    fx.store.append_messages(&batch).await.expect("append");
+                    fx.store
+                        .append_events(&shared(&batch))
+                        .await
+                        .expect("append");
                     let all = HistoryRange {
                         after: None,
                         before: None,
@@ -353,7 +361,7 @@ fn history_ranges_return_exactly_the_seqs_in_range_in_order() {
                     for r in ranges {
                         let got: Vec<Seq> = fx
                             .store
-                            .messages(conv, r)
+                            .events(conv, r)
                             .await
                             .expect("read")
                             .iter()
@@ -364,7 +372,7 @@ fn history_ranges_return_exactly_the_seqs_in_range_in_order() {
                             .collect();
                         prop_assert_eq!(got, model(&seqs, r), "range {:?}", r);
                     }
-                    let last = fx.store.last_message(conv).await.expect("read");
+                    let last = fx.store.last_event(conv).await.expect("read");
                     prop_assert_eq!(last.map(|m| m.seq), seqs.last().copied());
                     Ok(())
                 })
@@ -389,7 +397,7 @@ fn message_bodies_and_client_ids_round_trip_exactly_through_the_store() {
             |messages| {
                 let conv = ConversationId::from_bytes(*UserId::generate().as_bytes());
                 let from = UserId::generate();
-                let batch: Vec<Message> = messages
+                let batch: Vec<Event> = messages
                     .iter()
                     .zip(1..)
                     .map(|((body, client_id), seq)| {
@@ -403,10 +411,13 @@ fn message_bodies_and_client_ids_round_trip_exactly_through_the_store() {
                     })
                     .collect();
                 fx.rt.block_on(async {
-                    fx.store.append_messages(&batch).await.expect("append");
+                    fx.store
+                        .append_events(&shared(&batch))
+                        .await
+                        .expect("append");
                     let read = fx
                         .store
-                        .messages(
+                        .events(
                             conv,
                             HistoryRange {
                                 after: None,
@@ -422,7 +433,7 @@ fn message_bodies_and_client_ids_round_trip_exactly_through_the_store() {
                         if let Some(c) = &m.client_id {
                             let found = fx
                                 .store
-                                .message_by_client_id(conv, from, c)
+                                .event_by_client_id(conv, from, c)
                                 .await
                                 .expect("read");
                             prop_assert_eq!(found.as_ref(), Some(m));

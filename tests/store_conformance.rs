@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use actors::Store;
 use actors::domain::{
-    ClientId, Conversation, ConversationId, DisplayName, Email, Message, MessageBody, MessageId,
-    Seq, Timestamp, User, UserId, UserRecord,
+    ClientId, Conversation, ConversationId, DisplayName, Email, Event, EventId, EventKind,
+    MembershipChange, MessageBody, MessageContent, Role, Seq, Timestamp, User, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError};
 use parley::store::FjallStore;
@@ -44,19 +44,40 @@ fn record(name: &str, email: &Email) -> UserRecord {
     }
 }
 
-fn message(conversation: ConversationId, seq: Seq, from: UserId, body: &str) -> Message {
-    Message {
-        id: MessageId::generate(),
+fn message(conversation: ConversationId, seq: Seq, from: UserId, body: &str) -> Event {
+    event(
         conversation,
         seq,
         from,
-        body: MessageBody::parse(body, 100_000).expect("valid body"),
+        EventKind::Message(MessageContent::text(
+            MessageBody::parse(body, 100_000).expect("valid body"),
+        )),
+    )
+}
+
+fn event(conversation: ConversationId, seq: Seq, sender: UserId, kind: EventKind) -> Event {
+    Event {
+        id: EventId::generate(),
+        conversation,
+        seq,
+        sender,
         client_id: None,
-        sent_at: Timestamp::from_millis(1_700_000_000_000 + seq),
+        at: Timestamp::from_millis(1_700_000_000_000 + seq),
+        kind,
     }
 }
 
-fn with_client_id(mut m: Message, client_id: &str) -> Message {
+/// Appends events through the store's group-commit entry point.
+async fn append(store: &dyn Store, events: &[Event]) -> actors::store::StoreResult<()> {
+    let shared: Vec<Arc<Event>> = events.iter().cloned().map(Arc::new).collect();
+    store.append_events(&shared).await
+}
+
+fn text_of(e: &Event) -> &str {
+    e.text().map_or("", |t| t.as_str())
+}
+
+fn with_client_id(mut m: Event, client_id: &str) -> Event {
     m.client_id = Some(ClientId::parse(client_id).expect("valid client id"));
     m
 }
@@ -81,7 +102,7 @@ fn range(after: Option<Seq>, before: Option<Seq>, limit: usize, from_newest: boo
 }
 
 async fn seqs(store: &dyn Store, conversation: ConversationId, r: HistoryRange) -> Vec<Seq> {
-    let messages = store.messages(conversation, r).await.expect("messages");
+    let messages = store.events(conversation, r).await.expect("messages");
     for m in &messages {
         assert_eq!(
             m.conversation, conversation,
@@ -290,14 +311,14 @@ async fn check_history_ranges_are_exact_and_stay_in_their_conversation(store: &d
             batch.push(message(neighbour, seq, alice, &format!("n{seq}")));
         }
     }
-    store.append_messages(&batch).await.unwrap();
-    store.append_messages(&[]).await.unwrap();
+    append(store, &batch).await.unwrap();
+    append(store, &[]).await.unwrap();
 
     let all = store
-        .messages(conv, range(None, None, 100, false))
+        .events(conv, range(None, None, 100, false))
         .await
         .unwrap();
-    let mut expected: Vec<Message> = batch
+    let mut expected: Vec<Event> = batch
         .iter()
         .filter(|m| m.conversation == conv)
         .cloned()
@@ -347,20 +368,20 @@ async fn check_history_ranges_are_exact_and_stay_in_their_conversation(store: &d
     }
 
     assert_eq!(
-        store.last_message(conv).await.unwrap().map(|m| m.seq),
+        store.last_event(conv).await.unwrap().map(|m| m.seq),
         Some(10)
     );
     assert_eq!(
-        store.last_message(neighbour).await.unwrap().as_ref(),
+        store.last_event(neighbour).await.unwrap().as_ref(),
         batch
             .iter()
             .find(|m| m.conversation == neighbour && m.seq == 5)
     );
     let (empty, _) = adjacent_conversations();
-    assert_eq!(store.last_message(empty).await.unwrap(), None);
+    assert_eq!(store.last_event(empty).await.unwrap(), None);
     assert!(
         store
-            .messages(empty, range(None, None, 100, true))
+            .events(empty, range(None, None, 100, true))
             .await
             .unwrap()
             .is_empty()
@@ -368,17 +389,16 @@ async fn check_history_ranges_are_exact_and_stay_in_their_conversation(store: &d
 
     // A later commit moves the end of the conversation.
     let eleventh = message(conv, 11, bob, "a11");
-    store
-        .append_messages(std::slice::from_ref(&eleventh))
+    append(store, std::slice::from_ref(&eleventh))
         .await
         .unwrap();
-    assert_eq!(store.last_message(conv).await.unwrap(), Some(eleventh));
+    assert_eq!(store.last_event(conv).await.unwrap(), Some(eleventh));
     assert_eq!(
         seqs(store, conv, range(Some(9), None, 100, false)).await,
         vec![10, 11]
     );
     assert_eq!(
-        store.last_message(neighbour).await.unwrap().map(|m| m.seq),
+        store.last_event(neighbour).await.unwrap().map(|m| m.seq),
         Some(5)
     );
 }
@@ -393,22 +413,24 @@ async fn check_messages_are_found_by_client_id_per_sender_and_conversation(store
     let a10 = with_client_id(message(conv, 3, alice, "tenth"), "c-10");
     let b1 = with_client_id(message(conv, 4, bob, "bob's c-1"), "c-1");
     let n1 = with_client_id(message(neighbour, 1, alice, "elsewhere"), "n-1");
-    store
-        .append_messages(&[
+    append(
+        store,
+        &[
             a1.clone(),
             plain.clone(),
             a10.clone(),
             b1.clone(),
             n1.clone(),
-        ])
-        .await
-        .unwrap();
+        ],
+    )
+    .await
+    .unwrap();
 
     let find = |conversation, from, client_id: &str| {
         let client_id = ClientId::parse(client_id).unwrap();
         async move {
             store
-                .message_by_client_id(conversation, from, &client_id)
+                .event_by_client_id(conversation, from, &client_id)
                 .await
                 .unwrap()
         }
@@ -484,7 +506,7 @@ async fn check_hostile_strings_round_trip_exactly(store: &dyn Store) {
         "\"}],\"seq\":999,\"body\":\"forged".to_owned(),
         long,
     ]);
-    let messages: Vec<Message> = bodies
+    let messages: Vec<Event> = bodies
         .iter()
         .enumerate()
         .map(|(i, body)| {
@@ -497,22 +519,22 @@ async fn check_hostile_strings_round_trip_exactly(store: &dyn Store) {
             }
         })
         .collect();
-    store.append_messages(&messages).await.unwrap();
+    append(store, &messages).await.unwrap();
 
     let back = store
-        .messages(conv, range(None, None, 1000, false))
+        .events(conv, range(None, None, 1000, false))
         .await
         .unwrap();
     assert_eq!(back.len(), bodies.len());
     for (got, body) in back.iter().zip(&bodies) {
-        assert_eq!(got.body.as_str().as_bytes(), body.as_bytes());
+        assert_eq!(text_of(got).as_bytes(), body.as_bytes());
     }
     assert_eq!(back, messages);
     for m in &messages {
         let client_id = m.client_id.as_ref().unwrap();
         assert_eq!(
             store
-                .message_by_client_id(conv, from, client_id)
+                .event_by_client_id(conv, from, client_id)
                 .await
                 .unwrap()
                 .as_ref(),
@@ -520,7 +542,7 @@ async fn check_hostile_strings_round_trip_exactly(store: &dyn Store) {
         );
     }
     assert_eq!(
-        store.last_message(conv).await.unwrap().as_ref(),
+        store.last_event(conv).await.unwrap().as_ref(),
         messages.last()
     );
 
@@ -541,7 +563,7 @@ struct Fixture {
     bob: UserRecord,
     jti: String,
     conversation: Conversation,
-    messages: Vec<Message>,
+    messages: Vec<Event>,
 }
 
 /// 9a. Writes one of everything (then flushes), to be read back after a restart.
@@ -563,7 +585,7 @@ async fn write_durable_fixture(store: &dyn Store) -> Fixture {
         .unwrap();
     let conversation = Conversation::direct(ada.user.id, bob.user.id, Timestamp::from_millis(6));
     store.insert_conversation(&conversation).await.unwrap();
-    let messages: Vec<Message> = (1..=3)
+    let messages: Vec<Event> = (1..=3)
         .map(|seq| {
             with_client_id(
                 message(conversation.id, seq, ada.user.id, &format!("m{seq}")),
@@ -571,8 +593,8 @@ async fn write_durable_fixture(store: &dyn Store) -> Fixture {
             )
         })
         .collect();
-    store.append_messages(&messages[..2]).await.unwrap();
-    store.append_messages(&messages[2..]).await.unwrap();
+    append(store, &messages[..2]).await.unwrap();
+    append(store, &messages[2..]).await.unwrap();
     store.flush().await.unwrap();
     Fixture {
         ada,
@@ -626,23 +648,19 @@ async fn check_durable_fixture(store: &dyn Store, f: &Fixture) {
     );
     assert_eq!(
         store
-            .messages(f.conversation.id, range(None, None, 10, true))
+            .events(f.conversation.id, range(None, None, 10, true))
             .await
             .unwrap(),
         f.messages
     );
     assert_eq!(
-        store
-            .last_message(f.conversation.id)
-            .await
-            .unwrap()
-            .as_ref(),
+        store.last_event(f.conversation.id).await.unwrap().as_ref(),
         f.messages.last()
     );
     let c2 = ClientId::parse("c2").unwrap();
     assert_eq!(
         store
-            .message_by_client_id(f.conversation.id, ada, &c2)
+            .event_by_client_id(f.conversation.id, ada, &c2)
             .await
             .unwrap()
             .as_ref(),
@@ -657,6 +675,66 @@ async fn check_a_written_fixture_reads_back(store: &dyn Store) {
 }
 
 // ---- The list -------------------------------------------------------------------------
+
+/// Every kind of event reads back as it was written, in one stream with messages: a
+/// direct message keeps its receiver, edits and deletes their target, membership changes
+/// their users and roles.
+async fn check_every_kind_of_event_round_trips(store: &dyn Store) {
+    let (conv, _) = adjacent_conversations();
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    let text = |s: &str| MessageBody::parse(s, 100).expect("valid body");
+    let mut direct = message(conv, 1, ada, "hello");
+    if let EventKind::Message(m) = &mut direct.kind {
+        m.receiver = Some(bob);
+    }
+    let events = vec![
+        direct,
+        event(
+            conv,
+            2,
+            ada,
+            EventKind::Edit {
+                target: 1,
+                content: text("hello, Bob"),
+            },
+        ),
+        event(conv, 3, ada, EventKind::Delete { target: 1 }),
+        event(
+            conv,
+            4,
+            ada,
+            EventKind::Membership(MembershipChange::Added { users: vec![bob] }),
+        ),
+        event(
+            conv,
+            5,
+            ada,
+            EventKind::Membership(MembershipChange::RoleChanged {
+                user: bob,
+                role: Role::Admin,
+            }),
+        ),
+        event(conv, 6, bob, EventKind::Membership(MembershipChange::Left)),
+        event(
+            conv,
+            7,
+            ada,
+            EventKind::Membership(MembershipChange::Renamed {
+                name: "Tea \"club\"".into(),
+            }),
+        ),
+    ];
+    append(store, &events).await.unwrap();
+    let back = store
+        .events(conv, range(None, None, 100, false))
+        .await
+        .unwrap();
+    assert_eq!(back, events);
+    assert_eq!(
+        store.last_event(conv).await.unwrap().as_ref(),
+        events.last()
+    );
+}
 
 /// Declares every check once: a test per check on a fresh fjall store, and [`run_all`].
 macro_rules! conformance {
@@ -692,6 +770,7 @@ conformance! {
     messages_are_found_by_client_id_per_sender_and_conversation => check_messages_are_found_by_client_id_per_sender_and_conversation,
     hostile_strings_round_trip_exactly => check_hostile_strings_round_trip_exactly,
     a_written_fixture_reads_back => check_a_written_fixture_reads_back,
+    every_kind_of_event_round_trips => check_every_kind_of_event_round_trips,
 }
 
 // ---- Whole-suite and store-specific tests ---------------------------------------------

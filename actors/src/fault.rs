@@ -1,53 +1,57 @@
 //! Test-only fault injection. With the `fault-injection` feature, a message whose body
-//! starts with a marker makes the actor handling it panic, or its commit fail, so tests can prove that
-//! supervision restarts it and that other conversations do not notice. Without the
-//! feature (every release build) these functions are empty and compile away.
+//! starts with a marker makes the actor handling it panic, or its commit fail, so tests
+//! can prove that supervision restarts it and that other conversations do not notice.
+//! Without the feature (every release build) these functions are empty and compile away.
 
-use crate::domain::MessageBody;
+use crate::domain::Event;
 
 /// Body prefix that makes a conversation actor panic.
 pub const PANIC_CONVERSATION: &str = "\u{1}fault:panic-conversation";
-/// Body prefix that makes a user actor panic on delivery.
+/// Body prefix that makes the user actors that would deliver it to a session panic.
 pub const PANIC_USER: &str = "\u{1}fault:panic-user";
 /// Body prefix that makes the commit of the batch holding it fail, as a full or failing
 /// disk would (the store itself is not touched, so it "recovers" at once).
 pub const STORE_ERROR: &str = "\u{1}fault:store-error";
 
 #[cfg(feature = "fault-injection")]
-pub(crate) fn check_commit(messages: &[crate::domain::Message]) -> Result<(), crate::StoreError> {
-    if messages
-        .iter()
-        .any(|m| m.body.as_str().starts_with(STORE_ERROR))
-    {
-        return Err(crate::StoreError::new("injected write failure"));
+pub(crate) fn check_commit(events: &[std::sync::Arc<Event>]) -> Result<(), crate::StoreError> {
+    if events.iter().any(|e| marked(e, STORE_ERROR)) {
+        return Err(crate::StoreError::msg("injected write failure"));
     }
     Ok(())
 }
 
+#[cfg(feature = "fault-injection")]
+fn marked(event: &Event, marker: &str) -> bool {
+    event.text().is_some_and(|t| t.as_str().starts_with(marker))
+}
+
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
-pub(crate) fn check_commit(_messages: &[crate::domain::Message]) -> Result<(), crate::StoreError> {
+pub(crate) fn check_commit(_events: &[std::sync::Arc<Event>]) -> Result<(), crate::StoreError> {
     Ok(())
 }
 
 #[cfg(feature = "fault-injection")]
-pub(crate) fn check_conversation(body: &MessageBody) {
-    if body.as_str().starts_with(PANIC_CONVERSATION) {
+pub(crate) fn check_conversation(kind: &crate::domain::EventKind) {
+    if let crate::domain::EventKind::Message(m) = kind
+        && m.body.as_str().starts_with(PANIC_CONVERSATION)
+    {
         panic!("injected fault in conversation actor");
     }
 }
 
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
-pub(crate) fn check_conversation(_body: &MessageBody) {}
+pub(crate) fn check_conversation(_kind: &crate::domain::EventKind) {}
 
 #[cfg(feature = "fault-injection")]
-pub(crate) fn check_user(body: &MessageBody) {
-    if body.as_str().starts_with(PANIC_USER) {
-        panic!("injected fault in user actor");
-    }
+pub(crate) fn user_should_fail(event: &Event) -> bool {
+    marked(event, PANIC_USER)
 }
 
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
-pub(crate) fn check_user(_body: &MessageBody) {}
+pub(crate) fn user_should_fail(_event: &Event) -> bool {
+    false
+}

@@ -5,37 +5,17 @@
 //! conversation actor publishes its own pending work in an [`ActorStats`] (a few
 //! atomics, written by the actor after each message, read by the registry when asked).
 //! Session outbound queues are read live from the channels themselves, through weak
-//! senders kept in [`SessionQueues`], so an inspection or a scrape never waits on a user
-//! actor and never keeps a session's channel open.
+//! references kept in [`SessionQueues`], so an inspection or a scrape never waits on a
+//! user actor and never keeps a session alive.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
-use crate::domain::{Message, SessionId, UserId};
-
-/// Which kind of actor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ActorKind {
-    /// A user actor: the live sessions of one user.
-    User,
-    /// A conversation actor: orders and routes one conversation's messages.
-    Conversation,
-}
-
-impl ActorKind {
-    /// `user` or `conversation`, as in the supervision log and the metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActorKind::User => "user",
-            ActorKind::Conversation => "conversation",
-        }
-    }
-}
+use crate::domain::{SessionId, UserId};
+pub use crate::key::ActorKind;
+use crate::session::SessionSink;
 
 /// One live actor, as seen by an inspection.
 #[derive(Debug, Clone)]
@@ -127,11 +107,6 @@ impl ActorStats {
         self.sessions.store(n, Ordering::Relaxed);
     }
 
-    /// The session count last published.
-    pub(crate) fn sessions(&self) -> usize {
-        self.sessions.load(Ordering::Relaxed)
-    }
-
     pub(crate) fn snapshot(
         &self,
         kind: ActorKind,
@@ -159,19 +134,16 @@ impl ActorStats {
     }
 }
 
-/// The outbound queue of every attached session, by weak sender: registered on attach,
-/// forgotten on detach (and pruned when found closed).
+/// The durable lane of every attached session, by weak reference: registered on
+/// attach, forgotten on detach (and pruned when found closed).
 #[derive(Default)]
 pub(crate) struct SessionQueues {
-    map: Mutex<HashMap<SessionId, QueueRef>>,
+    map: Mutex<HashMap<SessionId, Weak<SessionSink>>>,
 }
 
-/// A session's user and a weak sender to its outbound queue.
-type QueueRef = (UserId, mpsc::WeakSender<Arc<Message>>);
-
 impl SessionQueues {
-    pub(crate) fn insert(&self, session: SessionId, user: UserId, tx: &mpsc::Sender<Arc<Message>>) {
-        self.lock().insert(session, (user, tx.downgrade()));
+    pub(crate) fn insert(&self, sink: &Arc<SessionSink>) {
+        self.lock().insert(sink.id, Arc::downgrade(sink));
     }
 
     pub(crate) fn remove(&self, session: SessionId) {
@@ -182,20 +154,18 @@ impl SessionQueues {
     pub(crate) fn sample(&self) -> (usize, HashMap<UserId, usize>) {
         let mut by_user: HashMap<UserId, usize> = HashMap::new();
         let mut map = self.lock();
-        map.retain(|_, (user, weak)| {
-            // A strong sender for a moment; the user actor holds the other one.
-            let Some(tx) = weak.upgrade().filter(|tx| !tx.is_closed()) else {
+        map.retain(|_, weak| {
+            let Some(sink) = weak.upgrade().filter(|s| !s.is_closed()) else {
                 return false;
             };
-            let queued = tx.max_capacity() - tx.capacity();
-            let longest = by_user.entry(*user).or_default();
-            *longest = (*longest).max(queued);
+            let longest = by_user.entry(sink.user).or_default();
+            *longest = (*longest).max(sink.queued());
             true
         });
         (map.len(), by_user)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, QueueRef>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Weak<SessionSink>>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

@@ -1,32 +1,47 @@
-//! Parley's messaging core.
+//! Parley's messaging core. Modules are listed in dependency order: each uses only
+//! those above it.
 //!
 //! - [`domain`]: the validated types everything past the edge works with (ids, email,
-//!   display name, password, message body, client id, messages and conversations).
-//! - [`store`]: the storage trait, at the level of the domain (users, contacts,
-//!   conversations, messages), implemented by the server's embedded and ScyllaDB stores.
-//! - [`messenger`]: the facade the transport layer talks to: send a message, attach a
-//!   session, shut down.
-//! - `registry`, `conversation`, `user`, `persistence` (private): the actors behind it.
-//! - [`fault`]: test-only fault injection, compiled in with the `fault-injection` feature.
-//! - [`inspect`]: live inspection of the actor tree (counts, queues, ages).
-//! - [`metrics`]: the metrics the actors record through the `metrics` facade, by name.
+//!   display name, password, message body, client id, events, signals, conversations).
+//! - [`store`]: the storage trait, at the level of the domain, implemented by the
+//!   server's embedded and ScyllaDB stores, and its error type.
+//! - [`config`], [`api`]: the facade's vocabulary: tunables, requests, answers, errors.
+//! - [`session`]: a session's two lanes (durable and sheddable) and a user's live
+//!   sessions.
+//! - `key`, `user::msg`, `conversation::msg`, `registry::msg`: actor names and messages.
+//! - `directory`: live actors by id, read without a mailbox hop.
+//! - [`fanout`]: the seam through which committed events and signals reach sessions.
+//! - `commit`: group commit, one fsync for every conversation's queued batches.
+//! - `context`, `lifecycle`: what every actor shares, and the idle lifecycle.
+//! - `user`, `conversation`, `registry` (private): the actors.
+//! - [`messenger`]: the facade the service layer talks to.
+//! - [`fault`]: test-only fault injection (the `fault-injection` feature).
+//! - [`inspect`], [`metrics`]: live inspection of the tree, and the metrics it records.
 //!
 //! This crate knows nothing of HTTP, WebSocket or JSON.
 
+pub mod api;
+mod commit;
+pub mod config;
+mod context;
 mod conversation;
+mod directory;
 pub mod domain;
+pub mod fanout;
 pub mod fault;
 pub mod inspect;
+mod key;
+mod lifecycle;
 pub mod messenger;
 pub mod metrics;
-mod persistence;
 mod registry;
+pub mod session;
 pub mod store;
 mod user;
 
+pub use api::{AttachError, Kick, SendError, SendRequest, Sent, Target};
+pub use config::MessengerConfig;
 pub use inspect::{ActorInfo, ActorKind, ActorTree};
-pub use messenger::{
-    AttachError, Kick, Messenger, MessengerConfig, SendError, SendRequest, Sent, SessionLink,
-    Target,
-};
+pub use messenger::Messenger;
+pub use session::SessionLink;
 pub use store::{Store, StoreError};

@@ -1,162 +1,27 @@
-//! The messaging facade: what the HTTP and WebSocket layers call. It starts the actor
-//! tree, finds (or starts) the right actor for each request, retries once when an actor
-//! stopped between lookup and call, and shuts everything down in order.
+//! The messaging facade: what the service layer calls. It starts the actor tree, finds
+//! (or starts) the right actor for each request, retries when an actor stopped between
+//! lookup and call, and shuts everything down in order.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
-use tokio::sync::{mpsc, oneshot};
 
-use crate::conversation::ConversationMsg;
-use crate::domain::{
-    ClientId, Conversation, ConversationId, Message, MessageBody, SessionId, Timestamp, UserId,
-};
-use crate::inspect::{ActorTree, SessionQueues};
-use crate::persistence::{PersistenceActor, PersistenceArgs, PersistenceMsg};
-use crate::registry::{Directory, RegistryActor, RegistryError, RegistryMsg, Shared};
+use crate::api::{AttachError, SendError, SendRequest, Sent, Target};
+use crate::commit::Committer;
+use crate::config::MessengerConfig;
+use crate::context::Shared;
+use crate::conversation::msg::ConversationMsg;
+use crate::directory::Directory;
+use crate::domain::{Conversation, ConversationId, SessionId, Signal, Timestamp, UserId};
+use crate::fanout::LocalFanout;
+use crate::inspect::ActorTree;
+use crate::registry::RegistryActor;
+use crate::registry::msg::{RegistryError, RegistryMsg};
+use crate::session::{SessionLink, SessionSink};
 use crate::store::{Store, StoreError};
-use crate::user::{SessionSink, UserMsg};
-
-/// Tunables of the actor tree.
-#[derive(Debug, Clone)]
-pub struct MessengerConfig {
-    /// An actor with nothing to do for this long stops.
-    pub idle_timeout: Duration,
-    /// Messages a session may have queued before it counts as a slow consumer.
-    pub session_queue: usize,
-    /// Sessions one user may hold at once.
-    pub max_sessions_per_user: usize,
-    /// How long a caller waits for an actor's answer.
-    pub call_timeout: Duration,
-    /// Failures within `restart_window` after which an actor is given up on.
-    pub max_restarts: usize,
-    /// The window for `max_restarts`.
-    pub restart_window: Duration,
-    /// Back-off before a restart, multiplied by the restart count.
-    pub restart_backoff: Duration,
-    /// How long a given-up actor refuses requests.
-    pub give_up_cooldown: Duration,
-    /// Most messages in one group commit.
-    pub max_commit_batch: usize,
-    /// Client ids each conversation remembers without a store read.
-    pub recent_client_ids: usize,
-    /// How long shutdown waits for each actor to finish.
-    pub shutdown_timeout: Duration,
-}
-
-impl Default for MessengerConfig {
-    fn default() -> Self {
-        Self {
-            idle_timeout: Duration::from_secs(300),
-            session_queue: 1024,
-            max_sessions_per_user: 16,
-            call_timeout: Duration::from_secs(10),
-            max_restarts: 3,
-            restart_window: Duration::from_secs(60),
-            restart_backoff: Duration::from_millis(50),
-            give_up_cooldown: Duration::from_secs(30),
-            max_commit_batch: 4096,
-            recent_client_ids: 4096,
-            shutdown_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Where a message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// The direct conversation with this user (created on first use).
-    User(UserId),
-    /// An existing conversation.
-    Conversation(ConversationId),
-}
-
-/// A message to send.
-#[derive(Debug, Clone)]
-pub struct SendRequest {
-    /// The sender.
-    pub from: UserId,
-    /// Where it goes.
-    pub target: Target,
-    /// What it says.
-    pub body: MessageBody,
-    /// The sender's retry key.
-    pub client_id: Option<ClientId>,
-    /// The session it came from (acked rather than delivered to).
-    pub origin: Option<SessionId>,
-}
-
-/// A committed send.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    /// The message as stored.
-    pub message: Arc<Message>,
-    /// True when this was a retry of a client id already used: nothing new was stored.
-    pub duplicate: bool,
-}
-
-/// Why a send failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SendError {
-    /// The recipient does not exist.
-    #[error("no such recipient")]
-    RecipientNotFound,
-    /// A user cannot start a conversation with themselves.
-    #[error("cannot send a message to yourself")]
-    CannotMessageSelf,
-    /// The sender is not in that conversation (or it does not exist).
-    #[error("not a participant of this conversation")]
-    NotParticipant,
-    /// The conversation's actor failed while handling this send: it may or may not be
-    /// committed, so retry with the same client id.
-    #[error("the conversation failed while handling this message; retry with the same client_id")]
-    Failed,
-    /// The conversation's actor keeps failing and was given up on for a while.
-    #[error("this conversation is temporarily unavailable")]
-    Unavailable,
-    /// No answer in time.
-    #[error("timed out")]
-    Timeout,
-    /// The server is shutting down.
-    #[error("the server is shutting down")]
-    ShuttingDown,
-    /// The store failed; nothing was committed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Why a session could not attach.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AttachError {
-    /// The user already holds the most sessions allowed.
-    #[error("too many sessions for this user")]
-    TooManySessions,
-    /// The user does not exist.
-    #[error("no such user")]
-    UserNotFound,
-    /// The user's actor could not be reached.
-    #[error("temporarily unavailable")]
-    Unavailable,
-}
-
-/// Why a session was dropped by its user actor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kick {
-    /// Its outbound queue overflowed.
-    SlowConsumer,
-}
-
-/// A session's end of its link to the user actor.
-pub struct SessionLink {
-    /// Committed messages for this session, in order per conversation.
-    pub messages: mpsc::Receiver<Arc<Message>>,
-    /// Resolves if the user actor drops the session; an error means the user actor
-    /// itself went away.
-    pub kicked: oneshot::Receiver<Kick>,
-}
+use crate::user::msg::UserMsg;
 
 /// Handle to the running actor tree. Cheap to clone.
 #[derive(Clone)]
@@ -166,25 +31,21 @@ pub struct Messenger {
 }
 
 impl Messenger {
-    /// Starts the persistence actor and the registry.
+    /// Starts the group commit and the registry, with fan-out within this process.
     pub async fn start(
         store: Arc<dyn Store>,
         config: MessengerConfig,
     ) -> Result<Self, ractor::SpawnErr> {
-        let persistence_queue = Arc::new(AtomicUsize::new(0));
-        let args = PersistenceArgs {
-            store: store.clone(),
-            max_batch: config.max_commit_batch,
-            queued: persistence_queue.clone(),
-        };
-        let (persistence, _) = Actor::spawn(None, PersistenceActor, args).await?;
+        let directory = Arc::new(Directory::default());
+        let fanout = Arc::new(LocalFanout::new(directory.clone()));
+        let committer = Committer::start(store.clone(), config.max_commit_batch);
         let shared = Arc::new(Shared {
             store,
             config,
-            directory: Directory::default(),
-            persistence,
-            persistence_queue,
-            sessions: SessionQueues::default(),
+            directory,
+            committer,
+            fanout,
+            sessions: Default::default(),
         });
         let (registry, _) = Actor::spawn(None, RegistryActor, shared.clone()).await?;
         Ok(Self { shared, registry })
@@ -208,7 +69,7 @@ impl Messenger {
         crate::metrics::gauges(
             users,
             conversations,
-            self.shared.persistence_queue.load(Ordering::Relaxed),
+            self.shared.committer.queued(),
             queues.values().copied().max().unwrap_or(0),
         );
     }
@@ -267,15 +128,9 @@ impl Messenger {
                     RegistryError::Store(e) => SendError::Store(e),
                     RegistryError::GivenUp | RegistryError::Spawn(_) => SendError::Unavailable,
                 })?;
-            let r = request.clone();
+            let request = request.clone();
             let call = actor.call(
-                |reply| ConversationMsg::Send {
-                    from: r.from,
-                    body: r.body,
-                    client_id: r.client_id,
-                    origin: r.origin,
-                    reply,
-                },
+                |reply| ConversationMsg::Send { request, reply },
                 Some(self.shared.config.call_timeout),
             );
             match call.await {
@@ -291,34 +146,39 @@ impl Messenger {
         Err(SendError::Unavailable)
     }
 
+    /// Hands a signal (typing, a receipt, presence) to the live sessions of `members`
+    /// but `except`, on their sheddable lanes. Never stored; dropped for a session whose
+    /// lane is full.
+    pub fn signal(&self, members: &[UserId], signal: Signal, except: Option<SessionId>) {
+        self.shared
+            .fanout
+            .signal(members, &Arc::new(signal), except);
+    }
+
     /// Attaches a new session of `user`; deliveries arrive on the returned link.
     pub async fn attach(
         &self,
         user: UserId,
         session: SessionId,
     ) -> Result<SessionLink, AttachError> {
+        let config = &self.shared.config;
         for _ in 0..3 {
             let actor = match self.user(user).await {
                 Ok(a) => a,
                 Err(RegistryError::NotFound) => return Err(AttachError::UserNotFound),
                 Err(_) => return Err(AttachError::Unavailable),
             };
-            let (tx, messages) = mpsc::channel(self.shared.config.session_queue);
-            let (kick, kicked) = oneshot::channel();
-            self.shared.sessions.insert(session, user, &tx);
-            let sink = SessionSink {
-                id: session,
-                tx,
-                kick,
-            };
-            match actor
+            let (sink, link) =
+                SessionSink::new(session, user, config.session_queue, config.signal_queue);
+            self.shared.sessions.insert(&sink);
+            let answer = actor
                 .call(
                     |reply| UserMsg::Attach { sink, reply },
-                    Some(self.shared.config.call_timeout),
+                    Some(config.call_timeout),
                 )
-                .await
-            {
-                Ok(CallResult::Success(Ok(()))) => return Ok(SessionLink { messages, kicked }),
+                .await;
+            match answer {
+                Ok(CallResult::Success(Ok(()))) => return Ok(link),
                 Ok(CallResult::Success(Err(e))) => {
                     self.shared.sessions.remove(session);
                     return Err(e);
@@ -339,8 +199,10 @@ impl Messenger {
     /// Detaches a session (when its connection ends).
     pub fn detach(&self, user: UserId, session: SessionId) {
         self.shared.sessions.remove(session);
-        if let Some(actor) = self.shared.directory.live_user(user) {
-            let _ = actor.cast(UserMsg::Detach { session });
+        if let Some(live) = self.shared.directory.live_user(user) {
+            // Forgotten at once, so no more deliveries are queued for it.
+            live.sessions.remove(session);
+            let _ = live.actor.cast(UserMsg::Detach { session });
         }
     }
 
@@ -353,11 +215,7 @@ impl Messenger {
             .await;
         self.registry.stop(None);
         // Conversations have finished their batches, so nothing is left in flight.
-        let persistence = &self.shared.persistence;
-        let _ = persistence
-            .call(|reply| PersistenceMsg::Barrier { reply }, Some(timeout))
-            .await;
-        persistence.stop(None);
+        let _ = tokio::time::timeout(timeout, self.shared.committer.barrier()).await;
         self.shared.store.flush().await
     }
 
@@ -374,8 +232,8 @@ impl Messenger {
     }
 
     async fn user(&self, id: UserId) -> Result<ActorRef<UserMsg>, RegistryError> {
-        if let Some(actor) = self.shared.directory.live_user(id) {
-            return Ok(actor);
+        if let Some(live) = self.shared.directory.live_user(id) {
+            return Ok(live.actor);
         }
         self.ask(|reply| RegistryMsg::GetUser { id, reply }).await
     }

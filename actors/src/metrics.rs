@@ -2,13 +2,14 @@
 //! the process installs (the server installs a Prometheus one) receives them, and with
 //! none installed they cost next to nothing.
 //!
-//! Every label value is a string literal (hence the `match`es below), so recording never
-//! allocates: the macros keep literal labels in statics.
+//! Label values on the hot path are string literals (hence the `match`es below), so
+//! recording a message allocates nothing: the macros keep literal labels in statics.
+//! Rejections are labelled with their error's code.
 
 use metrics::{Counter, counter, gauge, histogram};
 
-use crate::inspect::ActorKind;
-use crate::messenger::SendError;
+use crate::api::SendError;
+use crate::key::ActorKind;
 
 /// Counter: actors that failed (panicked or returned an error), by `kind`.
 pub const ACTOR_FAILURES: &str = "parley_actor_failures_total";
@@ -38,8 +39,11 @@ pub const PERSISTENCE_FAILURES: &str = "parley_persistence_commit_failures_total
 pub const PERSISTENCE_QUEUE: &str = "parley_persistence_queue_messages";
 /// Gauge (sampled on scrape): the longest session outbound queue, in messages.
 pub const SESSION_QUEUE_MAX: &str = "parley_session_queue_max";
-/// Counter: sessions closed because their outbound queue overflowed.
+/// Counter: sessions closed because their durable lane overflowed.
 pub const SLOW_CONSUMER_DISCONNECTS: &str = "parley_slow_consumer_disconnects_total";
+/// Counter: signals (typing, presence, receipts) dropped because a session's sheddable
+/// lane was full.
+pub const SIGNALS_SHED: &str = "parley_signals_shed_total";
 
 /// Creates every counter with a fixed label set at zero, so that dashboards and alerts
 /// see a series before its first event (Prometheus' `increase()` misses the event that
@@ -59,17 +63,19 @@ pub fn register() {
         SendError::RecipientNotFound,
         SendError::CannotMessageSelf,
         SendError::NotParticipant,
+        SendError::NotAllowed,
         SendError::Failed,
         SendError::Unavailable,
         SendError::Timeout,
         SendError::ShuttingDown,
-        SendError::Store(crate::StoreError::new("")),
+        SendError::Store(crate::StoreError::msg("")),
     ];
     for e in &all {
         rejected(e).increment(0);
     }
     counter!(PERSISTENCE_FAILURES).increment(0);
     counter!(SLOW_CONSUMER_DISCONNECTS).increment(0);
+    counter!(SIGNALS_SHED).increment(0);
 }
 
 fn failures(kind: ActorKind) -> Counter {
@@ -144,28 +150,7 @@ pub(crate) fn send_answered(
 }
 
 fn rejected(e: &SendError) -> Counter {
-    match e {
-        SendError::RecipientNotFound => {
-            counter!(MESSAGES_REJECTED, "code" => "recipient_not_found")
-        }
-        SendError::CannotMessageSelf => {
-            counter!(MESSAGES_REJECTED, "code" => "cannot_message_self")
-        }
-        SendError::NotParticipant => {
-            counter!(MESSAGES_REJECTED, "code" => "not_participant")
-        }
-        SendError::Failed => {
-            counter!(MESSAGES_REJECTED, "code" => "conversation_failed")
-        }
-        SendError::Unavailable => {
-            counter!(MESSAGES_REJECTED, "code" => "conversation_unavailable")
-        }
-        SendError::Timeout => counter!(MESSAGES_REJECTED, "code" => "timeout"),
-        SendError::ShuttingDown => {
-            counter!(MESSAGES_REJECTED, "code" => "shutting_down")
-        }
-        SendError::Store(_) => counter!(MESSAGES_REJECTED, "code" => "internal"),
-    }
+    counter!(MESSAGES_REJECTED, "code" => e.code())
 }
 
 pub(crate) fn commit(batch: usize, elapsed: std::time::Duration, ok: bool) {
@@ -178,6 +163,10 @@ pub(crate) fn commit(batch: usize, elapsed: std::time::Duration, ok: bool) {
 
 pub(crate) fn slow_consumer() {
     counter!(SLOW_CONSUMER_DISCONNECTS).increment(1);
+}
+
+pub(crate) fn signal_shed() {
+    counter!(SIGNALS_SHED).increment(1);
 }
 
 /// Sets the sampled gauges.

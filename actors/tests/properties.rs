@@ -5,7 +5,7 @@
 //! plain tests at the bottom instead). Run more cases with `PROPTEST_CASES=10000`.
 
 use actors::domain::{
-    ClientId, ConversationId, DisplayName, Email, MessageBody, MessageId, Password, UserId,
+    ClientId, ConversationId, DisplayName, Email, EventId, MessageBody, Password, UserId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config;
@@ -70,7 +70,7 @@ proptest! {
         let uuid = Uuid::from_u128(n);
         let user = UserId::from(uuid);
         let conv = ConversationId::from(uuid);
-        let msg = MessageId::from(uuid);
+        let msg = EventId::from(uuid);
         for text in [user.to_string(), conv.to_string(), msg.to_string()] {
             // Always the lower-case hyphenated form, 36 chars.
             prop_assert!(is_hyphenated_uuid(&text));
@@ -78,7 +78,7 @@ proptest! {
         }
         prop_assert_eq!(user.to_string().parse::<UserId>(), Ok(user));
         prop_assert_eq!(conv.to_string().parse::<ConversationId>(), Ok(conv));
-        prop_assert_eq!(msg.to_string().parse::<MessageId>(), Ok(msg));
+        prop_assert_eq!(msg.to_string().parse::<EventId>(), Ok(msg));
         // Upper case names the same id.
         prop_assert_eq!(user.to_string().to_uppercase().parse::<UserId>(), Ok(user));
     }
@@ -87,7 +87,7 @@ proptest! {
     fn ids_round_trip_through_their_bytes(bytes in any::<[u8; 16]>()) {
         let user = UserId::from_bytes(bytes);
         let conv = ConversationId::from_bytes(bytes);
-        let msg = MessageId::from_bytes(bytes);
+        let msg = EventId::from_bytes(bytes);
         prop_assert_eq!(user.as_bytes(), &bytes);
         prop_assert_eq!(conv.as_bytes(), &bytes);
         prop_assert_eq!(msg.as_bytes(), &bytes);
@@ -112,10 +112,10 @@ proptest! {
         if let Ok(id) = parsed {
             prop_assert_eq!(id.to_string(), s.to_lowercase());
             prop_assert_eq!(s.parse::<ConversationId>().map(|c| *c.as_bytes()), Ok(*id.as_bytes()));
-            prop_assert_eq!(s.parse::<MessageId>().map(|m| *m.as_bytes()), Ok(*id.as_bytes()));
+            prop_assert_eq!(s.parse::<EventId>().map(|m| *m.as_bytes()), Ok(*id.as_bytes()));
         } else {
             prop_assert!(s.parse::<ConversationId>().is_err());
-            prop_assert!(s.parse::<MessageId>().is_err());
+            prop_assert!(s.parse::<EventId>().is_err());
         }
     }
 

@@ -16,21 +16,26 @@
 //! | `revoked_token`   | jti (UTF-8, 1 to 65535 bytes)                 | expires_at (ms, u64 BE)                                   |
 //! | `conversations`   | conv_id                                       | `Conversation` as JSON                                    |
 //! | `user_conv`       | user_id ++ conv_id                            | empty                                                     |
-//! | `conv_msg`        | conv_id ++ seq (u64 BE)                       | JSON `{id, from, body, client_id, sent_at}`               |
+//! | `conv_msg`        | conv_id ++ seq (u64 BE)                       | event as JSON (below)                                     |
 //! | `conv_client_msg` | conv_id ++ sender_id ++ client_id (UTF-8)     | seq (u64 BE)                                              |
 //!
+//! An event is `{id, from, body, client_id, sent_at}` plus, only where they apply,
+//! `receiver` (a direct message's), `edit_of` or `delete_of` (the target seq) and
+//! `membership`; a record with none of those is a message, so histories written before
+//! events existed read back unchanged.
+//!
 //! Both directions of a contact, a conversation with its `user_conv` entries, an account
-//! with its email entry, and messages with their `conv_client_msg` entries are each
+//! with its email entry, and events with their `conv_client_msg` entries are each
 //! written in one atomic batch, so an index never points at nothing.
 //!
 //! # Durability and threads
 //!
 //! Every write commits with [`PersistMode::SyncAll`] before it returns: an
-//! acknowledgement to a client means the data is on disk. `append_messages` is the group
-//! commit: whatever the persistence actor has gathered, of any conversations, goes into
+//! acknowledgement to a client means the data is on disk. `append_events` is the group
+//! commit: whatever the group-commit task has gathered, of any conversations, goes into
 //! one batch with one fsync. Writes (and [`Store::flush`]) run on
 //! [`tokio::task::spawn_blocking`], since an fsync takes milliseconds. Point reads and
-//! short, bounded range reads (`messages` reads at most `limit` entries) run inline on
+//! short, bounded range reads (`events` reads at most `limit` entries) run inline on
 //! the async worker: they are served from fjall's memtables, block cache or the page
 //! cache in microseconds. The scans whose length depends on the data (`contacts`,
 //! `user_conversations`) run on the blocking pool too.
@@ -55,8 +60,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actors::domain::{
-    ClientId, Conversation, ConversationId, Email, Message, MessageBody, MessageId, Timestamp,
-    UserId, UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, EventId, EventKind, MembershipChange,
+    MessageBody, MessageContent, Seq, Timestamp, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -93,7 +98,8 @@ impl FjallStore {
     /// while fjall recovers its journal, so call it at startup, not on an async worker
     /// that serves requests.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let context = |e: &dyn fmt::Display| StoreError(format!("opening {}: {e}", dir.display()));
+        let context =
+            |e: &dyn fmt::Display| StoreError::msg(format!("opening {}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(|e| context(&e))?;
         let db = Database::builder(dir).open().map_err(|e| context(&e))?;
         let keyspace = |name: &str| {
@@ -133,50 +139,85 @@ impl fmt::Debug for FjallStore {
     }
 }
 
-/// A message as stored in `conv_msg`; its conversation and seq are the key.
+/// An event as stored in `conv_msg`; its conversation and seq are the key.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct StoredMessage<'a> {
-    id: MessageId,
+struct StoredEvent<'a> {
+    id: EventId,
     from: UserId,
-    #[serde(borrow)]
-    body: Cow<'a, str>,
+    /// A message's text, or an edit's new text.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    body: Option<Cow<'a, str>>,
     #[serde(borrow)]
     client_id: Option<Cow<'a, str>>,
     sent_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    receiver: Option<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edit_of: Option<Seq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delete_of: Option<Seq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    membership: Option<MembershipChange>,
 }
 
-fn encode_message(message: &Message) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(&StoredMessage {
-        id: message.id,
-        from: message.from,
-        body: Cow::Borrowed(message.body.as_str()),
-        client_id: message
-            .client_id
-            .as_ref()
-            .map(|c| Cow::Borrowed(c.as_str())),
-        sent_at: message.sent_at,
-    })
-    .map_err(StoreError::new)
+fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
+    let mut stored = StoredEvent {
+        id: event.id,
+        from: event.sender,
+        body: None,
+        client_id: event.client_id.as_ref().map(|c| Cow::Borrowed(c.as_str())),
+        sent_at: event.at,
+        receiver: None,
+        edit_of: None,
+        delete_of: None,
+        membership: None,
+    };
+    match &event.kind {
+        EventKind::Message(m) => {
+            stored.body = Some(Cow::Borrowed(m.body.as_str()));
+            stored.receiver = m.receiver;
+        }
+        EventKind::Edit { target, content } => {
+            stored.body = Some(Cow::Borrowed(content.as_str()));
+            stored.edit_of = Some(*target);
+        }
+        EventKind::Delete { target } => stored.delete_of = Some(*target),
+        EventKind::Membership(change) => stored.membership = Some(change.clone()),
+    }
+    serde_json::to_vec(&stored).map_err(|e| StoreError::context("encoding an event", e))
 }
 
-fn decode_message(key: &[u8], value: &[u8]) -> StoreResult<Message> {
+fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
     let (conversation, seq) = keys::split_message(key)?;
-    let stored: StoredMessage<'_> = serde_json::from_slice(value).map_err(StoreError::new)?;
-    let client_id =
-        match stored.client_id {
-            None => None,
-            Some(raw) => Some(ClientId::parse(&raw).map_err(|e| {
-                StoreError(format!("corrupt client id in {conversation}/{seq}: {e}"))
-            })?),
-        };
-    Ok(Message {
+    let corrupt =
+        |what: &str| StoreError::msg(format!("corrupt event {conversation}/{seq}: {what}"));
+    let stored: StoredEvent<'_> = serde_json::from_slice(value)
+        .map_err(|e| StoreError::context(format!("decoding event {conversation}/{seq}"), e))?;
+    let client_id = match stored.client_id {
+        None => None,
+        Some(raw) => Some(ClientId::parse(&raw).map_err(|e| corrupt(&format!("client id {e}")))?),
+    };
+    let body = stored
+        .body
+        .map(|b| MessageBody::from_stored(b.into_owned()));
+    let kind = match (stored.membership, stored.delete_of, stored.edit_of, body) {
+        (Some(change), None, None, None) => EventKind::Membership(change),
+        (None, Some(target), None, None) => EventKind::Delete { target },
+        (None, None, Some(target), Some(content)) => EventKind::Edit { target, content },
+        (None, None, None, Some(body)) => EventKind::Message(MessageContent {
+            body,
+            receiver: stored.receiver,
+        }),
+        _ => return Err(corrupt("fields of more than one kind, or none")),
+    };
+    Ok(Event {
         id: stored.id,
         conversation,
         seq,
-        from: stored.from,
-        body: MessageBody::from_stored(stored.body.into_owned()),
+        sender: stored.from,
         client_id,
-        sent_at: stored.sent_at,
+        at: stored.sent_at,
+        kind,
     })
 }
 
@@ -201,23 +242,23 @@ fn second_ids(keyspace: &Keyspace, first: &[u8; keys::ID_LEN]) -> StoreResult<Ve
 }
 
 /// Decodes up to `limit` `conv_msg` entries, all of which must belong to `conversation`.
-fn read_messages(
+fn read_events(
     guards: impl Iterator<Item = Guard>,
     conversation: ConversationId,
     limit: usize,
-) -> StoreResult<Vec<Message>> {
+) -> StoreResult<Vec<Event>> {
     guards
         .take(limit)
         .map(|guard| {
             let (key, value) = guard.into_inner().map_err(StoreError::new)?;
-            let message = decode_message(&key, &value)?;
-            if message.conversation != conversation {
-                return Err(StoreError(format!(
-                    "range over {conversation} returned a message of {}",
-                    message.conversation
+            let event = decode_event(&key, &value)?;
+            if event.conversation != conversation {
+                return Err(StoreError::msg(format!(
+                    "range over {conversation} returned an event of {}",
+                    event.conversation
                 )));
             }
-            Ok(message)
+            Ok(event)
         })
         .collect()
 }
@@ -266,7 +307,7 @@ impl Store for FjallStore {
             // Ids are fresh UUIDv7s, so this never happens; if it did, overwriting would
             // orphan the other account's email entry.
             if inner.users.contains_key(id).map_err(StoreError::new)? {
-                return Err(StoreError("an account with this id already exists".into()).into());
+                return Err(StoreError::msg("an account with this id already exists").into());
             }
             let mut batch = inner.db.batch();
             batch.insert(&inner.users, id, value);
@@ -300,7 +341,7 @@ impl Store for FjallStore {
         let id = keys::id(&id)?;
         match get_json(&self.inner.users, &id)? {
             Some(record) => Ok(Some(record)),
-            None => Err(StoreError(format!(
+            None => Err(StoreError::msg(format!(
                 "email {email} points to a missing account {}",
                 UserId::from_bytes(id)
             ))),
@@ -395,22 +436,23 @@ impl Store for FjallStore {
         Ok(ids.into_iter().map(ConversationId::from_bytes).collect())
     }
 
-    async fn append_messages(&self, messages: &[Message]) -> StoreResult<()> {
-        if messages.is_empty() {
+    #[tracing::instrument(level = "debug", skip_all, fields(events = events.len()))]
+    async fn append_events(&self, events: &[Arc<Event>]) -> StoreResult<()> {
+        if events.is_empty() {
             return Ok(());
         }
         // Encode here, so the blocking task only writes.
-        let mut rows = Vec::with_capacity(messages.len());
-        for m in messages {
-            let client_key = m
+        let mut rows = Vec::with_capacity(events.len());
+        for e in events {
+            let client_key = e
                 .client_id
                 .as_ref()
-                .map(|c| keys::client_message(m.conversation, m.from, c));
+                .map(|c| keys::client_message(e.conversation, e.sender, c));
             rows.push((
-                keys::message(m.conversation, m.seq),
-                encode_message(m)?,
+                keys::message(e.conversation, e.seq),
+                encode_event(e)?,
                 client_key,
-                m.seq,
+                e.seq,
             ));
         }
         let inner = Arc::clone(&self.inner);
@@ -427,11 +469,12 @@ impl Store for FjallStore {
         .await
     }
 
-    async fn messages(
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]
+    async fn events(
         &self,
         conversation: ConversationId,
         range: HistoryRange,
-    ) -> StoreResult<Vec<Message>> {
+    ) -> StoreResult<Vec<Event>> {
         if range.limit == 0 {
             return Ok(Vec::new());
         }
@@ -441,26 +484,28 @@ impl Store for FjallStore {
         // Bounded by `limit`: read inline (see the module docs).
         let entries = self.inner.conv_msg.range(bounds);
         if range.from_newest {
-            let mut newest = read_messages(entries.rev(), conversation, range.limit)?;
+            let mut newest = read_events(entries.rev(), conversation, range.limit)?;
             newest.reverse();
             Ok(newest)
         } else {
-            read_messages(entries, conversation, range.limit)
+            read_events(entries, conversation, range.limit)
         }
     }
 
-    async fn last_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>> {
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]
+    async fn last_event(&self, conversation: ConversationId) -> StoreResult<Option<Event>> {
         let newest = self.inner.conv_msg.prefix(conversation.as_bytes()).rev();
-        Ok(read_messages(newest, conversation, 1)?.pop())
+        Ok(read_events(newest, conversation, 1)?.pop())
     }
 
-    async fn message_by_client_id(
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]
+    async fn event_by_client_id(
         &self,
         conversation: ConversationId,
-        from: UserId,
+        sender: UserId,
         client_id: &ClientId,
-    ) -> StoreResult<Option<Message>> {
-        let index_key = keys::client_message(conversation, from, client_id);
+    ) -> StoreResult<Option<Event>> {
+        let index_key = keys::client_message(conversation, sender, client_id);
         let Some(seq) = self
             .inner
             .conv_client_msg
@@ -472,11 +517,11 @@ impl Store for FjallStore {
         let seq = keys::u64_value(&seq)?;
         let key = keys::message(conversation, seq);
         let Some(value) = self.inner.conv_msg.get(key).map_err(StoreError::new)? else {
-            return Err(StoreError(format!(
-                "client id {client_id} points to a missing message {conversation}/{seq}"
+            return Err(StoreError::msg(format!(
+                "client id {client_id} points to a missing event {conversation}/{seq}"
             )));
         };
-        decode_message(&key, &value).map(Some)
+        decode_event(&key, &value).map(Some)
     }
 
     async fn flush(&self) -> StoreResult<()> {
@@ -542,18 +587,18 @@ mod tests {
 
         assert!(store.user(user).await.is_err());
         assert!(store.conversation(conv).await.is_err());
-        assert!(store.last_message(conv).await.is_err());
+        assert!(store.last_event(conv).await.is_err());
         let all = HistoryRange {
             after: None,
             before: None,
             limit: 10,
             from_newest: false,
         };
-        assert!(store.messages(conv, all).await.is_err());
+        assert!(store.events(conv, all).await.is_err());
         assert!(store.user_by_email(&email).await.is_err());
         assert!(
             store
-                .message_by_client_id(conv, user, &client_id)
+                .event_by_client_id(conv, user, &client_id)
                 .await
                 .is_err()
         );
@@ -571,8 +616,8 @@ mod tests {
             .conv_msg
             .insert(keys::message(conv, 1), value)
             .unwrap();
-        let err = store.last_message(conv).await.unwrap_err();
-        assert!(err.0.contains("client id"), "{err}");
+        let err = store.last_event(conv).await.unwrap_err();
+        assert!(err.to_string().contains("client id"), "{err}");
     }
 
     #[tokio::test]

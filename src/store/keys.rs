@@ -99,7 +99,7 @@ pub(crate) fn client_message(
 /// and keys over 64 KiB, so those are an error here instead.
 pub(crate) fn token(jti: &str) -> Result<&[u8], StoreError> {
     if jti.is_empty() || jti.len() > MAX_KEY_LEN {
-        return Err(StoreError(format!(
+        return Err(StoreError::msg(format!(
             "a token id must be 1 to {MAX_KEY_LEN} bytes, got {}",
             jti.len()
         )));
@@ -128,7 +128,7 @@ pub(crate) fn u64_value(bytes: &[u8]) -> Result<u64, StoreError> {
 }
 
 fn corrupt(what: &str, expected: usize, found: usize) -> StoreError {
-    StoreError(format!(
+    StoreError::msg(format!(
         "corrupt {what}: expected {expected} bytes, found {found}"
     ))
 }

@@ -15,7 +15,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actors::domain::{ConversationId, Message, Seq, SessionId};
+use actors::domain::{
+    ConversationId, Event as CoreEvent, EventKind, MessageContent, Seq, SessionId,
+};
 use actors::store::HistoryRange;
 use actors::{Kick, SendError, SendRequest, Sent, SessionLink};
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
@@ -107,7 +109,7 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 enum Event {
     Frame(Option<Result<WsMessage, axum::Error>>),
     Sent(Option<Value>, Result<Sent, SendError>),
-    Delivery(Option<Arc<Message>>),
+    Delivery(Option<Arc<CoreEvent>>),
     Tick,
 }
 
@@ -170,7 +172,8 @@ pub(crate) async fn run(
 impl Session {
     async fn serve(&mut self, stream: &mut SplitStream<WebSocket>, link: SessionLink) -> Ending {
         let SessionLink {
-            mut messages,
+            events: mut messages,
+            signals: _,
             mut kicked,
         } = link;
         let shutdown = self.state.shutdown_signal().clone();
@@ -319,7 +322,7 @@ impl Session {
                 let request = SendRequest {
                     from: self.me.user.id,
                     target,
-                    body,
+                    kind: EventKind::Message(MessageContent::text(body)),
                     client_id,
                     origin: Some(self.id),
                 };
@@ -339,7 +342,7 @@ impl Session {
     ) -> Result<(), Stop> {
         match result {
             Ok(sent) => {
-                let m = &sent.message;
+                let m = &sent.event;
                 let frame = OutFrame::Ack {
                     client_id: m.client_id.as_ref().map(|c| c.as_str()),
                     duplicate: sent.duplicate,
@@ -370,8 +373,8 @@ impl Session {
     /// Writes one delivery and whatever else is already queued, in order.
     async fn on_deliveries(
         &mut self,
-        first: Arc<Message>,
-        queue: &mut tokio::sync::mpsc::Receiver<Arc<Message>>,
+        first: Arc<CoreEvent>,
+        queue: &mut tokio::sync::mpsc::Receiver<Arc<CoreEvent>>,
     ) -> Result<(), Stop> {
         self.on_live(&first).await?;
         for _ in 1..WRITE_BATCH {
@@ -383,7 +386,7 @@ impl Session {
         Ok(())
     }
 
-    async fn on_live(&mut self, m: &Message) -> Result<(), Stop> {
+    async fn on_live(&mut self, m: &CoreEvent) -> Result<(), Stop> {
         let written = self.written.entry(m.conversation).or_default();
         if written.contains(m.seq) {
             return Ok(());
@@ -399,7 +402,7 @@ impl Session {
             message: MessageJson::from(m),
         })
         .await?;
-        crate::metrics::delivered(m.sent_at);
+        crate::metrics::delivered(m.at);
         self.written
             .entry(m.conversation)
             .or_default()
@@ -479,7 +482,7 @@ impl Session {
                 limit,
                 from_newest: false,
             };
-            let page = match self.state.store().messages(conv, range).await {
+            let page = match self.state.store().events(conv, range).await {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "replay failed in the store");

@@ -145,7 +145,7 @@ async fn a_failed_commit_is_reported_nothing_is_acked_and_its_seqs_are_reused() 
             err["code"].as_str(),
             err["client_id"].as_str()
         ),
-        (Some("error"), Some("internal"), Some("s2"))
+        (Some("error"), Some("store_unavailable"), Some("s2"))
     );
     assert!(
         b.try_recv(Duration::from_millis(300)).await.is_none(),

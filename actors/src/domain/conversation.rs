@@ -1,6 +1,6 @@
 //! Conversations.
 
-use super::{ConversationId, Message, Timestamp, UserId};
+use super::{ConversationId, Event, Timestamp, UserId};
 
 /// A conversation and who is in it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -29,22 +29,32 @@ impl Conversation {
     pub fn has(&self, user: UserId) -> bool {
         self.participants.contains(&user)
     }
+
+    /// In a direct conversation, the participant other than `user`.
+    pub fn other_than(&self, user: UserId) -> Option<UserId> {
+        match self.participants.as_slice() {
+            [a, b] if self.id == ConversationId::direct(*a, *b) => {
+                Some(if *a == user { *b } else { *a })
+            }
+            _ => None,
+        }
+    }
 }
 
-/// A conversation with its latest message, for conversation lists.
+/// A conversation with its latest event, for conversation lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationSummary {
     /// The conversation.
     pub conversation: Conversation,
-    /// Its newest message, if any.
-    pub last_message: Option<Message>,
+    /// Its newest event, if any.
+    pub last_event: Option<Event>,
 }
 
 impl ConversationSummary {
     /// When anything last happened in the conversation.
     pub fn last_activity(&self) -> Timestamp {
-        self.last_message
+        self.last_event
             .as_ref()
-            .map_or(self.conversation.created_at, |m| m.sent_at)
+            .map_or(self.conversation.created_at, |e| e.at)
     }
 }

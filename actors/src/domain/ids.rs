@@ -83,8 +83,8 @@ uuid_id!(
     ConversationId
 );
 uuid_id!(
-    /// One message.
-    MessageId
+    /// One event of a conversation's stream (a message, an edit, ...).
+    EventId
 );
 
 impl UserId {
@@ -94,7 +94,7 @@ impl UserId {
     }
 }
 
-impl MessageId {
+impl EventId {
     /// A fresh, time-ordered id.
     pub fn generate() -> Self {
         Self(Uuid::now_v7())

@@ -1,11 +1,8 @@
-//! Messages and their parts.
+//! The parts of a message a client gives: its body and its retry key.
 
 use std::fmt;
 
-use super::{ConversationId, Invalid, MessageId, Timestamp, UserId};
-
-/// A message's position in its conversation: 1, 2, 3… with no gaps.
-pub type Seq = u64;
+use super::Invalid;
 
 /// A message body: not blank, at most a configured number of characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,25 +63,6 @@ impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// A committed message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Unique id.
-    pub id: MessageId,
-    /// The conversation it belongs to.
-    pub conversation: ConversationId,
-    /// Its position in that conversation.
-    pub seq: Seq,
-    /// Who sent it.
-    pub from: UserId,
-    /// What it says.
-    pub body: MessageBody,
-    /// The sender's retry key, if one was given.
-    pub client_id: Option<ClientId>,
-    /// When the server accepted it.
-    pub sent_at: Timestamp,
 }
 
 #[cfg(test)]

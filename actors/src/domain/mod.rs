@@ -4,6 +4,7 @@
 
 mod conversation;
 mod email;
+mod event;
 mod ids;
 mod message;
 mod name;
@@ -13,8 +14,11 @@ mod user;
 
 pub use conversation::{Conversation, ConversationSummary};
 pub use email::Email;
-pub use ids::{ConversationId, IdError, MessageId, SessionId, UserId};
-pub use message::{ClientId, Message, MessageBody, Seq};
+pub use event::{
+    Event, EventKind, MembershipChange, MessageContent, Role, Seq, Signal, SignalKind,
+};
+pub use ids::{ConversationId, EventId, IdError, SessionId, UserId};
+pub use message::{ClientId, MessageBody};
 pub use name::DisplayName;
 pub use password::Password;
 pub use time::Timestamp;

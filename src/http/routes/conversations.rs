@@ -30,10 +30,10 @@ pub(crate) async fn list(
     let mut summaries = Vec::new();
     for id in store.user_conversations(me.user.id).await? {
         if let Some(conversation) = store.conversation(id).await? {
-            let last_message = store.last_message(id).await?;
+            let last_event = store.last_event(id).await?;
             summaries.push(ConversationSummary {
                 conversation,
-                last_message,
+                last_event,
             });
         }
     }
@@ -55,8 +55,8 @@ pub(crate) async fn list(
             "participants": participants,
             "created_at": rfc3339(s.conversation.created_at),
             "last_activity": rfc3339(s.last_activity()),
-            "last_seq": s.last_message.as_ref().map_or(0, |m| m.seq),
-            "last_message": s.last_message.as_ref().map(MessageJson::from),
+            "last_seq": s.last_event.as_ref().map_or(0, |m| m.seq),
+            "last_message": s.last_event.as_ref().map(MessageJson::from),
         }));
     }
     Ok(Json(serde_json::json!({ "conversations": out })))

@@ -1,6 +1,6 @@
 //! 1:1 messages over REST, through the same actors as the WebSocket path.
 
-use actors::domain::{ClientId, ConversationId, MessageBody, UserId};
+use actors::domain::{ClientId, ConversationId, EventKind, MessageBody, MessageContent, UserId};
 use actors::store::HistoryRange;
 use actors::{SendError, SendRequest, Target};
 use axum::Json;
@@ -30,23 +30,31 @@ pub(crate) struct MessageResponse<'a> {
 pub(crate) fn send_error(e: SendError) -> ApiError {
     let (status, code) = send_error_code(&e);
     match e {
-        SendError::Store(cause) => ApiError::internal(cause),
+        SendError::Store(cause) => {
+            tracing::error!(error = %cause, "send failed in the store");
+            ApiError::new(
+                status,
+                code,
+                "The message could not be stored; retry with the same clientId.",
+            )
+        }
         other => ApiError::new(status, code, other.to_string()),
     }
 }
 
 /// Status and code of a send error.
 pub(crate) fn send_error_code(e: &SendError) -> (StatusCode, &'static str) {
-    match e {
-        SendError::RecipientNotFound => (StatusCode::NOT_FOUND, "recipient_not_found"),
-        SendError::CannotMessageSelf => (StatusCode::BAD_REQUEST, "cannot_message_self"),
-        SendError::NotParticipant => (StatusCode::NOT_FOUND, "not_participant"),
-        SendError::Failed => (StatusCode::SERVICE_UNAVAILABLE, "conversation_failed"),
-        SendError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "conversation_unavailable"),
-        SendError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
-        SendError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
-        SendError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-    }
+    let status = match e {
+        SendError::RecipientNotFound | SendError::NotParticipant => StatusCode::NOT_FOUND,
+        SendError::CannotMessageSelf => StatusCode::BAD_REQUEST,
+        SendError::NotAllowed => StatusCode::FORBIDDEN,
+        SendError::Failed
+        | SendError::Unavailable
+        | SendError::Timeout
+        | SendError::ShuttingDown
+        | SendError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, e.code())
 }
 
 /// `POST /api/messages/send`: sends `content` to `receiverId`; 201 once durable, 200
@@ -81,7 +89,7 @@ pub(crate) async fn send(
     let request = SendRequest {
         from: me.user.id,
         target: Target::User(to),
-        body: content,
+        kind: EventKind::Message(MessageContent::text(content)),
         client_id,
         origin: None,
     };
@@ -92,7 +100,7 @@ pub(crate) async fn send(
         StatusCode::CREATED
     };
     let body = MessageResponse {
-        message: MessageJson::from(sent.message.as_ref()),
+        message: MessageJson::from(sent.event.as_ref()),
         duplicate: sent.duplicate,
     };
     Ok((
@@ -134,7 +142,7 @@ pub(crate) async fn page(
     conversation: ConversationId,
     range: HistoryRange,
 ) -> Result<serde_json::Value, ApiError> {
-    let messages = state.store().messages(conversation, range).await?;
+    let messages = state.store().events(conversation, range).await?;
     let full = messages.len() == range.limit;
     let first = messages.first().map(|m| m.seq);
     let last = messages.last().map(|m| m.seq);

@@ -1,5 +1,5 @@
 //! The storage trait. It speaks in domain terms (users, contacts, conversations,
-//! messages) rather than bytes, because the two stores behind it are different in kind:
+//! events) rather than bytes, because the two stores behind it are different in kind:
 //! fjall is an embedded key-value engine, ScyllaDB a wide-column database.
 //!
 //! Every operation touches records addressed by a partition key (a user, an email, a
@@ -7,23 +7,17 @@
 //! a transaction across partitions. The one uniqueness rule, one account per email, is a
 //! single conditional insert: a lock in fjall, a lightweight transaction in ScyllaDB.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::domain::{
-    ClientId, Conversation, ConversationId, Email, Message, Seq, Timestamp, UserId, UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, Seq, Timestamp, UserId, UserRecord,
 };
 
-/// A failure of the store itself (I/O, corruption, an unreachable cluster).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("store error: {0}")]
-pub struct StoreError(pub String);
+mod error;
 
-impl StoreError {
-    /// Wraps any error.
-    pub fn new(e: impl std::fmt::Display) -> Self {
-        Self(e.to_string())
-    }
-}
+pub use error::StoreError;
 
 /// Why an account could not be created.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,9 +33,9 @@ pub enum InsertUserError {
 /// Which slice of a conversation's history to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryRange {
-    /// Only messages with a seq greater than this.
+    /// Only events with a seq greater than this.
     pub after: Option<Seq>,
-    /// Only messages with a seq less than this.
+    /// Only events with a seq less than this.
     pub before: Option<Seq>,
     /// At most this many.
     pub limit: usize,
@@ -88,27 +82,27 @@ pub trait Store: Send + Sync + 'static {
     /// The ids of the conversations `user` takes part in.
     async fn user_conversations(&self, user: UserId) -> StoreResult<Vec<ConversationId>>;
 
-    /// Durably appends messages (of any conversations) in one atomic, fsynced commit,
+    /// Durably appends events (of any conversations) in one atomic, fsynced commit,
     /// together with their client-id index entries. Returns only once they are durable.
-    async fn append_messages(&self, messages: &[Message]) -> StoreResult<()>;
+    async fn append_events(&self, events: &[Arc<Event>]) -> StoreResult<()>;
 
-    /// A slice of one conversation's history, oldest first.
-    async fn messages(
+    /// A slice of one conversation's stream, oldest first.
+    async fn events(
         &self,
         conversation: ConversationId,
         range: HistoryRange,
-    ) -> StoreResult<Vec<Message>>;
+    ) -> StoreResult<Vec<Event>>;
 
-    /// The newest message of a conversation.
-    async fn last_message(&self, conversation: ConversationId) -> StoreResult<Option<Message>>;
+    /// The newest event of a conversation.
+    async fn last_event(&self, conversation: ConversationId) -> StoreResult<Option<Event>>;
 
-    /// The message `from` sent into `conversation` with this client id, if any.
-    async fn message_by_client_id(
+    /// The event `sender` put into `conversation` with this client id, if any.
+    async fn event_by_client_id(
         &self,
         conversation: ConversationId,
-        from: UserId,
+        sender: UserId,
         client_id: &ClientId,
-    ) -> StoreResult<Option<Message>>;
+    ) -> StoreResult<Option<Event>>;
 
     /// Makes everything written so far durable; called last at shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -1,0 +1,123 @@
+//! The vocabulary of the messaging facade: what callers hand to the
+//! [`Messenger`](crate::messenger::Messenger) and what they get back.
+
+use std::sync::Arc;
+
+use crate::domain::{ClientId, ConversationId, Event, EventKind, SessionId, UserId};
+use crate::store::StoreError;
+
+/// Where an event goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The direct conversation with this user (created on first use).
+    User(UserId),
+    /// An existing conversation.
+    Conversation(ConversationId),
+}
+
+/// An event to sequence and commit: a message, or (for the conversations that allow
+/// them) an edit, a delete or a membership change.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    /// The sender.
+    pub from: UserId,
+    /// Where it goes.
+    pub target: Target,
+    /// What it is. A message's receiver is filled in by the conversation.
+    pub kind: EventKind,
+    /// The sender's retry key.
+    pub client_id: Option<ClientId>,
+    /// The session it came from, which gets an ack rather than a copy.
+    pub origin: Option<SessionId>,
+}
+
+/// A committed send.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The event as stored.
+    pub event: Arc<Event>,
+    /// True when this was a retry of a client id already used: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Why a send failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The recipient does not exist.
+    #[error("no such recipient")]
+    RecipientNotFound,
+    /// A user cannot start a conversation with themselves.
+    #[error("cannot send a message to yourself")]
+    CannotMessageSelf,
+    /// The sender is not in that conversation (or it does not exist).
+    #[error("not a participant of this conversation")]
+    NotParticipant,
+    /// The sender may not do this in this conversation.
+    #[error("this is not allowed in this conversation")]
+    NotAllowed,
+    /// The conversation's actor failed while handling this send: it may or may not be
+    /// committed, so retry with the same client id.
+    #[error("the conversation failed while handling this message; retry with the same clientId")]
+    Failed,
+    /// The conversation's actor keeps failing and was given up on for a while.
+    #[error("this conversation is temporarily unavailable")]
+    Unavailable,
+    /// No answer in time.
+    #[error("timed out")]
+    Timeout,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The store failed; nothing was committed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SendError {
+    /// The machine-readable code clients see, on every transport.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SendError::RecipientNotFound => "recipient_not_found",
+            SendError::CannotMessageSelf => "cannot_message_self",
+            SendError::NotParticipant => "not_participant",
+            SendError::NotAllowed => "not_allowed",
+            SendError::Failed => "conversation_failed",
+            SendError::Unavailable => "conversation_unavailable",
+            SendError::Timeout => "timeout",
+            SendError::ShuttingDown => "shutting_down",
+            SendError::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+/// Why a session could not attach.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    /// The user already holds the most sessions allowed.
+    #[error("too many sessions for this user")]
+    TooManySessions,
+    /// The user does not exist.
+    #[error("no such user")]
+    UserNotFound,
+    /// The user's actor could not be reached.
+    #[error("temporarily unavailable")]
+    Unavailable,
+}
+
+impl AttachError {
+    /// The machine-readable code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AttachError::TooManySessions => "too_many_sessions",
+            AttachError::UserNotFound => "unauthorized",
+            AttachError::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Why a session was dropped by the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// Its durable queue overflowed: it must reconnect and sync.
+    SlowConsumer,
+}

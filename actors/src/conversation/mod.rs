@@ -1,0 +1,363 @@
+//! The conversation actor: orders one conversation's events and routes them.
+//!
+//! A send is checked (member? retry of a known client id?), queued, and given its seq
+//! only when its batch goes to the group commit. At most one batch per conversation is
+//! in flight: if a commit fails, its seqs are handed out again and no gap can appear,
+//! and while it is in flight new sends accumulate into the next batch.
+//!
+//! Once the batch is durable, the committer wakes this actor, which hands the events to
+//! the fan-out, acks each sender, and cuts the next batch. Deliveries of one batch are
+//! therefore all handed out before the next batch's, and one conversation's fan-out never
+//! waits behind another's.
+
+pub(crate) mod msg;
+mod recent;
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::api::{SendError, Sent};
+use crate::commit::Outcome;
+use crate::context::Shared;
+use crate::domain::{
+    ClientId, Conversation, Event, EventId, EventKind, Seq, SessionId, Timestamp, UserId,
+};
+use crate::fanout::Delivery;
+use crate::inspect::ActorStats;
+use crate::key::Key;
+use crate::lifecycle::Idle;
+use crate::registry::msg::RegistryMsg;
+use crate::store::StoreResult;
+use msg::{ConversationMsg, SendReply};
+use recent::{Recent, RecentIds};
+
+/// The conversation actor.
+pub(crate) struct ConversationActor;
+
+/// Its arguments: the conversation, already loaded (or created) by the registry.
+pub(crate) struct ConversationArgs {
+    pub(crate) conversation: Conversation,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) registry: ActorRef<RegistryMsg>,
+    /// Where it publishes its pending work for inspection.
+    pub(crate) stats: Arc<ActorStats>,
+}
+
+struct PendingSend {
+    from: UserId,
+    kind: EventKind,
+    client_id: Option<ClientId>,
+    origin: Option<SessionId>,
+    replies: Vec<SendReply>,
+    /// Retries of this same send that arrived while it was queued: answered with the
+    /// same event, marked as duplicates.
+    retries: Vec<SendReply>,
+}
+
+/// The batch whose commit is under way.
+struct InFlight {
+    outcome: Outcome,
+    first_seq: Seq,
+    events: Vec<Arc<Event>>,
+    routes: Vec<Route>,
+}
+
+/// Who waits for one event of a batch.
+struct Route {
+    origin: Option<SessionId>,
+    replies: Vec<SendReply>,
+    retries: Vec<SendReply>,
+}
+
+/// Its state.
+pub(crate) struct ConversationState {
+    conversation: Conversation,
+    shared: Arc<Shared>,
+    next_seq: Seq,
+    recent: RecentIds,
+    pending: Vec<PendingSend>,
+    /// Retries of an event whose batch is in flight: answered when it lands.
+    parked: Vec<PendingSend>,
+    in_flight: Option<InFlight>,
+    idle: Idle,
+}
+
+impl Actor for ConversationActor {
+    type Msg = ConversationMsg;
+    type State = ConversationState;
+    type Arguments = ConversationArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: ConversationArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let shared = args.shared;
+        // A previous incarnation may have a commit queued; wait for it before reading
+        // the last seq, or two events could get the same one.
+        shared.committer.barrier().await;
+        let id = args.conversation.id;
+        let last = shared.store.last_event(id).await?.map_or(0, |e| e.seq);
+        let capacity = shared.config.recent_client_ids;
+        let recent = RecentIds::load(shared.store.as_ref(), id, last, capacity).await?;
+        let idle = Idle::start(
+            &myself,
+            Key::Conversation(id),
+            &shared,
+            args.registry,
+            args.stats,
+            || ConversationMsg::IdleCheck,
+        );
+        Ok(ConversationState {
+            conversation: args.conversation,
+            recent,
+            shared,
+            next_seq: last + 1,
+            pending: Vec::new(),
+            parked: Vec::new(),
+            in_flight: None,
+            idle,
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %state.conversation.id))]
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: ConversationMsg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ConversationMsg::Send { request, reply } => {
+                state.idle.touch();
+                state.idle.stats().handled();
+                crate::fault::check_conversation(&request.kind);
+                let send = PendingSend {
+                    from: request.from,
+                    kind: request.kind,
+                    client_id: request.client_id,
+                    origin: request.origin,
+                    replies: vec![reply],
+                    retries: Vec::new(),
+                };
+                accept(state, send).await;
+            }
+            ConversationMsg::Committed => {
+                if let Some(mut flight) = state.in_flight.take() {
+                    match flight.outcome.try_recv() {
+                        Ok(result) => finish(state, flight, Some(result)).await,
+                        Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                            finish(state, flight, None).await
+                        }
+                        // Not this batch's wake-up (cannot happen: the outcome is sent
+                        // before the wake); keep waiting.
+                        Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {
+                            state.in_flight = Some(flight)
+                        }
+                    }
+                }
+            }
+            ConversationMsg::IdleCheck => {
+                let quiet = state.pending.is_empty() && state.in_flight.is_none();
+                state.idle.check(&myself.get_cell(), &state.shared, quiet);
+            }
+        }
+        if state.in_flight.is_none() && !state.pending.is_empty() {
+            state.in_flight = Some(submit(state, Some(myself.clone())));
+        }
+        let in_flight = state.in_flight.as_ref().map_or(0, |f| f.routes.len());
+        state
+            .idle
+            .stats()
+            .set_queue(state.pending.len() + state.parked.len() + in_flight);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Stopping (idle or shutdown) must not drop accepted sends: finish the batch in
+        // flight, then commit what is still pending.
+        if let Some(flight) = state.in_flight.take() {
+            drain(state, flight).await;
+        }
+        while !state.pending.is_empty() {
+            let flight = submit(state, None);
+            drain(state, flight).await;
+        }
+        Ok(())
+    }
+}
+
+/// Waits for a batch's outcome outside the mailbox (the actor is stopping), then
+/// finishes it.
+async fn drain(state: &mut ConversationState, mut flight: InFlight) {
+    let outcome = (&mut flight.outcome).await.ok();
+    finish(state, flight, outcome).await;
+}
+
+/// Checks a send and queues it, or answers it at once when it is a known retry.
+async fn accept(state: &mut ConversationState, send: PendingSend) {
+    if !state.conversation.has(send.from) {
+        return reply_all(send.replies, Err(SendError::NotParticipant));
+    }
+    // Edits, deletes and membership changes have no rules here yet: refused.
+    if !matches!(send.kind, EventKind::Message(_)) {
+        return reply_all(send.replies, Err(SendError::NotAllowed));
+    }
+    if let Some(cid) = &send.client_id {
+        let key = (send.from, cid.clone());
+        match state.recent.get(&key) {
+            // A retry of a committed send: its event is read back below.
+            Some(Recent::Committed) => {}
+            Some(Recent::InFlight) => return state.parked.push(send),
+            None => {
+                if let Some(p) = state
+                    .pending
+                    .iter_mut()
+                    .find(|p| p.from == send.from && p.client_id.as_ref() == Some(cid))
+                {
+                    // A retry of a send that is still queued: one event, answered twice.
+                    return p.retries.extend(send.replies);
+                }
+                if state.recent.complete() {
+                    // Every id of this conversation is in `recent`: this one is new.
+                    return state.pending.push(send);
+                }
+            }
+        }
+        match state
+            .shared
+            .store
+            .event_by_client_id(state.conversation.id, send.from, cid)
+            .await
+        {
+            Ok(Some(e)) => {
+                state.recent.insert(key, Recent::Committed);
+                return reply_all(
+                    send.replies,
+                    Ok(Sent {
+                        event: Arc::new(e),
+                        duplicate: true,
+                    }),
+                );
+            }
+            Ok(None) => {}
+            Err(e) => return reply_all(send.replies, Err(SendError::Store(e))),
+        }
+    }
+    state.pending.push(send);
+}
+
+fn reply_all(replies: Vec<SendReply>, result: Result<Sent, SendError>) {
+    for reply in replies {
+        let _ = reply.send(result.clone());
+    }
+}
+
+/// Sequences the pending sends and hands them to the group commit now, inside the
+/// handler, so that a successor's barrier is ordered after this commit. `wake` is told
+/// when the outcome is ready (`None` while stopping: the caller awaits it).
+fn submit(state: &mut ConversationState, wake: Option<ActorRef<ConversationMsg>>) -> InFlight {
+    let sends = std::mem::take(&mut state.pending);
+    let first_seq = state.next_seq;
+    let at = Timestamp::now();
+    let mut events = Vec::with_capacity(sends.len());
+    let mut routes = Vec::with_capacity(sends.len());
+    for send in sends {
+        let mut kind = send.kind;
+        if let EventKind::Message(m) = &mut kind {
+            m.receiver = state.conversation.other_than(send.from);
+        }
+        let event = Event {
+            id: EventId::generate(),
+            conversation: state.conversation.id,
+            seq: state.next_seq,
+            sender: send.from,
+            client_id: send.client_id,
+            at,
+            kind,
+        };
+        state.next_seq += 1;
+        if let Some(cid) = &event.client_id {
+            state
+                .recent
+                .insert((event.sender, cid.clone()), Recent::InFlight);
+        }
+        events.push(Arc::new(event));
+        routes.push(Route {
+            origin: send.origin,
+            replies: send.replies,
+            retries: send.retries,
+        });
+    }
+    let outcome = state.shared.committer.commit(events.clone(), wake);
+    InFlight {
+        outcome,
+        first_seq,
+        events,
+        routes,
+    }
+}
+
+/// Acts on a batch's outcome: on success, fan-out then acks; on failure, every sender
+/// hears so and the seqs are handed out again. `None`: the batch was dropped uncommitted.
+async fn finish(state: &mut ConversationState, flight: InFlight, outcome: Option<StoreResult<()>>) {
+    let InFlight {
+        first_seq,
+        events,
+        routes,
+        ..
+    } = flight;
+    let committed = match outcome {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(SendError::Store(e)),
+        None => Err(SendError::Unavailable),
+    };
+    match committed {
+        Ok(()) => {
+            let batch: Vec<Delivery> = events
+                .into_iter()
+                .zip(&routes)
+                .map(|(event, route)| (event, route.origin))
+                .collect();
+            state
+                .shared
+                .fanout
+                .events(&state.conversation.participants, &batch);
+            for ((event, _), route) in batch.into_iter().zip(routes) {
+                if let Some(cid) = &event.client_id {
+                    state
+                        .recent
+                        .insert((event.sender, cid.clone()), Recent::Committed);
+                }
+                let sent = |duplicate| {
+                    Ok(Sent {
+                        event: event.clone(),
+                        duplicate,
+                    })
+                };
+                reply_all(route.replies, sent(false));
+                reply_all(route.retries, sent(true));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, first_seq, "commit failed; sends rejected");
+            for route in routes {
+                reply_all(route.replies, Err(e.clone()));
+                reply_all(route.retries, Err(e.clone()));
+            }
+            // Nothing of that batch is durable or visible: reuse its seqs.
+            state.next_seq = first_seq;
+            state.recent.forget_in_flight();
+        }
+    }
+    // Retries that waited for the batch: answer from `recent`, or queue them as fresh
+    // sends if their original failed.
+    for send in std::mem::take(&mut state.parked) {
+        accept(state, send).await;
+    }
+}
