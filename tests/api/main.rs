@@ -13,6 +13,7 @@ mod restart;
 mod tokens;
 
 mod history;
+mod lanes;
 mod limits;
 mod messaging;
 mod operations;
