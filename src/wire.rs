@@ -1,12 +1,14 @@
 //! The JSON shapes of domain objects, shared by the REST API and the WebSocket
-//! protocol. Only this outer layer knows the wire format; ids are strings, times are
-//! RFC 3339 with milliseconds.
+//! protocol (protocol v2: one vocabulary, camelCase, with the names of the backend
+//! Parley replaces where it had one). Only this outer layer knows the wire format; ids
+//! are strings, times are RFC 3339 with milliseconds.
 
 use actors::domain::{Message, Timestamp, User};
 use serde::Serialize;
 
 /// A user as clients see it.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UserJson {
     /// Id.
     pub id: String,
@@ -26,36 +28,54 @@ impl From<&User> for UserJson {
     }
 }
 
-/// A message as clients see it.
+/// What kind of message it is: always `text` for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MessageType {
+    /// A text message.
+    Text,
+}
+
+/// A message as clients see it, on REST and WebSocket alike.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MessageJson<'a> {
     /// Unique id.
     pub id: String,
     /// Conversation id.
-    pub conversation: String,
+    pub conversation_id: String,
     /// Position in the conversation.
     pub seq: u64,
-    /// Sender id.
-    pub from: String,
+    /// Sender's user id.
+    pub sender: String,
+    /// The other participant's user id, in a 1:1 conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receiver: Option<String>,
     /// Text.
-    pub body: &'a str,
+    pub content: &'a str,
+    /// Always `text` for now.
+    #[serde(rename = "type")]
+    pub kind: MessageType,
     /// The sender's retry key, if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<&'a str>,
     /// When the server accepted it.
-    pub sent_at: String,
+    pub created_at: String,
 }
 
 impl<'a> From<&'a Message> for MessageJson<'a> {
     fn from(m: &'a Message) -> Self {
         Self {
             id: m.id.to_string(),
-            conversation: m.conversation.to_string(),
+            conversation_id: m.conversation.to_string(),
             seq: m.seq,
-            from: m.from.to_string(),
-            body: m.body.as_str(),
+            sender: m.from.to_string(),
+            // receiver: filled in by the event model
+            receiver: None,
+            content: m.body.as_str(),
+            kind: MessageType::Text,
             client_id: m.client_id.as_ref().map(|c| c.as_str()),
-            sent_at: rfc3339(m.sent_at),
+            created_at: rfc3339(m.sent_at),
         }
     }
 }
@@ -63,4 +83,19 @@ impl<'a> From<&'a Message> for MessageJson<'a> {
 /// RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339(t: Timestamp) -> String {
     humantime::format_rfc3339_millis(t.as_system_time()).to_string()
+}
+
+/// The fields of a v1 `send` that v2 renamed, each with its v2 name. A send (WebSocket
+/// frame or REST body) that uses one is refused, never read as its v2 field, with a
+/// message naming the v2 field.
+pub const V1_SEND_FIELDS: [(&str, &str); 4] = [
+    ("to", "receiverId"),
+    ("conversation", "conversationId"),
+    ("body", "content"),
+    ("client_id", "clientId"),
+];
+
+/// Why a v1 field of a send is refused: `use receiverId, not the v1 name to`.
+pub fn v1_field_refusal(v1: &str, v2: &str) -> String {
+    format!("use {v2}, not the v1 name {v1}")
 }
