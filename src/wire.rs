@@ -4,7 +4,8 @@
 //! are strings, times are RFC 3339 with milliseconds.
 
 use actors::domain::{Message, Timestamp, User};
-use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A user as clients see it.
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +95,12 @@ pub const V1_SEND_FIELDS: [(&str, &str); 4] = [
     ("body", "content"),
     ("client_id", "clientId"),
 ];
+
+/// For `#[serde(default, deserialize_with = "wire::present")]`: true when the field is
+/// there at all, whatever its value (`null` included); the value is skipped unread.
+pub fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
 
 /// Why a v1 field of a send is refused: `use receiverId, not the v1 name to`.
 pub fn v1_field_refusal(v1: &str, v2: &str) -> String {

@@ -174,7 +174,7 @@ proptest! {
     }
 
     /// A valid `send` frame is refused iff it also carries a v1 field name (`to`,
-    /// `conversation`, `body`, `client_id`), whatever that field's value; the refusal
+    /// `conversation`, `body`, `client_id`), whatever that field's value (even `null`); the refusal
     /// names the v2 field of each and still echoes the frame's own `clientId`.
     #[test]
     fn a_send_with_any_v1_field_name_is_refused_naming_the_v2_fields(
@@ -188,6 +188,7 @@ proptest! {
             Just(json!({})),
             Just(json!([1])),
             Just(json!(true)),
+            Just(json!(null)),
         ],
     ) {
         let mut frame = json!({

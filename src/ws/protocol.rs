@@ -8,11 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use actors::Target;
 use actors::domain::{ClientId, ConversationId, MessageBody, Seq, UserId};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::wire::{MessageJson, UserJson, V1_SEND_FIELDS, v1_field_refusal};
+use crate::wire::{MessageJson, UserJson, V1_SEND_FIELDS, present, v1_field_refusal};
 
 /// Close codes this server uses, beyond the standard ones.
 pub mod close {
@@ -80,24 +79,24 @@ struct RawFrame {
     client_id: Option<String>,
     cursors: Option<HashMap<String, Seq>>,
     // v1 names of `send` fields, read only to refuse them (see `wire::V1_SEND_FIELDS`).
-    #[serde(rename = "to")]
-    v1_to: Option<IgnoredAny>,
-    #[serde(rename = "conversation")]
-    v1_conversation: Option<IgnoredAny>,
-    #[serde(rename = "body")]
-    v1_body: Option<IgnoredAny>,
-    #[serde(rename = "client_id")]
-    v1_client_id: Option<IgnoredAny>,
+    #[serde(rename = "to", default, deserialize_with = "present")]
+    v1_to: bool,
+    #[serde(rename = "conversation", default, deserialize_with = "present")]
+    v1_conversation: bool,
+    #[serde(rename = "body", default, deserialize_with = "present")]
+    v1_body: bool,
+    #[serde(rename = "client_id", default, deserialize_with = "present")]
+    v1_client_id: bool,
 }
 
 impl RawFrame {
     /// Which v1 field names the frame uses, in the order of [`V1_SEND_FIELDS`].
     fn v1_fields(&self) -> [bool; 4] {
         [
-            self.v1_to.is_some(),
-            self.v1_conversation.is_some(),
-            self.v1_body.is_some(),
-            self.v1_client_id.is_some(),
+            self.v1_to,
+            self.v1_conversation,
+            self.v1_body,
+            self.v1_client_id,
         ]
     }
 }

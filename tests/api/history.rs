@@ -373,6 +373,18 @@ async fn rest_sends_go_into_a_conversation_by_id_and_refuse_v1_names() {
         "validation_failed",
     )
     .await;
+    // Even with a null value: a v1 name is a mistake whatever it holds.
+    let e = assert_error(
+        send(
+            &ada.token,
+            json!({"receiverId": bob.id, "content": "hi", "to": null}),
+        )
+        .await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert!(e["error"]["fields"]["receiverId"].is_string(), "{e}");
     let page: Value = app
         .get(
             &format!("/api/conversations/{conv}/messages"),

@@ -8,12 +8,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
 use crate::http::{ApiError, ApiJson, ApiQuery, AppState, Validator};
-use crate::wire::{MessageJson, V1_SEND_FIELDS, v1_field_refusal};
+use crate::wire::{MessageJson, V1_SEND_FIELDS, present, v1_field_refusal};
 
 /// The body of `POST /api/messages/send`: the same fields as a WebSocket `send` frame.
 #[derive(Deserialize)]
@@ -24,14 +23,14 @@ pub(crate) struct SendBody {
     content: Option<String>,
     client_id: Option<String>,
     // v1 names, read only to refuse them (see `wire::V1_SEND_FIELDS`).
-    #[serde(rename = "to")]
-    v1_to: Option<IgnoredAny>,
-    #[serde(rename = "conversation")]
-    v1_conversation: Option<IgnoredAny>,
-    #[serde(rename = "body")]
-    v1_body: Option<IgnoredAny>,
-    #[serde(rename = "client_id")]
-    v1_client_id: Option<IgnoredAny>,
+    #[serde(rename = "to", default, deserialize_with = "present")]
+    v1_to: bool,
+    #[serde(rename = "conversation", default, deserialize_with = "present")]
+    v1_conversation: bool,
+    #[serde(rename = "body", default, deserialize_with = "present")]
+    v1_body: bool,
+    #[serde(rename = "client_id", default, deserialize_with = "present")]
+    v1_client_id: bool,
 }
 
 /// The answer to `POST /api/messages/send`.
@@ -130,10 +129,10 @@ pub(crate) async fn send(
         Some(raw) => v.field("clientId", Some(raw), ClientId::parse),
     };
     let v1 = [
-        body.v1_to.is_some(),
-        body.v1_conversation.is_some(),
-        body.v1_body.is_some(),
-        body.v1_client_id.is_some(),
+        body.v1_to,
+        body.v1_conversation,
+        body.v1_body,
+        body.v1_client_id,
     ];
     for (&(v1_name, v2_name), _) in V1_SEND_FIELDS.iter().zip(v1).filter(|(_, given)| *given) {
         v.fail(v2_name, &v1_field_refusal(v1_name, v2_name));
