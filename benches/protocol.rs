@@ -38,7 +38,7 @@ fn message() -> Event {
 fn frames(c: &mut Criterion) {
     let to = UserId::generate();
     let send = format!(
-        r#"{{"type":"send","to":"{to}","body":"{}","client_id":"c17-000123"}}"#,
+        r#"{{"type":"send","receiverId":"{to}","content":"{}","clientId":"c17-000123"}}"#,
         body()
     );
     let mut g = c.benchmark_group("protocol");

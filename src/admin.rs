@@ -47,6 +47,7 @@ pub struct SeedUsers {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Seeded {
     id: String,
     email: String,

@@ -1,10 +1,10 @@
 //! Crash safety and graceful shutdown of the real binary, under load.
 //!
 //! `sigkill_mid_load_loses_and_duplicates_nothing` runs real WebSocket clients in pairs,
-//! each sending to its partner continuously with unique `client_id`s, and SIGKILLs the
+//! each sending to its partner continuously with unique `clientId`s, and SIGKILLs the
 //! server several times mid-load. Each time the server restarts on the same data dir
 //! (on a new port); clients reconnect, `sync` from their cursors and retry every unacked
-//! send with the same `client_id`. At the end it checks every conversation's history
+//! send with the same `clientId`. At the end it checks every conversation's history
 //! against what the clients sent and saw: nothing acked is lost, nothing is stored
 //! twice, seqs are gapless, every client's view matches history, nothing appears that
 //! no client sent.
@@ -357,9 +357,9 @@ impl Seen {
     fn of(m: &Value) -> Self {
         Self {
             id: m["id"].as_str().unwrap_or("").to_owned(),
-            from: m["from"].as_str().unwrap_or("").to_owned(),
-            body: m["body"].as_str().unwrap_or("").to_owned(),
-            client_id: m["client_id"].as_str().map(str::to_owned),
+            from: m["sender"].as_str().unwrap_or("").to_owned(),
+            body: m["content"].as_str().unwrap_or("").to_owned(),
+            client_id: m["clientId"].as_str().map(str::to_owned),
         }
     }
 }
@@ -522,9 +522,9 @@ impl Client {
     fn send_frame(&self, client_id: &str) -> Value {
         json!({
             "type": "send",
-            "to": self.peer,
-            "body": self.sent[client_id],
-            "client_id": client_id,
+            "receiverId": self.peer,
+            "content": self.sent[client_id],
+            "clientId": client_id,
         })
     }
 
@@ -548,7 +548,7 @@ impl Client {
             self.conflicts.push(format!("message without a seq: {m}"));
             return;
         };
-        let conv = m["conversation"].as_str().unwrap_or("").to_owned();
+        let conv = m["conversationId"].as_str().unwrap_or("").to_owned();
         match &self.conv {
             None => self.conv = Some(conv),
             Some(c) if *c != conv => {
@@ -582,8 +582,8 @@ impl Client {
     ) {
         let m = &v["message"];
         self.record(m, this_conn, false);
-        let Some(client_id) = v["client_id"].as_str() else {
-            self.conflicts.push(format!("ack without client_id: {v}"));
+        let Some(client_id) = v["clientId"].as_str() else {
+            self.conflicts.push(format!("ack without clientId: {v}"));
             return;
         };
         if v["duplicate"] == true {
@@ -592,7 +592,7 @@ impl Client {
         outstanding.remove(client_id);
         let id = m["id"].as_str().unwrap_or("").to_owned();
         let seq = m["seq"].as_u64().unwrap_or(0);
-        if self.sent.get(client_id).map(String::as_str) != m["body"].as_str() {
+        if self.sent.get(client_id).map(String::as_str) != m["content"].as_str() {
             self.conflicts
                 .push(format!("ack for {client_id} has another body: {v}"));
         }
@@ -704,10 +704,10 @@ impl Client {
                         "error" => {
                             let code = v["code"].as_str().unwrap_or("?").to_owned();
                             *self.stats.errors.entry(code).or_default() += 1;
-                            if let Some(client_id) = v["client_id"].as_str()
+                            if let Some(client_id) = v["clientId"].as_str()
                                 && outstanding.remove(client_id)
                             {
-                                let wait = v["retry_after_ms"].as_u64().unwrap_or(100);
+                                let wait = v["retryAfterMs"].as_u64().unwrap_or(100);
                                 retry.push((
                                     Instant::now() + Duration::from_millis(wait),
                                     client_id.to_owned(),
@@ -940,7 +940,7 @@ async fn history(http: &reqwest::Client, base: &str, token: &str, conv: &str) ->
                 .iter()
                 .cloned(),
         );
-        match page["next_after"].as_u64() {
+        match page["nextAfter"].as_u64() {
             Some(next) => after = next,
             None => return out,
         }
@@ -999,9 +999,9 @@ async fn check(base: &str, clients: &mut [Client]) -> Report {
         let mut by_key: HashMap<(String, String), &Value> = HashMap::new();
         let mut ids = HashSet::new();
         for m in &h {
-            let from = m["from"].as_str().unwrap_or("").to_owned();
+            let from = m["sender"].as_str().unwrap_or("").to_owned();
             let id = m["id"].as_str().unwrap_or("").to_owned();
-            let client_id = m["client_id"].as_str().map(str::to_owned);
+            let client_id = m["clientId"].as_str().map(str::to_owned);
             let first_id = ids.insert(id);
             let first_key = match &client_id {
                 Some(k) => by_key.insert((from.clone(), k.clone()), m).is_none(),
@@ -1015,7 +1015,7 @@ async fn check(base: &str, clients: &mut [Client]) -> Report {
             let sent_body = sender
                 .zip(client_id.as_ref())
                 .and_then(|(c, k)| c.sent.get(k));
-            if sent_body.map(String::as_str) != m["body"].as_str() {
+            if sent_body.map(String::as_str) != m["content"].as_str() {
                 report.phantom += 1;
                 report.fail(format!("{conv}: in history, not sent like this: {m}"));
             }

@@ -1,8 +1,9 @@
 //! Property tests (proptest) of the WebSocket codec and of the store's encodings: what
 //! holds for every input, not just the examples in the unit tests.
 //!
-//! - Codec: a `send` frame's body survives parse → domain `Event` → `OutFrame` → JSON
-//!   exactly; a `sync` frame's cursors are accepted iff every key is a conversation id.
+//! - Codec: a `send` frame's body survives parse → domain `Message` → `OutFrame` → JSON
+//!   exactly; a `send` carrying a v1 field name is refused; a `sync` frame's cursors are
+//!   accepted iff every key is a conversation id.
 //! - Store: keys are big-endian, so byte order is seq order: `messages()` ranges over
 //!   arbitrary sets of seqs return exactly the model's seqs, in order, and never reach
 //!   into a neighbouring conversation; bodies, client ids, names and emails of any
@@ -118,10 +119,10 @@ proptest! {
         by_conversation in any::<bool>(),
     ) {
         let target_id = UserId::from_bytes(to).to_string();
-        let mut frame = json!({"type": "send", "body": body});
-        frame[if by_conversation { "conversation" } else { "to" }] = json!(target_id);
+        let mut frame = json!({"type": "send", "content": body});
+        frame[if by_conversation { "conversationId" } else { "receiverId" }] = json!(target_id);
         if let Some(c) = &client_id {
-            frame["client_id"] = json!(c);
+            frame["clientId"] = json!(c);
         }
         let text = frame.to_string();
         let body_ok = !body.trim().is_empty() && body.chars().count() <= MAX_CHARS;
@@ -158,13 +159,13 @@ proptest! {
                 for out in &frames {
                     let encoded = out.encode();
                     let v: Value = serde_json::from_str(&encoded).expect("frames are JSON");
-                    prop_assert_eq!(v["message"]["body"].as_str(), Some(body.as_str()));
+                    prop_assert_eq!(v["message"]["content"].as_str(), Some(body.as_str()));
                     prop_assert_eq!(
-                        v["message"]["conversation"].as_str().map(str::to_owned),
+                        v["message"]["conversationId"].as_str().map(str::to_owned),
                         Some(conversation.to_string())
                     );
                     prop_assert_eq!(v["message"]["seq"].as_u64(), Some(1));
-                    prop_assert_eq!(v["message"]["client_id"].as_str(), client_id.as_deref());
+                    prop_assert_eq!(v["message"]["clientId"].as_str(), client_id.as_deref());
                 }
             }
             Ok(other) => prop_assert!(false, "{} parsed as {:?}", text, other),
@@ -173,6 +174,54 @@ proptest! {
                 prop_assert_eq!(e.code, "validation_failed");
                 // The client id is echoed as given, even when it was the problem.
                 prop_assert_eq!(e.client_id, client_id.map(Value::String));
+            }
+        }
+    }
+
+    /// A valid `send` frame is refused iff it also carries a v1 field name (`to`,
+    /// `conversation`, `body`, `client_id`), whatever that field's value (even `null`); the refusal
+    /// names the v2 field of each and still echoes the frame's own `clientId`.
+    #[test]
+    fn a_send_with_any_v1_field_name_is_refused_naming_the_v2_fields(
+        v1 in prop::collection::btree_set(
+            prop::sample::select(vec!["to", "conversation", "body", "client_id"]),
+            0..=4,
+        ),
+        value in prop_oneof![
+            Just(json!("x")),
+            Just(json!(5)),
+            Just(json!({})),
+            Just(json!([1])),
+            Just(json!(true)),
+            Just(json!(null)),
+        ],
+    ) {
+        let mut frame = json!({
+            "type": "send",
+            "receiverId": UserId::generate().to_string(),
+            "content": "hi",
+            "clientId": "c1",
+        });
+        for name in &v1 {
+            frame[*name] = value.clone();
+        }
+        let text = frame.to_string();
+        match parse(&text, MAX_CHARS) {
+            Ok(_) => prop_assert!(v1.is_empty(), "accepted {}", text),
+            Err(e) => {
+                prop_assert!(!v1.is_empty(), "refused {}: {:?}", text, e);
+                prop_assert_eq!(e.code, "validation_failed");
+                prop_assert_eq!(e.client_id, Some(json!("c1")));
+                for name in &v1 {
+                    let v2 = match *name {
+                        "to" => "receiverId",
+                        "conversation" => "conversationId",
+                        "body" => "content",
+                        _ => "clientId",
+                    };
+                    let expected = format!("use {v2}, not the v1 name {name}");
+                    prop_assert!(e.message.contains(&expected), "{:?} in {}", expected, e.message);
+                }
             }
         }
     }

@@ -1,5 +1,7 @@
 //! The one error type of the HTTP layer and its envelope:
-//! `{"error": {"code": "snake_case", "message": "a sentence", "fields": {...}}}`.
+//! `{"error": {"code": "snake_case", "message": "a sentence", "fields": {...},
+//! "retryAfterMs": 1000}}` (`fields` with `validation_failed`, keyed by the request's
+//! field names; `retryAfterMs` with `rate_limited`, beside the `Retry-After` header).
 //! The client sees a clean code and sentence; the log gets the cause, once.
 
 use std::borrow::Cow;
@@ -110,17 +112,24 @@ impl From<HashError> for ApiError {
     }
 }
 
+/// The body of every error answer.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Envelope<'a> {
     error: Body<'a>,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Body<'a> {
     code: &'a str,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a BTreeMap<&'static str, String>>,
+    /// With `rate_limited`: when to try again, in milliseconds (the `Retry-After`
+    /// header has whole seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
 }
 
 impl IntoResponse for ApiError {
@@ -130,6 +139,7 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 message: &self.message,
                 fields: self.fields.as_ref(),
+                retry_after_ms: self.retry_after.map(retry_after_ms),
             },
         };
         let mut response = (self.status, Json(body)).into_response();
@@ -142,6 +152,11 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// A wait in whole milliseconds, at least 1 (a client must wait for something).
+fn retry_after_ms(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Collects per-field validation failures, so one answer names all of them.

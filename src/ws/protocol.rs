@@ -1,7 +1,8 @@
-//! The WebSocket protocol: JSON text frames in, JSON text frames out. Parsing turns a
-//! frame into a [`Command`] of domain types or into a [`FrameError`] that names what was
-//! wrong (and echoes the `client_id` when there was one); it does no I/O. See
-//! `docs/protocol.md` for every frame with an example.
+//! The WebSocket protocol (v2): JSON text frames in, JSON text frames out, camelCase,
+//! with the message object of `crate::wire`. Parsing turns a frame into a [`Command`]
+//! of domain types or into a [`FrameError`] that names what was wrong (and echoes the
+//! `clientId` when there was one); it does no I/O. See `docs/protocol.md` for every
+//! frame with an example.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -10,7 +11,7 @@ use actors::domain::{ClientId, ConversationId, MessageBody, Seq, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::wire::{MessageJson, UserJson};
+use crate::wire::{MessageJson, UserJson, V1_SEND_FIELDS, present, v1_field_refusal};
 
 /// Close codes this server uses, beyond the standard ones.
 pub mod close {
@@ -62,19 +63,42 @@ pub struct FrameError {
     pub code: &'static str,
     /// A sentence for a person.
     pub message: String,
-    /// The frame's `client_id`, echoed as given.
+    /// The frame's `clientId`, echoed as given.
     pub client_id: Option<Value>,
 }
 
+/// A client frame of any type, before validation.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RawFrame {
     #[serde(rename = "type")]
     kind: Option<String>,
-    to: Option<String>,
-    conversation: Option<String>,
-    body: Option<String>,
+    receiver_id: Option<String>,
+    conversation_id: Option<String>,
+    content: Option<String>,
     client_id: Option<String>,
     cursors: Option<HashMap<String, Seq>>,
+    // v1 names of `send` fields, read only to refuse them (see `wire::V1_SEND_FIELDS`).
+    #[serde(rename = "to", default, deserialize_with = "present")]
+    v1_to: bool,
+    #[serde(rename = "conversation", default, deserialize_with = "present")]
+    v1_conversation: bool,
+    #[serde(rename = "body", default, deserialize_with = "present")]
+    v1_body: bool,
+    #[serde(rename = "client_id", default, deserialize_with = "present")]
+    v1_client_id: bool,
+}
+
+impl RawFrame {
+    /// Which v1 field names the frame uses, in the order of [`V1_SEND_FIELDS`].
+    fn v1_fields(&self) -> [bool; 4] {
+        [
+            self.v1_to,
+            self.v1_conversation,
+            self.v1_body,
+            self.v1_client_id,
+        ]
+    }
 }
 
 /// Parses one text frame.
@@ -84,7 +108,7 @@ pub fn parse(text: &str, max_body_chars: usize) -> Result<Command, FrameError> {
         Err(e) => {
             // Only on this error path: look again, leniently, for a client id to echo.
             let value: Option<Value> = serde_json::from_str(text).ok();
-            let client_id = value.as_ref().and_then(|v| v.get("client_id")).cloned();
+            let client_id = value.as_ref().and_then(|v| v.get("clientId")).cloned();
             let (code, message) = match value {
                 None => ("malformed_json", "The frame is not valid JSON.".to_owned()),
                 Some(Value::Object(_)) => {
@@ -107,38 +131,47 @@ pub fn parse(text: &str, max_body_chars: usize) -> Result<Command, FrameError> {
     };
     match raw.kind.as_deref() {
         Some("send") => {
+            let v1 = raw.v1_fields();
+            if v1.contains(&true) {
+                let refusals: Vec<String> = V1_SEND_FIELDS
+                    .iter()
+                    .zip(v1)
+                    .filter(|(_, given)| *given)
+                    .map(|((v1_name, v2_name), _)| v1_field_refusal(v1_name, v2_name))
+                    .collect();
+                return Err(fail("validation_failed", &refusals.join("; ")));
+            }
             let client_id = match raw.client_id.as_deref() {
                 None => None,
                 Some(c) => Some(
                     ClientId::parse(c)
-                        .map_err(|e| fail("validation_failed", &format!("client_id {e}")))?,
+                        .map_err(|e| fail("validation_failed", &format!("clientId {e}")))?,
                 ),
             };
-            let target = match (raw.to.as_deref(), raw.conversation.as_deref()) {
-                (Some(to), None) => Target::User(
-                    to.parse::<UserId>()
-                        .map_err(|_| fail("validation_failed", "to is not a valid user id"))?,
-                ),
-                (None, Some(c)) => Target::Conversation(
-                    c.parse::<ConversationId>()
-                        .map_err(|_| fail("validation_failed", "conversation is not a valid id"))?,
-                ),
+            let target = match (raw.receiver_id.as_deref(), raw.conversation_id.as_deref()) {
+                (Some(id), None) => id
+                    .parse::<UserId>()
+                    .map(Target::User)
+                    .map_err(|_| fail("validation_failed", "receiverId is not a valid user id"))?,
+                (None, Some(id)) => id
+                    .parse::<ConversationId>()
+                    .map(Target::Conversation)
+                    .map_err(|_| fail("validation_failed", "conversationId is not a valid id"))?,
                 (None, None) => {
-                    return Err(fail("validation_failed", "give either to or conversation"));
+                    let why = "give either receiverId or conversationId";
+                    return Err(fail("validation_failed", why));
                 }
                 (Some(_), Some(_)) => {
-                    return Err(fail(
-                        "validation_failed",
-                        "give either to or conversation, not both",
-                    ));
+                    let why = "give either receiverId or conversationId, not both";
+                    return Err(fail("validation_failed", why));
                 }
             };
-            let body = raw
-                .body
+            let content = raw
+                .content
                 .as_deref()
-                .ok_or_else(|| fail("validation_failed", "body is required"))?;
-            let body = MessageBody::parse(body, max_body_chars)
-                .map_err(|e| fail("validation_failed", &format!("body {e}")))?;
+                .ok_or_else(|| fail("validation_failed", "content is required"))?;
+            let body = MessageBody::parse(content, max_body_chars)
+                .map_err(|e| fail("validation_failed", &format!("content {e}")))?;
             Ok(Command::Send {
                 target,
                 body,
@@ -164,16 +197,20 @@ pub fn parse(text: &str, max_body_chars: usize) -> Result<Command, FrameError> {
     }
 }
 
-/// A server frame.
+/// A server frame: `{"type": "<variant>", ...fields in camelCase}`.
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum OutFrame<'a> {
     /// First frame of every session.
     Ready {
         /// Who is connected.
         user: UserJson,
         /// This session's id.
-        session: String,
+        session_id: String,
     },
     /// A send of this session is durable.
     Ack {
@@ -205,7 +242,7 @@ pub enum OutFrame<'a> {
         code: &'a str,
         /// A sentence for a person.
         message: &'a str,
-        /// The frame's `client_id`, echoed.
+        /// The frame's `clientId`, echoed.
         #[serde(skip_serializing_if = "Option::is_none")]
         client_id: Option<&'a Value>,
         /// With `rate_limited`: when to try again.
@@ -236,12 +273,21 @@ mod tests {
     fn a_valid_send_parses_into_domain_types() {
         let to = UserId::generate();
         let cmd = parse(
-            &format!(r#"{{"type":"send","to":"{to}","body":"hi","client_id":"c1"}}"#),
+            &format!(r#"{{"type":"send","receiverId":"{to}","content":"hi","clientId":"c1"}}"#),
             10,
         )
         .unwrap();
         assert!(
             matches!(cmd, Command::Send { target: Target::User(t), client_id: Some(_), .. } if t == to)
+        );
+        let conv = ConversationId::direct(to, UserId::generate());
+        let cmd = parse(
+            &format!(r#"{{"type":"send","conversationId":"{conv}","content":"hi"}}"#),
+            10,
+        )
+        .unwrap();
+        assert!(
+            matches!(cmd, Command::Send { target: Target::Conversation(c), client_id: None, .. } if c == conv)
         );
     }
 
@@ -249,33 +295,126 @@ mod tests {
     fn errors_name_the_problem_and_echo_the_client_id() {
         assert_eq!(err("{nope").code, "malformed_json");
         assert_eq!(err("[1]").code, "invalid_frame");
-        assert_eq!(err(r#"{"body":"x"}"#).code, "invalid_frame");
+        assert_eq!(err(r#"{"content":"x"}"#).code, "invalid_frame");
         assert_eq!(err(r#"{"type":"shout"}"#).code, "unknown_type");
-        let e = err(r#"{"type":"send","to":5,"client_id":"c9"}"#);
+        let e = err(r#"{"type":"send","receiverId":5,"clientId":"c9"}"#);
         assert_eq!(
             (e.code, e.client_id),
             ("invalid_frame", Some(Value::String("c9".into())))
         );
         let to = UserId::generate();
         let e = err(&format!(
-            r#"{{"type":"send","to":"{to}","body":"","client_id":"c2"}}"#
+            r#"{{"type":"send","receiverId":"{to}","content":"","clientId":"c2"}}"#
         ));
         assert_eq!(
             (e.code, e.client_id),
             ("validation_failed", Some(Value::String("c2".into())))
         );
         let e = err(&format!(
-            r#"{{"type":"send","to":"{to}","body":"{}"}}"#,
+            r#"{{"type":"send","receiverId":"{to}","content":"{}"}}"#,
             "x".repeat(11)
         ));
         assert_eq!(e.code, "validation_failed");
         assert_eq!(
-            err(r#"{"type":"send","to":"x","body":"hi"}"#).code,
+            err(r#"{"type":"send","receiverId":"x","content":"hi"}"#).code,
             "validation_failed"
         );
         assert_eq!(
             err(r#"{"type":"sync","cursors":{"x":1}}"#).code,
             "validation_failed"
         );
+    }
+
+    #[test]
+    fn v1_field_names_are_refused_naming_their_v2_names() {
+        let to = UserId::generate();
+        let e = err(&format!(
+            r#"{{"type":"send","to":"{to}","body":"hi","client_id":"c1"}}"#
+        ));
+        assert_eq!(e.code, "validation_failed");
+        assert_eq!(
+            e.message,
+            "use receiverId, not the v1 name to; use content, not the v1 name body; \
+             use clientId, not the v1 name client_id"
+        );
+        // Not echoed: the error frame's `clientId` is the frame's own `clientId` only.
+        assert_eq!(e.client_id, None);
+        // One v1 name among v2 ones is enough to refuse the frame, whatever its value.
+        let e = err(&format!(
+            r#"{{"type":"send","receiverId":"{to}","content":"hi","conversation":5,"clientId":"c2"}}"#
+        ));
+        assert_eq!(
+            (e.code, e.message.as_str(), e.client_id),
+            (
+                "validation_failed",
+                "use conversationId, not the v1 name conversation",
+                Some(Value::String("c2".into()))
+            )
+        );
+    }
+
+    #[test]
+    fn server_frames_are_camel_case_and_tagged() {
+        let user = UserJson {
+            id: "u".into(),
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+        };
+        assert_eq!(
+            OutFrame::Ready {
+                user,
+                session_id: "7".into()
+            }
+            .encode(),
+            r#"{"type":"ready","user":{"id":"u","name":"Ada","email":"ada@example.com"},"sessionId":"7"}"#
+        );
+        let client_id = Value::String("c1".into());
+        assert_eq!(
+            OutFrame::Error {
+                code: "rate_limited",
+                message: "slow down",
+                client_id: Some(&client_id),
+                retry_after_ms: Some(250),
+            }
+            .encode(),
+            r#"{"type":"error","code":"rate_limited","message":"slow down","clientId":"c1","retryAfterMs":250}"#
+        );
+        let m = actors::domain::Event {
+            id: actors::domain::EventId::from_bytes([1; 16]),
+            conversation: ConversationId::from_bytes([2; 16]),
+            seq: 3,
+            sender: UserId::from_bytes([4; 16]),
+            client_id: Some(ClientId::parse("c1").unwrap()),
+            at: actors::domain::Timestamp::from_millis(1_700_000_000_000),
+            kind: actors::domain::EventKind::Message(actors::domain::MessageContent {
+                body: MessageBody::parse("hi", 10).unwrap(),
+                receiver: Some(UserId::from_bytes([5; 16])),
+            }),
+        };
+        assert_eq!(
+            OutFrame::Ack {
+                client_id: Some("c1"),
+                duplicate: false,
+                message: MessageJson::from(&m),
+            }
+            .encode(),
+            concat!(
+                r#"{"type":"ack","clientId":"c1","duplicate":false,"message":{"#,
+                r#""id":"01010101-0101-0101-0101-010101010101","#,
+                r#""conversationId":"02020202-0202-0202-0202-020202020202","seq":3,"#,
+                r#""sender":"04040404-0404-0404-0404-040404040404","#,
+                r#""receiver":"05050505-0505-0505-0505-050505050505","content":"hi","#,
+                r#""type":"text","clientId":"c1","createdAt":"2023-11-14T22:13:20.000Z"}}"#
+            )
+        );
+        assert_eq!(
+            OutFrame::Synced {
+                cursors: BTreeMap::from([("c".to_owned(), 2)]),
+                more: true
+            }
+            .encode(),
+            r#"{"type":"synced","cursors":{"c":2},"more":true}"#
+        );
+        assert_eq!(OutFrame::Pong.encode(), r#"{"type":"pong"}"#);
     }
 }

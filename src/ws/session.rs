@@ -194,7 +194,7 @@ impl Session {
                     None => {
                         let ready = OutFrame::Ready {
                             user: UserJson::from(&self.me.user),
-                            session: self.id.to_string(),
+                            session_id: self.id.to_string(),
                         };
                         self.write(&ready).await?;
                     }
@@ -361,9 +361,9 @@ impl Session {
                 let message = match &e {
                     SendError::Store(cause) => {
                         tracing::error!(error = %cause, "send failed in the store");
-                        "The message could not be stored; retry with the same client_id.".to_owned()
+                        "The message could not be stored; retry with the same clientId.".to_owned()
                     }
-                    other => other.to_string(),
+                    other => crate::http::routes::messages::send_error_message(other),
                 };
                 self.error(code, &message, client_id, None).await
             }

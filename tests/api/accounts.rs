@@ -43,7 +43,8 @@ fn assert_auth(body: &Value, name: &str, email: &str) -> String {
     token.to_owned()
 }
 
-/// Asserts a 429 `rate_limited` with a positive whole-seconds `Retry-After`.
+/// Asserts a 429 `rate_limited` with a positive whole-seconds `Retry-After`, and the
+/// same wait in milliseconds as `retryAfterMs` in the body.
 async fn assert_rate_limited(res: reqwest::Response) {
     let retry_after = res
         .headers()
@@ -57,7 +58,15 @@ async fn assert_rate_limited(res: reqwest::Response) {
         secs > 0 && secs <= 60,
         "Retry-After {secs} within the minute"
     );
-    assert_error(res, 429, "rate_limited").await;
+    let body = assert_error(res, 429, "rate_limited").await;
+    // The body says the same in milliseconds; the header rounds it up to seconds.
+    let ms = body["error"]["retryAfterMs"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("429 carries retryAfterMs: {body}"));
+    assert!(
+        ms > 0 && ms.div_ceil(1000) == secs,
+        "retryAfterMs {ms} agrees with Retry-After {secs}"
+    );
 }
 
 /// A POST of a raw body, with an optional Content-Type.

@@ -256,8 +256,10 @@ impl WsClient {
     }
 
     pub async fn send_to(&mut self, to: &str, body: &str, client_id: &str) {
-        self.send(json!({"type": "send", "to": to, "body": body, "client_id": client_id}))
-            .await;
+        self.send(
+            json!({"type": "send", "receiverId": to, "content": body, "clientId": client_id}),
+        )
+        .await;
     }
 
     /// The next JSON frame (pings and pongs skipped); panics after 10 s.

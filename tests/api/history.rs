@@ -49,7 +49,7 @@ async fn history_pages_backwards_with_a_cursor_oldest_first() {
         .await
         .unwrap();
     assert_eq!(seqs(&page), [4, 5]);
-    assert_eq!(page["next_before"], 4);
+    assert_eq!(page["nextBefore"], 4);
     let page: Value = app
         .get(
             &format!("/api/messages/{}?limit=2&before=4", bob.id),
@@ -70,7 +70,7 @@ async fn history_pages_backwards_with_a_cursor_oldest_first() {
         .await
         .unwrap();
     assert_eq!(seqs(&page), [1]);
-    assert_eq!(page["next_before"], Value::Null);
+    assert_eq!(page["nextBefore"], Value::Null);
     // A new message does not shift pages already read: cursors are seqs, not offsets.
     send_rest(&app, &ada, &bob, "m6").await;
     let page: Value = app
@@ -94,7 +94,7 @@ async fn conversation_history_reads_forward_after_a_seq() {
     for body in ["two", "three", "four"] {
         send_rest(&app, &ada, &bob, body).await;
     }
-    let conv = first["message"]["conversation"].as_str().unwrap();
+    let conv = first["message"]["conversationId"].as_str().unwrap();
     let page: Value = app
         .get(
             &format!("/api/conversations/{conv}/messages?after=1&limit=2"),
@@ -105,12 +105,13 @@ async fn conversation_history_reads_forward_after_a_seq() {
         .await
         .unwrap();
     assert_eq!(seqs(&page), [2, 3]);
-    assert_eq!(page["next_after"], 3);
+    assert_eq!(page["conversationId"], conv);
+    assert_eq!(page["nextAfter"], 3);
     let bodies: Vec<&str> = page["messages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["body"].as_str().unwrap())
+        .map(|m| m["content"].as_str().unwrap())
         .collect();
     assert_eq!(bodies, ["two", "three"]);
     app.stop().await;
@@ -125,7 +126,7 @@ async fn only_participants_can_read_a_conversation() {
         app.new_user("Eve").await,
     );
     let sent = send_rest(&app, &ada, &bob, "secret").await;
-    let conv = sent["message"]["conversation"].as_str().unwrap();
+    let conv = sent["message"]["conversationId"].as_str().unwrap();
     let res = app
         .get(
             &format!("/api/conversations/{conv}/messages"),
@@ -176,8 +177,16 @@ async fn the_conversation_list_puts_the_most_recent_first() {
         .unwrap();
     let list = body["conversations"].as_array().unwrap();
     assert_eq!(list.len(), 2);
-    assert_eq!(list[0]["last_message"]["body"], "to cy again");
-    assert_eq!(list[0]["last_seq"], 2);
+    assert_eq!(list[0]["lastMessage"]["content"], "to cy again");
+    assert_eq!(list[0]["lastSeq"], 2);
+    for key in ["id", "createdAt", "lastActivity"] {
+        assert!(list[0][key].is_string(), "{key} in {}", list[0]);
+    }
+    assert_eq!(
+        list[0]["id"], list[0]["lastMessage"]["conversationId"],
+        "{}",
+        list[0]
+    );
     let names: Vec<&str> = list[0]["participants"]
         .as_array()
         .unwrap()
@@ -185,7 +194,7 @@ async fn the_conversation_list_puts_the_most_recent_first() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"Ada") && names.contains(&"Cy"));
-    assert_eq!(list[1]["last_message"]["body"], "to bob");
+    assert_eq!(list[1]["lastMessage"]["content"], "to bob");
     let bob_view: Value = app
         .get("/api/conversations", Some(&bob.token))
         .await
@@ -267,5 +276,124 @@ async fn rest_sends_validate_their_input_and_recognise_retries() {
     assert_error(res, 400, "validation_failed").await;
     let res = app.get("/api/messages/not-an-id", Some(&ada.token)).await;
     assert_error(res, 400, "validation_failed").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn rest_sends_go_into_a_conversation_by_id_and_refuse_v1_names() {
+    let app = spawn_app().await;
+    let (ada, bob, eve) = (
+        app.new_user("Ada").await,
+        app.new_user("Bob").await,
+        app.new_user("Eve").await,
+    );
+    let first = send_rest(&app, &ada, &bob, "one").await;
+    let conv = first["message"]["conversationId"].as_str().unwrap();
+    let send = |token: &str, body: Value| {
+        let app = &app;
+        let token = token.to_owned();
+        async move { app.post("/api/messages/send", Some(&token), &body).await }
+    };
+
+    let res = send(
+        &bob.token,
+        json!({"conversationId": conv, "content": "two", "clientId": "b-1"}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let sent: Value = res.json().await.unwrap();
+    assert_eq!(sent["duplicate"], false);
+    assert_eq!(sent["message"]["conversationId"], conv);
+    assert_eq!(sent["message"]["seq"], 2);
+    assert_eq!(sent["message"]["sender"], bob.id.as_str());
+    assert_eq!(sent["message"]["content"], "two");
+    assert_eq!(sent["message"]["clientId"], "b-1");
+    assert_eq!(sent["message"]["type"], "text");
+
+    // Only a participant may send into a conversation; others cannot tell it exists.
+    assert_error(
+        send(&eve.token, json!({"conversationId": conv, "content": "hi"})).await,
+        404,
+        "not_participant",
+    )
+    .await;
+    let e = assert_error(
+        send(
+            &ada.token,
+            json!({"conversationId": "nope", "content": "hi"}),
+        )
+        .await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert!(e["error"]["fields"]["conversationId"].is_string(), "{e}");
+    // Exactly one target.
+    let e = assert_error(
+        send(
+            &ada.token,
+            json!({"receiverId": bob.id, "conversationId": conv, "content": "hi"}),
+        )
+        .await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert!(
+        e["error"]["fields"]["receiverId"].is_string()
+            && e["error"]["fields"]["conversationId"].is_string(),
+        "{e}"
+    );
+    // v1 names are refused under their v2 names, never read as them.
+    let e = assert_error(
+        send(
+            &ada.token,
+            json!({"to": bob.id, "body": "hi", "client_id": "v1"}),
+        )
+        .await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    let fields = e["error"]["fields"].as_object().unwrap();
+    for v2 in ["receiverId", "content", "clientId"] {
+        assert!(fields[v2].is_string(), "{v2} in {e}");
+    }
+    assert!(
+        !fields.contains_key("to") && !fields.contains_key("client_id"),
+        "{e}"
+    );
+    assert_error(
+        send(
+            &ada.token,
+            json!({"receiverId": bob.id, "content": "hi", "client_id": "v1"}),
+        )
+        .await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    // Even with a null value: a v1 name is a mistake whatever it holds.
+    let e = assert_error(
+        send(
+            &ada.token,
+            json!({"receiverId": bob.id, "content": "hi", "to": null}),
+        )
+        .await,
+        400,
+        "validation_failed",
+    )
+    .await;
+    assert!(e["error"]["fields"]["receiverId"].is_string(), "{e}");
+    let page: Value = app
+        .get(
+            &format!("/api/conversations/{conv}/messages"),
+            Some(&ada.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&page), [1, 2], "nothing refused was stored");
     app.stop().await;
 }

@@ -144,7 +144,7 @@ async fn injection_shaped_strings_are_stored_and_returned_exactly() {
             .await;
         assert_eq!(res.status(), 201, "sending {text:?}");
         assert_eq!(
-            b.recv().await["message"]["body"],
+            b.recv().await["message"]["content"],
             *text,
             "delivered exactly"
         );
@@ -159,7 +159,7 @@ async fn injection_shaped_strings_are_stored_and_returned_exactly() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["body"].as_str().unwrap())
+        .map(|m| m["content"].as_str().unwrap())
         .collect();
     assert_eq!(stored, bodies, "history returns them exactly");
     let contacts: Value = app

@@ -33,23 +33,25 @@ async fn two_users_chat_both_ways_with_acks_and_ordered_seqs() {
     a.send_to(&bob.id, "hello Bob", "a1").await;
     let ack = a.recv().await;
     assert_eq!(ack["type"], "ack");
-    assert_eq!(ack["client_id"], "a1");
+    assert_eq!(ack["clientId"], "a1");
     assert_eq!(ack["duplicate"], false);
     assert_eq!(seq(&ack), 1);
     let got = b.recv().await;
     assert_eq!(got["type"], "message");
-    assert_eq!(got["message"]["body"], "hello Bob");
-    assert_eq!(got["message"]["from"], ada.id.as_str());
+    assert_eq!(got["message"]["content"], "hello Bob");
+    assert_eq!(got["message"]["sender"], ada.id.as_str());
     assert_eq!(got["message"]["id"], ack["message"]["id"]);
-    assert!(got["message"]["sent_at"].as_str().unwrap().ends_with('Z'));
+    assert!(got["message"]["createdAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(got["message"]["type"], "text");
+    assert_eq!(got["message"]["clientId"], "a1");
 
     b.send_to(&ada.id, "hi Ada", "b1").await;
     assert_eq!(seq(&b.recv().await), 2);
     let got = a.recv().await;
     assert_eq!((got["type"].as_str(), seq(&got)), (Some("message"), 2));
     assert_eq!(
-        got["message"]["conversation"],
-        ack["message"]["conversation"]
+        got["message"]["conversationId"],
+        ack["message"]["conversationId"]
     );
     app.stop().await;
 }
@@ -73,7 +75,7 @@ async fn every_session_of_the_recipient_and_the_senders_other_sessions_receive()
     for b in &mut bobs {
         let f = b.recv().await;
         assert_eq!(
-            (f["type"].as_str(), f["message"]["body"].as_str()),
+            (f["type"].as_str(), f["message"]["content"].as_str()),
             (Some("message"), Some("to all your devices"))
         );
     }
@@ -106,7 +108,7 @@ async fn the_senders_other_session_gets_a_copy_even_when_the_sending_one_is_gone
         drop(ada_phone);
         match ada_laptop.try_recv(Duration::from_secs(2)).await {
             Some(copy) => assert_eq!(
-                (copy["type"].as_str(), copy["message"]["body"].as_str()),
+                (copy["type"].as_str(), copy["message"]["content"].as_str()),
                 (Some("message"), Some(body.as_str()))
             ),
             // A send whose session ended before it reached the conversation was never
@@ -116,7 +118,7 @@ async fn the_senders_other_session_gets_a_copy_even_when_the_sending_one_is_gone
                 !history(&app, &ada.token, &bob.id)
                     .await
                     .iter()
-                    .any(|m| m["body"] == body.as_str()),
+                    .any(|m| m["content"] == body.as_str()),
                 "{body} was stored but the laptop never got it"
             ),
         }
@@ -139,12 +141,12 @@ async fn an_offline_user_catches_up_on_sync_in_order_exactly_once() {
     let frames = b.recv_until("synced").await;
     let bodies: Vec<&str> = frames
         .iter()
-        .filter_map(|f| f["message"]["body"].as_str())
+        .filter_map(|f| f["message"]["content"].as_str())
         .collect();
     assert_eq!(bodies, ["m1", "m2", "m3", "m4", "m5"]);
     let synced = frames.last().unwrap();
     assert_eq!(synced["more"], false);
-    let conv = frames[0]["message"]["conversation"]
+    let conv = frames[0]["message"]["conversationId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -216,7 +218,7 @@ async fn a_repeated_client_id_yields_one_message() {
     assert_eq!(second["type"], "ack");
     assert_eq!(second["duplicate"], true);
     assert_eq!(second["message"]["id"], first["message"]["id"]);
-    assert_eq!(b.recv().await["message"]["body"], "only once");
+    assert_eq!(b.recv().await["message"]["content"], "only once");
     assert!(
         b.try_recv(Duration::from_millis(300)).await.is_none(),
         "no second delivery"
@@ -379,7 +381,7 @@ async fn a_rest_send_reaches_a_websocket_receiver() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["message"]["seq"], 1);
     let got = b.recv().await;
-    assert_eq!(got["message"]["body"], "over REST");
+    assert_eq!(got["message"]["content"], "over REST");
     assert_eq!(got["message"]["id"], body["message"]["id"]);
     app.stop().await;
 }

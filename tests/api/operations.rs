@@ -152,8 +152,8 @@ async fn a_scripted_conversation_moves_the_counters_by_exactly_its_own_traffic()
         )
         .await;
     assert_eq!(res.status(), 201);
-    assert_eq!(b.recv().await["message"]["body"], "by REST");
-    assert_eq!(a.recv().await["message"]["body"], "by REST");
+    assert_eq!(b.recv().await["message"]["content"], "by REST");
+    assert_eq!(a.recv().await["message"]["content"], "by REST");
     // Cy pipelines nine sends: eight reach the core (and are refused), one is rate limited.
     for i in 0..9 {
         c.send_to(&cy.id, "hi me", &format!("c{i}")).await;
@@ -300,7 +300,10 @@ async fn admin_actors_refuses_a_missing_or_wrong_token_and_shows_the_live_tree_w
         a.send_to(&bob.id, "one more", "h3").await;
         a.recv().await
     };
-    let conversation = ack["message"]["conversation"].as_str().unwrap().to_owned();
+    let conversation = ack["message"]["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     assert_error(app.get("/admin/actors", None).await, 401, "unauthorized").await;
     let wrong = format!("{}x", &ADMIN[..ADMIN.len() - 1]);
@@ -344,9 +347,9 @@ async fn admin_actors_refuses_a_missing_or_wrong_token_and_shows_the_live_tree_w
     let conv = find(&conversation);
     assert_eq!(conv["kind"], "conversation");
     assert_eq!(conv["handled"], 4);
-    assert_eq!(conv["queue_depth"], 0);
+    assert_eq!(conv["queueDepth"], 0);
     assert_eq!(conv["restarts"], 0);
-    assert!(conv["age_ms"].as_u64().unwrap() >= conv["idle_ms"].as_u64().unwrap());
+    assert!(conv["ageMs"].as_u64().unwrap() >= conv["idleMs"].as_u64().unwrap());
     for user in [&ada, &bob] {
         let u = find(&user.id);
         assert_eq!(
@@ -483,7 +486,7 @@ async fn after_an_injected_panic_the_json_log_holds_actor_failed_and_actor_resta
     let (bob_id, _) = register(&http, &base, "bob", "correct horse battery").await;
     let first = send_rest(&http, &base, &ada, &bob_id, "first").await;
     assert_eq!(first.status(), 201);
-    let conv = first.json::<Value>().await.unwrap()["message"]["conversation"]
+    let conv = first.json::<Value>().await.unwrap()["message"]["conversationId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -638,7 +641,7 @@ async fn no_password_token_or_message_body_reaches_the_log_even_at_trace_level()
         .expect("connects");
     let mut b = crate::helpers::WsClient { ws };
     assert_eq!(b.recv().await["type"], "ready");
-    b.send(json!({"type": "send", "to": server_user(&http, &base, &ada).await, "body": body, "client_id": "k"}))
+    b.send(json!({"type": "send", "receiverId": server_user(&http, &base, &ada).await, "content": body, "clientId": "k"}))
         .await;
     assert_eq!(b.recv().await["type"], "ack");
     b.send(json!({"type": "sync", "cursors": {}})).await;

@@ -85,8 +85,8 @@ async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
         .json()
         .await
         .unwrap();
-    assert_eq!(page["messages"][0]["body"], "before the signal");
-    assert_eq!(page["messages"][0]["from"], ada_id.as_str());
+    assert_eq!(page["messages"][0]["content"], "before the signal");
+    assert_eq!(page["messages"][0]["sender"], ada_id.as_str());
 }
 
 #[tokio::test]
@@ -138,7 +138,7 @@ async fn idle_actors_stop_and_start_again_on_demand_as_the_log_shows() {
         }
     };
     let first = send("one").await;
-    let conv = first["message"]["conversation"]
+    let conv = first["message"]["conversationId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -187,7 +187,7 @@ async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
             Some(Ok(WsMessage::Text(t))) => {
                 let f: Value = serde_json::from_str(t.as_str()).unwrap();
                 if f["type"] == "ack" {
-                    acked.insert(f["client_id"].as_str().unwrap().to_owned());
+                    acked.insert(f["clientId"].as_str().unwrap().to_owned());
                 }
             }
             Some(Ok(WsMessage::Close(frame))) => {
@@ -227,9 +227,9 @@ async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
             .await
             .unwrap();
         for m in page["messages"].as_array().unwrap() {
-            stored.insert(m["client_id"].as_str().unwrap().to_owned());
+            stored.insert(m["clientId"].as_str().unwrap().to_owned());
         }
-        match page["next_before"].as_u64() {
+        match page["nextBefore"].as_u64() {
             Some(b) => before = format!("&before={b}"),
             None => break,
         }

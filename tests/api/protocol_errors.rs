@@ -38,59 +38,92 @@ async fn recoverable_mistakes_get_error_frames_and_the_connection_stays_open() {
     let cases: Vec<(String, &str, Option<&str>)> = vec![
         ("{not json".into(), "malformed_json", None),
         ("[1,2]".into(), "invalid_frame", None),
-        (r#"{"body":"no type"}"#.into(), "invalid_frame", None),
+        (r#"{"content":"no type"}"#.into(), "invalid_frame", None),
         (
-            r#"{"type":"shout","client_id":"k1"}"#.into(),
+            r#"{"type":"shout","clientId":"k1"}"#.into(),
             "unknown_type",
             Some("k1"),
         ),
         (
-            format!(r#"{{"type":"send","to":"{to}","client_id":"k2"}}"#),
+            format!(r#"{{"type":"send","receiverId":"{to}","clientId":"k2"}}"#),
             "validation_failed",
             Some("k2"),
         ),
         (
-            format!(r#"{{"type":"send","to":"{to}","body":5,"client_id":"k3"}}"#),
+            format!(r#"{{"type":"send","receiverId":"{to}","content":5,"clientId":"k3"}}"#),
             "invalid_frame",
             Some("k3"),
         ),
         (
-            format!(r#"{{"type":"send","to":"{to}","body":"   ","client_id":"k4"}}"#),
+            format!(r#"{{"type":"send","receiverId":"{to}","content":"   ","clientId":"k4"}}"#),
             "validation_failed",
             Some("k4"),
         ),
         (
             format!(
-                r#"{{"type":"send","to":"{to}","body":"{}","client_id":"k5"}}"#,
+                r#"{{"type":"send","receiverId":"{to}","content":"{}","clientId":"k5"}}"#,
                 "x".repeat(4097)
             ),
             "validation_failed",
             Some("k5"),
         ),
         (
-            r#"{"type":"send","body":"hi","client_id":"k6"}"#.into(),
+            r#"{"type":"send","content":"hi","clientId":"k6"}"#.into(),
             "validation_failed",
             Some("k6"),
         ),
         (
-            r#"{"type":"send","to":"not-an-id","body":"hi","client_id":"k7"}"#.into(),
+            r#"{"type":"send","receiverId":"not-an-id","content":"hi","clientId":"k7"}"#.into(),
             "validation_failed",
             Some("k7"),
+        ),
+        (
+            format!(
+                r#"{{"type":"send","receiverId":"{to}","conversationId":"{to}","content":"hi","clientId":"k9"}}"#
+            ),
+            "validation_failed",
+            Some("k9"),
         ),
     ];
     for (text, code, client_id) in cases {
         let f = error_for(&mut ws, &text).await;
         assert_eq!(f["code"], code, "for {text}");
         assert_eq!(
-            f["client_id"].as_str(),
+            f["clientId"].as_str(),
             client_id,
-            "client_id echoed for {text}"
+            "clientId echoed for {text}"
         );
     }
     // A body of exactly the limit is fine.
     ws.send_to(to, &"x".repeat(4096), "k8").await;
     assert_eq!(ws.recv().await["type"], "ack");
     still_open(&mut ws).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn v1_field_names_are_refused_naming_the_v2_fields_and_nothing_is_sent() {
+    let app = spawn_app().await;
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    let mut a = app.connect(&ada.token).await;
+    let mut b = app.connect(&bob.token).await;
+    let v1 = json!({"type": "send", "to": bob.id, "body": "hi", "client_id": "v1"}).to_string();
+    let f = error_for(&mut a, &v1).await;
+    assert_eq!(f["code"], "validation_failed", "{f}");
+    let message = f["message"].as_str().unwrap();
+    for v2 in ["receiverId", "content", "clientId"] {
+        assert!(message.contains(v2), "{v2} named in {message:?}");
+    }
+    // A v1 name is never read as its v2 field, not even beside the v2 ones.
+    let mixed = json!({"type": "send", "receiverId": bob.id, "content": "hi", "client_id": "v1"});
+    let f = error_for(&mut a, &mixed.to_string()).await;
+    assert_eq!(f["code"], "validation_failed", "{f}");
+    assert!(f["message"].as_str().unwrap().contains("clientId"), "{f}");
+    assert!(
+        b.try_recv(Duration::from_millis(300)).await.is_none(),
+        "nothing was sent"
+    );
+    still_open(&mut a).await;
     app.stop().await;
 }
 
@@ -104,17 +137,19 @@ async fn unknown_recipients_and_foreign_conversations_are_refused() {
     );
     let mut a = app.connect(&ada.token).await;
     a.send_to(&bob.id, "private", "p1").await;
-    let conv = a.recv().await["message"]["conversation"]
+    let conv = a.recv().await["message"]["conversationId"]
         .as_str()
         .unwrap()
         .to_owned();
 
     let mut e = app.connect(&eve.token).await;
-    e.send(json!({"type": "send", "conversation": conv, "body": "let me in", "client_id": "e1"}))
-        .await;
+    e.send(
+        json!({"type": "send", "conversationId": conv, "content": "let me in", "clientId": "e1"}),
+    )
+    .await;
     let f = e.recv().await;
     assert_eq!(
-        (f["code"].as_str(), f["client_id"].as_str()),
+        (f["code"].as_str(), f["clientId"].as_str()),
         (Some("not_participant"), Some("e1"))
     );
 
@@ -122,7 +157,7 @@ async fn unknown_recipients_and_foreign_conversations_are_refused() {
     e.send_to(nobody, "hello?", "e2").await;
     let f = e.recv().await;
     assert_eq!(
-        (f["code"].as_str(), f["client_id"].as_str()),
+        (f["code"].as_str(), f["clientId"].as_str()),
         (Some("recipient_not_found"), Some("e2"))
     );
 
@@ -187,7 +222,9 @@ async fn browsers_can_authenticate_with_a_token_query_parameter() {
         .await
         .expect("query token accepted");
     let mut ws = WsClient { ws };
-    assert_eq!(ws.recv().await["user"]["id"], ada.id.as_str());
+    let ready = ws.recv().await;
+    assert_eq!(ready["user"]["id"], ada.id.as_str());
+    assert!(ready["sessionId"].is_string(), "{ready}");
     app.stop().await;
 }
 
@@ -218,12 +255,12 @@ async fn a_sender_over_its_rate_gets_rate_limited_errors_with_a_retry_time() {
     for f in &limited {
         assert_eq!(f["code"], "rate_limited");
         assert!(
-            f["retry_after_ms"]
+            f["retryAfterMs"]
                 .as_u64()
                 .is_some_and(|ms| ms > 0 && ms <= 1000),
             "{f}"
         );
-        assert!(f["client_id"].as_str().is_some());
+        assert!(f["clientId"].as_str().is_some());
     }
     // The limit is per user, across sessions and REST.
     let res = app

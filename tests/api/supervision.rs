@@ -28,12 +28,12 @@ async fn a_panicking_conversation_is_restarted_and_only_its_sender_notices() {
     let err = a.recv().await;
     assert_eq!(err["type"], "error");
     assert_eq!(err["code"], "conversation_failed");
-    assert_eq!(err["client_id"], "boom");
+    assert_eq!(err["clientId"], "boom");
 
     // Another conversation carries on undisturbed.
     c.send_to(&ada.id, "unrelated", "c1").await;
     assert_eq!(c.recv().await["type"], "ack");
-    assert_eq!(a.recv().await["message"]["body"], "unrelated");
+    assert_eq!(a.recv().await["message"]["content"], "unrelated");
 
     // The restarted actor reloaded its seq from the store: no gap, no reuse.
     a.send_to(&bob.id, "after the crash", "a2").await;
@@ -63,7 +63,7 @@ async fn a_crash_loop_is_given_up_with_a_clear_error_while_others_carry_on() {
     a.send_to(&bob.id, "anyone there?", "after").await;
     let err = a.recv().await;
     assert_eq!(
-        (err["code"].as_str(), err["client_id"].as_str()),
+        (err["code"].as_str(), err["clientId"].as_str()),
         (Some("conversation_unavailable"), Some("after"))
     );
     // Over REST, the same clear answer.
@@ -89,7 +89,7 @@ async fn a_panicking_user_actor_resets_its_sessions_and_nothing_committed_is_los
     let mut b = app.connect(&bob.token).await;
     a.send_to(&bob.id, "ordinary", "o1").await;
     assert_eq!(a.recv().await["type"], "ack");
-    assert_eq!(b.recv().await["message"]["body"], "ordinary");
+    assert_eq!(b.recv().await["message"]["content"], "ordinary");
 
     // Delivering this makes Bob's user actor panic, so his session is reset. Ada's only
     // session gets the message through its ack: her user actor is not involved.
@@ -122,7 +122,7 @@ async fn a_panicking_user_actor_resets_its_sessions_and_nothing_committed_is_los
         .try_recv(Duration::from_secs(5))
         .await
         .expect("live delivery resumes");
-    assert_eq!(live["message"]["body"], "welcome back");
+    assert_eq!(live["message"]["content"], "welcome back");
     app.stop().await;
 }
 
@@ -143,7 +143,7 @@ async fn a_failed_commit_is_reported_nothing_is_acked_and_its_seqs_are_reused() 
         (
             err["type"].as_str(),
             err["code"].as_str(),
-            err["client_id"].as_str()
+            err["clientId"].as_str()
         ),
         (Some("error"), Some("store_unavailable"), Some("s2"))
     );
@@ -155,7 +155,7 @@ async fn a_failed_commit_is_reported_nothing_is_acked_and_its_seqs_are_reused() 
     // The store "recovers": the next message takes seq 2, so history has no gap.
     a.send_to(&bob.id, "two", "s3").await;
     assert_eq!(a.recv().await["message"]["seq"], 2);
-    assert_eq!(b.recv().await["message"]["body"], "two");
+    assert_eq!(b.recv().await["message"]["content"], "two");
     let page: serde_json::Value = app
         .get(&format!("/api/messages/{}", bob.id), Some(&ada.token))
         .await

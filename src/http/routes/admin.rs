@@ -32,6 +32,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct ActorsQuery {
     limit: Option<usize>,
 }
@@ -40,8 +41,9 @@ pub(crate) struct ActorsQuery {
 const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 20;
 
-/// The body of `GET /admin/actors`.
+/// The body of `GET /admin/actors` (camelCase, like every JSON body).
 #[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct ActorsReport {
     /// Live actors by kind.
     pub(crate) counts: Counts,
@@ -63,6 +65,7 @@ pub(crate) struct ActorsReport {
 
 /// Live actors by kind.
 #[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Counts {
     /// User actors.
     pub(crate) user: usize,
@@ -72,6 +75,7 @@ pub(crate) struct Counts {
 
 /// One actor in `/admin/actors`.
 #[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct ActorReport {
     /// `user` or `conversation`.
     pub(crate) kind: String,

@@ -14,6 +14,7 @@ use crate::http::{ApiError, ApiJson, AppState, Validator};
 use crate::wire::UserJson;
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct RegisterBody {
     name: Option<String>,
     email: Option<String>,
@@ -21,12 +22,14 @@ pub(crate) struct RegisterBody {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct LoginBody {
     email: Option<String>,
     password: Option<String>,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct AuthResponse {
     token: String,
     user: UserJson,

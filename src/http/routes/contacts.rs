@@ -11,16 +11,19 @@ use crate::http::{ApiError, ApiJson, AppState, Validator};
 use crate::wire::UserJson;
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct AddContactBody {
     email: Option<String>,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct ContactResponse {
     contact: UserJson,
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct ContactsResponse {
     contacts: Vec<UserJson>,
 }

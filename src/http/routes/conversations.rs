@@ -2,15 +2,38 @@
 
 use std::collections::HashMap;
 
-use actors::domain::{ConversationId, ConversationSummary, User, UserId};
+use actors::domain::{ConversationId, ConversationSummary, Seq, User, UserId};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use super::messages::{PageQuery, page};
 use crate::auth::AuthUser;
 use crate::http::{ApiError, ApiQuery, AppState};
 use crate::wire::{MessageJson, UserJson, rfc3339};
+
+/// The body of `GET /api/conversations`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConversationsResponse<'a> {
+    conversations: Vec<ConversationJson<'a>>,
+}
+
+/// One conversation in the caller's list.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ConversationJson<'a> {
+    id: String,
+    participants: Vec<UserJson>,
+    created_at: String,
+    last_activity: String,
+    /// The seq of its last message; 0 when it has none.
+    last_seq: Seq,
+    /// Null when it has no message.
+    last_message: Option<MessageJson<'a>>,
+}
 
 fn not_found() -> ApiError {
     ApiError::new(
@@ -25,7 +48,7 @@ fn not_found() -> ApiError {
 pub(crate) async fn list(
     State(state): State<AppState>,
     me: AuthUser,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let store = state.store();
     let mut summaries = Vec::new();
     for id in store.user_conversations(me.user.id).await? {
@@ -50,16 +73,16 @@ pub(crate) async fn list(
                 participants.push(UserJson::from(u));
             }
         }
-        out.push(serde_json::json!({
-            "id": s.conversation.id.to_string(),
-            "participants": participants,
-            "created_at": rfc3339(s.conversation.created_at),
-            "last_activity": rfc3339(s.last_activity()),
-            "last_seq": s.last_event.as_ref().map_or(0, |m| m.seq),
-            "last_message": s.last_event.as_ref().map(MessageJson::from),
-        }));
+        out.push(ConversationJson {
+            id: s.conversation.id.to_string(),
+            participants,
+            created_at: rfc3339(s.conversation.created_at),
+            last_activity: rfc3339(s.last_activity()),
+            last_seq: s.last_event.as_ref().map_or(0, |m| m.seq),
+            last_message: s.last_event.as_ref().map(MessageJson::from),
+        });
     }
-    Ok(Json(serde_json::json!({ "conversations": out })))
+    Ok(Json(ConversationsResponse { conversations: out }).into_response())
 }
 
 /// `GET /api/conversations/{id}/messages?before=&after=&limit=`: a page of one
@@ -69,11 +92,11 @@ pub(crate) async fn messages(
     me: AuthUser,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id: ConversationId = id.parse().map_err(|_| not_found())?;
     let range = query.range()?;
     match state.store().conversation(id).await? {
-        Some(c) if c.has(me.user.id) => Ok(Json(page(&state, id, range).await?)),
+        Some(c) if c.has(me.user.id) => page(&state, id, range).await,
         _ => Err(not_found()),
     }
 }

@@ -2,13 +2,20 @@
 
 use axum::Json;
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::http::ApiError;
 
+/// The body of `GET /healthz`: `{"status": "ok"}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Health {
+    status: &'static str,
+}
+
 /// `GET /healthz`: the process is up and serving.
-pub(crate) async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+pub(crate) async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// Any unknown route.
