@@ -11,8 +11,8 @@ use actors::domain::{
     UserId,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parley::realtime::protocol::{OutFrame, parse};
 use parley::wire::MessageJson;
-use parley::ws::protocol::{OutFrame, parse};
 
 /// The body the load generator sends: 100 bytes.
 fn body() -> String {

@@ -12,7 +12,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
-use crate::http::{AppState, router};
+use crate::http::router;
+use crate::state::AppState;
 use crate::store::FjallStore;
 
 /// Why the server could not start or stop cleanly.
@@ -112,7 +113,7 @@ impl Application {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
                 loop {
                     tick.tick().await;
-                    state.limits().sweep();
+                    state.sweep();
                 }
             })
         };

@@ -1,16 +1,17 @@
-//! Parley: a real-time chat backend.
+//! Parley: a real-time chat backend. Modules are listed from the bottom layer up; each
+//! uses only those above it in this list (see ARCHITECTURE.md).
 //!
-//! - [`cli`]: the command line (`parley serve`, `parley admin ...`).
-//! - [`admin`]: operator commands on a data dir (bulk seeding for load tests).
-//! - [`config`]: typed settings from flags and `PARLEY_*` variables.
-//! - [`app`]: builds the server from settings and runs it until told to stop.
-//! - [`http`]: the REST API: router, handlers, error envelope, middleware.
-//! - [`ws`]: the WebSocket endpoint, its protocol and the session loop.
-//! - [`auth`]: password hashing, tokens, rate limits.
+//! - [`config`], [`telemetry`], [`secret`], [`metrics`]: settings from flags and
+//!   `PARLEY_*` variables, logging, the token secret, Prometheus metrics.
 //! - [`store`]: the store implementations behind `actors::Store`.
-//! - [`wire`]: JSON shapes shared by REST and WebSocket.
-//! - [`metrics`]: Prometheus metrics.
-//! - [`secret`], [`telemetry`]: the token secret and logging setup.
+//! - [`auth`]: password hashing, tokens, keyed rate limiters (primitives only).
+//! - [`service`]: the business rules: accounts, contacts, conversations, messaging.
+//! - [`state`]: the services and handles every handler and session can reach.
+//! - [`wire`]: the JSON shapes of the protocol, shared by REST and the realtime layer.
+//! - [`realtime`]: the transport-neutral session core and the WebSocket transport.
+//! - [`http`]: the REST API and the WebSocket upgrade: router, handlers, error envelope.
+//! - [`app`]: the composition root: builds everything from settings and runs it.
+//! - [`admin`], [`cli`]: operator commands and the command line.
 //!
 //! The messaging core (actors, domain types, the storage trait) is the `actors` crate.
 
@@ -21,8 +22,10 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod metrics;
+pub mod realtime;
 pub mod secret;
+pub mod service;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod wire;
-pub mod ws;

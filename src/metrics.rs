@@ -23,7 +23,7 @@ use axum::response::Response;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::ws::protocol::close as close_code;
+use crate::wire::close as close_code;
 
 /// Gauge: TCP connections open (HTTP and WebSocket), while a [`ConnectionGuard`] lives.
 pub const CONNECTIONS_OPEN: &str = "parley_connections_open";
@@ -207,10 +207,10 @@ fn register() {
 
 /// Prometheus text for one server: samples its gauges, then renders the process's
 /// metrics. `None` when the recorder is not ours.
-pub fn render(state: &crate::http::AppState) -> Option<String> {
+pub fn render(messenger: &actors::Messenger, sessions: usize) -> Option<String> {
     let handle = handle()?;
-    state.messenger().record_gauges();
-    metrics::gauge!(SESSIONS_OPEN).set(state.sessions().len() as f64);
+    messenger.record_gauges();
+    metrics::gauge!(SESSIONS_OPEN).set(sessions as f64);
     Some(handle.render())
 }
 

@@ -22,9 +22,9 @@ use actors::domain::{
 };
 use actors::store::HistoryRange;
 use actors::{Store, Target};
+use parley::realtime::protocol::{Command, OutFrame, parse};
 use parley::store::FjallStore;
 use parley::wire::MessageJson;
-use parley::ws::protocol::{Command, OutFrame, parse};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{Value, json};

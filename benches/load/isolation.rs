@@ -581,7 +581,7 @@ pub(crate) async fn slow_consumer(args: SlowArgs) {
     );
     let closed_4008 = ends
         .iter()
-        .filter(|e| e.close_code == Some(parley::ws::protocol::close::SLOW_CONSUMER))
+        .filter(|e| e.close_code == Some(parley::realtime::protocol::close::SLOW_CONSUMER))
         .count();
     if closed_4008 < k {
         println!(

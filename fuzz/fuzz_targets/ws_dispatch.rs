@@ -24,7 +24,7 @@ use actors::{SendError, SendRequest, Target};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use parley::wire::MessageJson;
-use parley::ws::protocol::{Command, OutFrame, parse};
+use parley::realtime::protocol::{Command, OutFrame, parse};
 use parley_fuzz::{MAX_BODY_CHARS, count, fixture, json};
 use serde_json::{Map, Value, json};
 

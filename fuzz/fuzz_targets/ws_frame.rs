@@ -1,4 +1,4 @@
-//! The WebSocket frame decoder, `parley::ws::protocol::parse`, on raw text: the input as
+//! The WebSocket frame decoder, `parley::realtime::protocol::parse`, on raw text: the input as
 //! UTF-8 when it is, and always its lossy conversion (what a client's invalid bytes would
 //! look like had they got past the transport's UTF-8 check).
 //!
@@ -20,7 +20,7 @@ use actors::Target;
 use actors::domain::{ConversationId, Message, MessageId, Timestamp, UserId};
 use libfuzzer_sys::fuzz_target;
 use parley::wire::MessageJson;
-use parley::ws::protocol::{Command, OutFrame, parse};
+use parley::realtime::protocol::{Command, OutFrame, parse};
 use parley_fuzz::{FRAME_ERROR_CODES, MAX_BODY_CHARS, json, same_json};
 use serde_json::Value;
 

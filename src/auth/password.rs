@@ -18,7 +18,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 /// Hashing failed (a bug or resource exhaustion, never a wrong password).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 

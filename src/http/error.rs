@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::auth::{HashError, RateLimited};
+use crate::service::{ErrorKind, ServiceError};
 
 /// An error answer.
 #[derive(Debug)]
@@ -59,26 +59,6 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "malformed_json", detail)
     }
 
-    /// 401 `unauthorized`: the same answer for every kind of bad token.
-    pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "A valid bearer token is required.",
-        )
-    }
-
-    /// 429 `rate_limited`, with `Retry-After`.
-    pub fn rate_limited(limit: RateLimited) -> Self {
-        let mut e = Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "Too many attempts; try again later.",
-        );
-        e.retry_after = Some(limit.retry_after);
-        e
-    }
-
     /// 500 `internal`: logs the cause, tells the client nothing about it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -100,15 +80,31 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        Self::internal(e)
+/// The one place a service error becomes an HTTP answer.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        if let Some(cause) = e.cause() {
+            tracing::error!(error = %cause, code = e.code(), "request failed");
+        }
+        let status = match e.kind() {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut api = Self::new(status, e.code(), e.to_string());
+        api.retry_after = e.retry_after();
+        api
     }
 }
 
-impl From<HashError> for ApiError {
-    fn from(e: HashError) -> Self {
-        Self::internal(e)
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::from(e).into()
     }
 }
 

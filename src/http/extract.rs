@@ -1,4 +1,5 @@
-//! Extractors that answer in the error envelope: JSON bodies and query strings.
+//! Extractors that answer in the error envelope: JSON bodies, query strings, and the
+//! authenticated caller.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -8,6 +9,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
+use crate::service::{AuthUser, ServiceError};
+use crate::state::AppState;
 
 /// A JSON request body (`Content-Type: application/json`, at most the body limit).
 pub struct ApiJson<T>(pub T);
@@ -57,5 +60,25 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
                 e.body_text(),
             )),
         }
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header, if there is one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The caller, from a bearer token checked completely by the accounts service.
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers).ok_or(ServiceError::Unauthorized)?;
+        Ok(state.accounts().authenticate(token).await?)
     }
 }

@@ -1,144 +1,27 @@
-//! The HTTP layer: shared state, the router, the error envelope, extractors and
-//! middleware. Handlers are thin: they validate input into domain types and call the
-//! store (through the `Store` trait) or the messenger; they never touch fjall directly.
+//! The HTTP layer: the router, the error envelope, extractors and middleware. Handlers
+//! are thin: they parse input into domain types, call a service, and shape its answer;
+//! they decide nothing and never touch a store.
 
 mod error;
 mod extract;
 mod middleware;
 pub(crate) mod routes;
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
-use actors::domain::UserId;
-use actors::{Messenger, Store};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use error::{ApiError, Validator};
-pub use extract::{ApiJson, ApiQuery};
+pub use extract::{ApiJson, ApiQuery, bearer_token};
 
-use crate::auth::{KeyedLimiter, PasswordHasher, Tokens};
-use crate::config::Config;
+use crate::state::AppState;
 
 /// Largest REST request body.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The rate limits in force.
-pub struct Limits {
-    /// Login attempts per email.
-    pub login_by_email: KeyedLimiter<String>,
-    /// Login and registration attempts per client address.
-    pub auth_by_address: KeyedLimiter<IpAddr>,
-    /// Sends per user, over REST and WebSocket together.
-    pub sends: KeyedLimiter<UserId>,
-}
-
-impl Limits {
-    /// The limits `config` asks for.
-    pub fn new(config: &Config) -> Self {
-        Self {
-            login_by_email: KeyedLimiter::per_minute(
-                "login_by_email",
-                config.login_per_email_per_minute,
-            ),
-            auth_by_address: KeyedLimiter::per_minute(
-                "auth_by_address",
-                config.auth_per_address_per_minute,
-            ),
-            sends: KeyedLimiter::per_second(
-                "sends",
-                config.send_rate_per_second,
-                config.send_burst,
-            ),
-        }
-    }
-
-    /// Forgets idle keys.
-    pub fn sweep(&self) {
-        self.login_by_email.sweep();
-        self.auth_by_address.sweep();
-        self.sends.sweep();
-    }
-}
-
-struct Inner {
-    config: Config,
-    store: Arc<dyn Store>,
-    messenger: Messenger,
-    tokens: Tokens,
-    hasher: PasswordHasher,
-    limits: Limits,
-    shutdown: CancellationToken,
-    sessions: TaskTracker,
-}
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-impl AppState {
-    /// Bundles the services.
-    pub fn new(
-        config: Config,
-        store: Arc<dyn Store>,
-        messenger: Messenger,
-        tokens: Tokens,
-        hasher: PasswordHasher,
-    ) -> Self {
-        let limits = Limits::new(&config);
-        Self(Arc::new(Inner {
-            config,
-            store,
-            messenger,
-            tokens,
-            hasher,
-            limits,
-            shutdown: CancellationToken::new(),
-            sessions: TaskTracker::new(),
-        }))
-    }
-
-    /// Settings.
-    pub fn config(&self) -> &Config {
-        &self.0.config
-    }
-    /// The store.
-    pub fn store(&self) -> &dyn Store {
-        self.0.store.as_ref()
-    }
-    /// The actor tree.
-    pub fn messenger(&self) -> &Messenger {
-        &self.0.messenger
-    }
-    /// Token issuing and checking.
-    pub fn tokens(&self) -> &Tokens {
-        &self.0.tokens
-    }
-    /// Password hashing.
-    pub fn hasher(&self) -> &PasswordHasher {
-        &self.0.hasher
-    }
-    /// Rate limits.
-    pub fn limits(&self) -> &Limits {
-        &self.0.limits
-    }
-    /// Cancelled when the server starts shutting down; every session loop selects on it.
-    pub fn shutdown_signal(&self) -> &CancellationToken {
-        &self.0.shutdown
-    }
-    /// The running WebSocket sessions, so shutdown can wait for them.
-    pub fn sessions(&self) -> &TaskTracker {
-        &self.0.sessions
-    }
-}
-
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
-    use routes::{admin, auth, contacts, conversations, health, messages};
+    use routes::{admin, auth, contacts, conversations, health, messages, ws};
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
     let mut router = Router::new()
@@ -157,7 +40,7 @@ pub fn router(state: AppState) -> Result<Router, String> {
             "/api/conversations/{id}/messages",
             get(conversations::messages),
         )
-        .route("/ws", get(crate::ws::upgrade));
+        .route("/ws", get(ws::upgrade));
     // Without an admin token, the operator route does not exist at all (404).
     if state.config().admin_token.is_some() {
         router = router.route("/admin/actors", get(admin::actors));

@@ -9,21 +9,23 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::auth::bearer_token;
-use crate::http::{ApiError, ApiQuery, AppState};
+use crate::http::{ApiError, ApiQuery, bearer_token};
+use crate::service::ServiceError;
+use crate::state::AppState;
 
 /// Prometheus' text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /metrics`: every metric in Prometheus text format.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let text = crate::metrics::render(&state).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metrics_unavailable",
-            "Metrics are not recorded by this process.",
-        )
-    })?;
+    let text =
+        crate::metrics::render(state.messenger(), state.sessions().len()).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "metrics_unavailable",
+                "Metrics are not recorded by this process.",
+            )
+        })?;
     let mut response = text.into_response();
     response
         .headers_mut()
@@ -152,12 +154,12 @@ pub(crate) async fn actors(
 /// configured length; the length itself is not secret).
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.config().admin_token.as_ref() else {
-        return Err(ApiError::unauthorized());
+        return Err(ServiceError::Unauthorized.into());
     };
     let given = bearer_token(headers).unwrap_or_default();
     if bool::from(given.as_bytes().ct_eq(expected.0.as_bytes())) {
         Ok(())
     } else {
-        Err(ApiError::unauthorized())
+        Err(ServiceError::Unauthorized.into())
     }
 }

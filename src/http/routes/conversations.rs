@@ -1,17 +1,15 @@
 //! Conversations: the caller's list, and one conversation's history.
 
-use std::collections::HashMap;
-
-use actors::domain::{ConversationId, ConversationSummary, Seq, User, UserId};
+use actors::domain::{ConversationId, Seq};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::messages::{PageQuery, page};
-use crate::auth::AuthUser;
-use crate::http::{ApiError, ApiQuery, AppState};
+use super::messages::{PageQuery, page_response};
+use crate::http::{ApiError, ApiQuery};
+use crate::service::{AuthUser, ServiceError};
+use crate::state::AppState;
 use crate::wire::{MessageJson, UserJson, rfc3339};
 
 /// The body of `GET /api/conversations`.
@@ -35,68 +33,42 @@ pub(crate) struct ConversationJson<'a> {
     last_message: Option<MessageJson<'a>>,
 }
 
-fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "conversation_not_found",
-        "No such conversation.",
-    )
-}
-
 /// `GET /api/conversations`: the caller's conversations, most recent activity first,
 /// each with its participants, last message and last seq.
+#[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     me: AuthUser,
 ) -> Result<Response, ApiError> {
-    let store = state.store();
-    let mut summaries = Vec::new();
-    for id in store.user_conversations(me.user.id).await? {
-        if let Some(conversation) = store.conversation(id).await? {
-            let last_event = store.last_event(id).await?;
-            summaries.push(ConversationSummary {
-                conversation,
-                last_event,
-            });
-        }
-    }
-    summaries.sort_by_key(|s| std::cmp::Reverse(s.last_activity()));
-    let mut users: HashMap<UserId, Option<User>> = HashMap::new();
-    let mut out = Vec::with_capacity(summaries.len());
-    for s in &summaries {
-        let mut participants = Vec::new();
-        for id in &s.conversation.participants {
-            if !users.contains_key(id) {
-                users.insert(*id, store.user(*id).await?.map(|r| r.user));
+    let views = state.conversations().list(me.user.id).await?;
+    let conversations = views
+        .iter()
+        .map(|v| {
+            let s = &v.summary;
+            ConversationJson {
+                id: s.conversation.id.to_string(),
+                participants: v.members.iter().map(UserJson::from).collect(),
+                created_at: rfc3339(s.conversation.created_at),
+                last_activity: rfc3339(s.last_activity()),
+                last_seq: s.last_event.as_ref().map_or(0, |e| e.seq),
+                last_message: s.last_event.as_ref().map(MessageJson::from),
             }
-            if let Some(Some(u)) = users.get(id) {
-                participants.push(UserJson::from(u));
-            }
-        }
-        out.push(ConversationJson {
-            id: s.conversation.id.to_string(),
-            participants,
-            created_at: rfc3339(s.conversation.created_at),
-            last_activity: rfc3339(s.last_activity()),
-            last_seq: s.last_event.as_ref().map_or(0, |m| m.seq),
-            last_message: s.last_event.as_ref().map(MessageJson::from),
-        });
-    }
-    Ok(Json(ConversationsResponse { conversations: out }).into_response())
+        })
+        .collect();
+    Ok(Json(ConversationsResponse { conversations }).into_response())
 }
 
 /// `GET /api/conversations/{id}/messages?before=&after=&limit=`: a page of one
 /// conversation's history, oldest first. Anyone but a participant gets 404.
+#[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn messages(
     State(state): State<AppState>,
     me: AuthUser,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let id: ConversationId = id.parse().map_err(|_| not_found())?;
+    let id: ConversationId = id.parse().map_err(|_| ServiceError::ConversationNotFound)?;
     let range = query.range()?;
-    match state.store().conversation(id).await? {
-        Some(c) if c.has(me.user.id) => page(&state, id, range).await,
-        _ => Err(not_found()),
-    }
+    let page = state.conversations().page(me.user.id, id, range).await?;
+    Ok(page_response(&page))
 }

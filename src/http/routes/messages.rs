@@ -5,35 +5,17 @@ use actors::domain::{
     ClientId, ConversationId, EventKind, Invalid, MessageBody, MessageContent, Seq, UserId,
 };
 use actors::store::HistoryRange;
-use actors::{SendError, SendRequest, Target};
+use actors::{SendRequest, Target};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthUser;
-use crate::http::{ApiError, ApiJson, ApiQuery, AppState, Validator};
-use crate::wire::{MessageJson, V1_SEND_FIELDS, present, v1_field_refusal};
-
-/// The body of `POST /api/messages/send`: the same fields as a WebSocket `send` frame.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SendBody {
-    receiver_id: Option<String>,
-    conversation_id: Option<String>,
-    content: Option<String>,
-    client_id: Option<String>,
-    // v1 names, read only to refuse them (see `wire::V1_SEND_FIELDS`).
-    #[serde(rename = "to", default, deserialize_with = "present")]
-    v1_to: bool,
-    #[serde(rename = "conversation", default, deserialize_with = "present")]
-    v1_conversation: bool,
-    #[serde(rename = "body", default, deserialize_with = "present")]
-    v1_body: bool,
-    #[serde(rename = "client_id", default, deserialize_with = "present")]
-    v1_client_id: bool,
-}
+use crate::http::{ApiError, ApiJson, ApiQuery, Validator};
+use crate::service::{AuthUser, Page};
+use crate::state::AppState;
+use crate::wire::{ClientFrame, MessageJson, V1_SEND_FIELDS, v1_field_refusal};
 
 /// The answer to `POST /api/messages/send`.
 #[derive(Serialize)]
@@ -55,50 +37,15 @@ pub(crate) struct HistoryPage<'a> {
     next_after: Option<Seq>,
 }
 
-/// How a failed send reads over HTTP (the WebSocket layer uses the same codes).
-pub(crate) fn send_error(e: SendError) -> ApiError {
-    let (status, code) = send_error_code(&e);
-    match e {
-        SendError::Store(cause) => ApiError::internal(cause),
-        other => ApiError::new(status, code, send_error_message(&other)),
-    }
-}
-
-/// The sentence a failed send is answered with, over HTTP and WebSocket: the error's
-/// own, in the wire's words (the retry key is `clientId` there).
-pub(crate) fn send_error_message(e: &SendError) -> String {
-    match e {
-        SendError::Failed => {
-            "The conversation failed while handling this message; retry with the same clientId."
-                .to_owned()
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Status and code of a send error.
-pub(crate) fn send_error_code(e: &SendError) -> (StatusCode, &'static str) {
-    let status = match e {
-        SendError::RecipientNotFound | SendError::NotParticipant => StatusCode::NOT_FOUND,
-        SendError::CannotMessageSelf => StatusCode::BAD_REQUEST,
-        SendError::NotAllowed => StatusCode::FORBIDDEN,
-        SendError::Failed
-        | SendError::Unavailable
-        | SendError::Timeout
-        | SendError::ShuttingDown
-        | SendError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    (status, e.code())
-}
-
 /// `POST /api/messages/send`: sends `content` to `receiverId` (their 1:1 conversation,
 /// created on first use) or into `conversationId` (a conversation of the caller's);
 /// exactly one of the two. 201 once durable, 200 with `duplicate: true` for a retry of
 /// a `clientId` already used in that conversation.
+#[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn send(
     State(state): State<AppState>,
     me: AuthUser,
-    ApiJson(body): ApiJson<SendBody>,
+    ApiJson(body): ApiJson<ClientFrame>,
 ) -> Result<Response, ApiError> {
     let max = state.config().max_message_chars;
     let mut v = Validator::default();
@@ -144,11 +91,8 @@ pub(crate) async fn send(
     let (Some(target), Some(content)) = (target, content) else {
         return Err(ApiError::internal("validator passed a missing field"));
     };
-    state
-        .limits()
-        .sends
-        .check(&me.user.id)
-        .map_err(ApiError::rate_limited)?;
+    let messaging = state.messaging();
+    messaging.check_rate(me.user.id)?;
     let request = SendRequest {
         from: me.user.id,
         target,
@@ -156,7 +100,7 @@ pub(crate) async fn send(
         client_id,
         origin: None,
     };
-    let sent = state.messenger().send(request).await.map_err(send_error)?;
+    let sent = messaging.send(request).await?;
     let status = if sent.duplicate {
         StatusCode::OK
     } else {
@@ -196,37 +140,20 @@ impl PageQuery {
     }
 }
 
-/// A page of history with the cursors for the pages around it.
-pub(crate) async fn page(
-    state: &AppState,
-    conversation: ConversationId,
-    range: HistoryRange,
-) -> Result<Response, ApiError> {
-    let messages = state.store().events(conversation, range).await?;
-    let full = messages.len() == range.limit;
-    let first = messages.first().map(|m| m.seq);
-    let last = messages.last().map(|m| m.seq);
-    let next_before = if range.from_newest && full {
-        first.filter(|&s| s > 1)
-    } else {
-        None
-    };
-    let next_after = if !range.from_newest && full {
-        last
-    } else {
-        None
-    };
+/// A page of history as clients see it.
+pub(crate) fn page_response(page: &Page) -> Response {
     let body = HistoryPage {
-        conversation_id: conversation.to_string(),
-        messages: messages.iter().map(MessageJson::from).collect(),
-        next_before,
-        next_after,
+        conversation_id: page.conversation.to_string(),
+        messages: page.events.iter().map(MessageJson::from).collect(),
+        next_before: page.next_before,
+        next_after: page.next_after,
     };
-    Ok(Json(body).into_response())
+    Json(body).into_response()
 }
 
 /// `GET /api/messages/{contactId}?before=&limit=`: the 1:1 history with a user,
 /// oldest first; `nextBefore` is the cursor for the previous page.
+#[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn history(
     State(state): State<AppState>,
     me: AuthUser,
@@ -242,7 +169,9 @@ pub(crate) async fn history(
             .unwrap_or_else(|| ApiError::internal("unreachable")));
     };
     let range = query.range()?;
-    // The id is derived from the two users, so only they can name this conversation; an
-    // unknown contact simply has an empty history.
-    page(&state, ConversationId::direct(me.user.id, contact), range).await
+    let page = state
+        .conversations()
+        .direct_page(me.user.id, contact, range)
+        .await?;
+    Ok(page_response(&page))
 }

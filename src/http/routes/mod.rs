@@ -6,3 +6,4 @@ pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod health;
 pub(crate) mod messages;
+pub(crate) mod ws;

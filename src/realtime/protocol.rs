@@ -8,32 +8,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use actors::Target;
 use actors::domain::{ClientId, ConversationId, MessageBody, Seq, UserId};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::wire::{MessageJson, UserJson, V1_SEND_FIELDS, present, v1_field_refusal};
+use crate::wire::{
+    ClientFrame, MessageJson, SignalJson, UserJson, V1_SEND_FIELDS, v1_field_refusal,
+};
 
-/// Close codes this server uses, beyond the standard ones.
-pub mod close {
-    /// Normal closure.
-    pub const NORMAL: u16 = 1000;
-    /// The server is shutting down.
-    pub const GOING_AWAY: u16 = 1001;
-    /// A frame broke the WebSocket protocol.
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    /// A binary frame was sent; the protocol is text only.
-    pub const UNSUPPORTED_DATA: u16 = 1003;
-    /// A frame or message over the size limit.
-    pub const TOO_BIG: u16 = 1009;
-    /// An unexpected server error.
-    pub const INTERNAL: u16 = 1011;
-    /// The user's actor restarted: reconnect and sync.
-    pub const RESTART: u16 = 1012;
-    /// No frame (not even a pong) within two heartbeat intervals.
-    pub const HEARTBEAT_TIMEOUT: u16 = 4000;
-    /// The session's outbound queue overflowed: reconnect and sync.
-    pub const SLOW_CONSUMER: u16 = 4008;
-}
+pub use crate::wire::close;
 
 /// A parsed client frame.
 #[derive(Debug)]
@@ -67,43 +49,9 @@ pub struct FrameError {
     pub client_id: Option<Value>,
 }
 
-/// A client frame of any type, before validation.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawFrame {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    receiver_id: Option<String>,
-    conversation_id: Option<String>,
-    content: Option<String>,
-    client_id: Option<String>,
-    cursors: Option<HashMap<String, Seq>>,
-    // v1 names of `send` fields, read only to refuse them (see `wire::V1_SEND_FIELDS`).
-    #[serde(rename = "to", default, deserialize_with = "present")]
-    v1_to: bool,
-    #[serde(rename = "conversation", default, deserialize_with = "present")]
-    v1_conversation: bool,
-    #[serde(rename = "body", default, deserialize_with = "present")]
-    v1_body: bool,
-    #[serde(rename = "client_id", default, deserialize_with = "present")]
-    v1_client_id: bool,
-}
-
-impl RawFrame {
-    /// Which v1 field names the frame uses, in the order of [`V1_SEND_FIELDS`].
-    fn v1_fields(&self) -> [bool; 4] {
-        [
-            self.v1_to,
-            self.v1_conversation,
-            self.v1_body,
-            self.v1_client_id,
-        ]
-    }
-}
-
 /// Parses one text frame.
 pub fn parse(text: &str, max_body_chars: usize) -> Result<Command, FrameError> {
-    let raw: RawFrame = match serde_json::from_str(text) {
+    let raw: ClientFrame = match serde_json::from_str(text) {
         Ok(raw) => raw,
         Err(e) => {
             // Only on this error path: look again, leniently, for a client id to echo.
@@ -233,6 +181,11 @@ pub enum OutFrame<'a> {
         cursors: BTreeMap<String, Seq>,
         /// True when the replay was capped: sync again from these cursors.
         more: bool,
+    },
+    /// A signal: typing, a receipt, presence.
+    Signal {
+        /// The signal.
+        signal: SignalJson,
     },
     /// Answer to `ping`.
     Pong,
@@ -416,5 +369,33 @@ mod tests {
             r#"{"type":"synced","cursors":{"c":2},"more":true}"#
         );
         assert_eq!(OutFrame::Pong.encode(), r#"{"type":"pong"}"#);
+        let typing = actors::domain::Signal {
+            conversation: Some(ConversationId::from_bytes([2; 16])),
+            from: UserId::from_bytes([4; 16]),
+            kind: actors::domain::SignalKind::Typing { active: true },
+        };
+        assert_eq!(
+            OutFrame::Signal {
+                signal: SignalJson::from(&typing)
+            }
+            .encode(),
+            concat!(
+                r#"{"type":"signal","signal":{"kind":"typing","#,
+                r#""conversationId":"02020202-0202-0202-0202-020202020202","#,
+                r#""userId":"04040404-0404-0404-0404-040404040404","active":true}}"#
+            )
+        );
+        let read = actors::domain::Signal {
+            conversation: None,
+            from: UserId::from_bytes([4; 16]),
+            kind: actors::domain::SignalKind::Read { seq: 7 },
+        };
+        assert_eq!(
+            OutFrame::Signal {
+                signal: SignalJson::from(&read)
+            }
+            .encode(),
+            r#"{"type":"signal","signal":{"kind":"read","userId":"04040404-0404-0404-0404-040404040404","seq":7}}"#
+        );
     }
 }

@@ -1,11 +1,7 @@
-//! The WebSocket endpoint, `GET /ws`: authenticate before the upgrade (bearer header, or
-//! `?token=` for browsers), attach a session to the user's actor, then run the session.
+//! `GET /ws`: authenticate before the upgrade (bearer header, or `?token=` for
+//! browsers), apply the session limits, attach a session to the user, then hand the
+//! socket to the realtime layer.
 
-pub mod protocol;
-mod session;
-mod written;
-
-use actors::AttachError;
 use actors::domain::SessionId;
 use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
@@ -14,17 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::auth::{authenticate, bearer_token};
-use crate::http::{ApiError, ApiQuery, AppState};
-
-/// Bytes the WebSocket layer reads per system call. tungstenite's default (128 KiB) is
-/// zero-filled before every read and stays resident for every idle connection: it cost
-/// ~140 KiB of RSS per connection and ~10% of the server's CPU under chat load. Chat
-/// frames are small; a larger frame grows the buffer to its own size and no further.
-const READ_BUFFER: usize = 2 * 1024;
-/// Bytes of outgoing frames buffered before they are written to the socket (the session
-/// also flushes after every batch of work, so this only caps a batch's buffer).
-const WRITE_BUFFER: usize = 16 * 1024;
+use crate::http::{ApiError, ApiQuery, bearer_token};
+use crate::realtime::ws::{READ_BUFFER, WRITE_BUFFER, run};
+use crate::service::ServiceError;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub(crate) struct WsQuery {
@@ -32,6 +21,7 @@ pub(crate) struct WsQuery {
 }
 
 /// `GET /ws`: upgrades an authenticated request to a chat session.
+#[tracing::instrument(skip_all)]
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -40,8 +30,8 @@ pub(crate) async fn upgrade(
 ) -> Result<Response, ApiError> {
     let token = bearer_token(&headers)
         .or(query.token.as_deref())
-        .ok_or_else(ApiError::unauthorized)?;
-    let me = authenticate(&state, token).await?;
+        .ok_or(ServiceError::Unauthorized)?;
+    let me = state.accounts().authenticate(token).await?;
     let ws = ws.map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -65,23 +55,7 @@ pub(crate) async fn upgrade(
         ));
     }
     let id = SessionId::next();
-    let link = state
-        .messenger()
-        .attach(me.user.id, id)
-        .await
-        .map_err(|e| match e {
-            AttachError::TooManySessions => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_sessions",
-                "This user has too many open sessions.",
-            ),
-            AttachError::UserNotFound => ApiError::unauthorized(),
-            AttachError::Unavailable => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Try again in a moment.",
-            ),
-        })?;
+    let link = state.messaging().attach(me.user.id, id).await?;
     let max = state.config().max_frame_bytes;
     let tracker = state.sessions().clone();
     Ok(ws
@@ -89,6 +63,6 @@ pub(crate) async fn upgrade(
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| tracker.track_future(session::run(state, me, id, link, socket)))
+        .on_upgrade(move |socket| tracker.track_future(run(state, me, id, link, socket)))
         .into_response())
 }

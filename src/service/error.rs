@@ -1,0 +1,181 @@
+//! The service layer's one error type. Each error has one wire `code()` and one
+//! [`ErrorKind`]; the HTTP layer turns the kind into a status in one place, and the
+//! realtime transports write the code into an error frame.
+
+use std::time::Duration;
+
+use actors::{AttachError, SendError, StoreError};
+
+use crate::auth::{HashError, RateLimited};
+
+/// What kind of failure, as far as a client is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong; retrying it unchanged will fail again.
+    Invalid,
+    /// No valid credentials.
+    Unauthorized,
+    /// The caller may not do this.
+    Forbidden,
+    /// No such thing (or none the caller may know of).
+    NotFound,
+    /// It conflicts with what exists.
+    Conflict,
+    /// Too many attempts; retry later.
+    RateLimited,
+    /// A temporary failure; retry (with the same client id, for sends).
+    Unavailable,
+    /// A failure on the server's side.
+    Internal,
+}
+
+/// Why a service call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ServiceError {
+    /// The token is missing, malformed, expired, revoked, or its user is gone.
+    #[error("A valid bearer token is required.")]
+    Unauthorized,
+    /// Wrong email or password (the same answer for both).
+    #[error("Email or password is incorrect.")]
+    InvalidCredentials,
+    /// The email belongs to another account.
+    #[error("An account with this email already exists.")]
+    EmailTaken,
+    /// No account has that email.
+    #[error("No user has this email.")]
+    UserNotFound,
+    /// A user tried to add themselves.
+    #[error("You cannot add yourself as a contact.")]
+    CannotAddSelf,
+    /// Already contacts.
+    #[error("This user is already a contact.")]
+    AlreadyContact,
+    /// No such conversation, or the caller is not in it.
+    #[error("No such conversation.")]
+    ConversationNotFound,
+    /// Over a rate limit.
+    #[error("Too many attempts; try again later.")]
+    RateLimited(Duration),
+    /// A send failed in the messaging core.
+    #[error("{}", send_message(.0))]
+    Send(SendError),
+    /// A session could not attach.
+    #[error("{0}")]
+    Attach(AttachError),
+    /// The store failed.
+    #[error("The store is unavailable; try again.")]
+    Store(StoreError),
+    /// Password hashing failed.
+    #[error("Something went wrong on our side.")]
+    Hash(HashError),
+    /// Anything else that is the server's fault.
+    #[error("Something went wrong on our side.")]
+    Internal(String),
+}
+
+fn send_message(e: &SendError) -> String {
+    match e {
+        SendError::Store(_) => {
+            "The message could not be stored; retry with the same clientId.".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl ServiceError {
+    /// The machine-readable code clients see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ServiceError::Unauthorized => "unauthorized",
+            ServiceError::InvalidCredentials => "invalid_credentials",
+            ServiceError::EmailTaken => "email_taken",
+            ServiceError::UserNotFound => "user_not_found",
+            ServiceError::CannotAddSelf => "cannot_add_self",
+            ServiceError::AlreadyContact => "already_contact",
+            ServiceError::ConversationNotFound => "conversation_not_found",
+            ServiceError::RateLimited(_) => "rate_limited",
+            ServiceError::Send(e) => e.code(),
+            ServiceError::Attach(e) => e.code(),
+            ServiceError::Store(_) => "store_unavailable",
+            ServiceError::Hash(_) | ServiceError::Internal(_) => "internal",
+        }
+    }
+
+    /// What kind of failure it is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServiceError::Unauthorized | ServiceError::InvalidCredentials => {
+                ErrorKind::Unauthorized
+            }
+            ServiceError::EmailTaken | ServiceError::AlreadyContact => ErrorKind::Conflict,
+            ServiceError::UserNotFound | ServiceError::ConversationNotFound => ErrorKind::NotFound,
+            ServiceError::CannotAddSelf => ErrorKind::Invalid,
+            ServiceError::RateLimited(_) => ErrorKind::RateLimited,
+            ServiceError::Send(e) => match e {
+                SendError::RecipientNotFound | SendError::NotParticipant => ErrorKind::NotFound,
+                SendError::CannotMessageSelf => ErrorKind::Invalid,
+                SendError::NotAllowed => ErrorKind::Forbidden,
+                SendError::Failed
+                | SendError::Unavailable
+                | SendError::Timeout
+                | SendError::ShuttingDown
+                | SendError::Store(_) => ErrorKind::Unavailable,
+            },
+            ServiceError::Attach(e) => match e {
+                AttachError::UserNotFound => ErrorKind::Unauthorized,
+                AttachError::TooManySessions | AttachError::Unavailable => ErrorKind::Unavailable,
+            },
+            ServiceError::Store(_) => ErrorKind::Unavailable,
+            ServiceError::Hash(_) | ServiceError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// With a rate limit: when to try again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ServiceError::RateLimited(wait) => Some(*wait),
+            _ => None,
+        }
+    }
+
+    /// The cause to log, once, where the error is answered; `None` for the expected
+    /// refusals that need no log line.
+    pub fn cause(&self) -> Option<String> {
+        match self {
+            ServiceError::Store(e) | ServiceError::Send(SendError::Store(e)) => Some(e.to_string()),
+            ServiceError::Hash(e) => Some(e.to_string()),
+            ServiceError::Internal(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Store(e)
+    }
+}
+
+impl From<SendError> for ServiceError {
+    fn from(e: SendError) -> Self {
+        ServiceError::Send(e)
+    }
+}
+
+impl From<AttachError> for ServiceError {
+    fn from(e: AttachError) -> Self {
+        ServiceError::Attach(e)
+    }
+}
+
+impl From<HashError> for ServiceError {
+    fn from(e: HashError) -> Self {
+        ServiceError::Hash(e)
+    }
+}
+
+impl From<RateLimited> for ServiceError {
+    fn from(limit: RateLimited) -> Self {
+        ServiceError::RateLimited(limit.retry_after)
+    }
+}

@@ -1,0 +1,20 @@
+//! The service layer: the only place business rules live. REST handlers and the
+//! realtime transports parse their input into domain types, call a service, and turn
+//! its answer (or its [`ServiceError`]) into their wire format; they decide nothing.
+//!
+//! - [`accounts`]: register, log in and out, authenticate a token.
+//! - [`contacts`]: add by email, list.
+//! - [`conversations`]: a caller's list, pages of history for members.
+//! - [`messaging`]: send (rate-limited), attach and detach sessions, replay reads.
+
+pub mod accounts;
+pub mod contacts;
+pub mod conversations;
+mod error;
+pub mod messaging;
+
+pub use accounts::{Accounts, AuthUser, Issued};
+pub use contacts::Contacts;
+pub use conversations::{ConversationView, Conversations, Page};
+pub use error::{ErrorKind, ServiceError};
+pub use messaging::Messaging;

@@ -1,0 +1,85 @@
+//! What every handler and session can reach: the settings, the services, and the
+//! handles shutdown needs. Built once by the composition root (`app`); cheap to clone.
+
+use std::sync::Arc;
+
+use actors::{Messenger, Store};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{PasswordHasher, Tokens};
+use crate::config::Config;
+use crate::service::{Accounts, Contacts, Conversations, Messaging};
+
+struct Inner {
+    config: Config,
+    accounts: Accounts,
+    contacts: Contacts,
+    conversations: Conversations,
+    messaging: Messaging,
+    shutdown: CancellationToken,
+    sessions: TaskTracker,
+}
+
+/// The application's state. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    /// Builds the services over one store and actor tree.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        messenger: Messenger,
+        tokens: Tokens,
+        hasher: PasswordHasher,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            accounts: Accounts::new(store.clone(), tokens, hasher, &config),
+            contacts: Contacts::new(store.clone()),
+            conversations: Conversations::new(store.clone()),
+            messaging: Messaging::new(store, messenger, &config),
+            config,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        }))
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+    /// Accounts and tokens.
+    pub fn accounts(&self) -> &Accounts {
+        &self.0.accounts
+    }
+    /// Contacts.
+    pub fn contacts(&self) -> &Contacts {
+        &self.0.contacts
+    }
+    /// Conversation lists and history.
+    pub fn conversations(&self) -> &Conversations {
+        &self.0.conversations
+    }
+    /// Sending, sessions, replay.
+    pub fn messaging(&self) -> &Messaging {
+        &self.0.messaging
+    }
+    /// The actor tree.
+    pub fn messenger(&self) -> &Messenger {
+        self.0.messaging.messenger()
+    }
+    /// Cancelled when the server starts shutting down; every session loop selects on it.
+    pub fn shutdown_signal(&self) -> &CancellationToken {
+        &self.0.shutdown
+    }
+    /// The running realtime sessions, so shutdown can wait for them.
+    pub fn sessions(&self) -> &TaskTracker {
+        &self.0.sessions
+    }
+    /// Forgets idle rate-limit keys everywhere.
+    pub fn sweep(&self) {
+        self.0.accounts.sweep();
+        self.0.messaging.sweep();
+    }
+}
