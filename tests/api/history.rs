@@ -359,6 +359,7 @@ async fn rest_sends_go_into_a_conversation_by_id_and_refuse_v1_names() {
     for v2 in ["receiverId", "content", "clientId"] {
         assert!(fields[v2].is_string(), "{v2} in {e}");
     }
+    assert_eq!(fields.len(), 3, "only the v1 names are named: {e}");
     assert!(
         !fields.contains_key("to") && !fields.contains_key("client_id"),
         "{e}"

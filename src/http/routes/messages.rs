@@ -110,6 +110,8 @@ pub(crate) async fn send(
                 .map(Target::Conversation)
                 .map_err(|_| Invalid("is not a valid id"))
         }),
+        // A v1 target (`to`, `conversation`) is refused below, naming its v2 field.
+        (None, None) if body.v1_to || body.v1_conversation => None,
         (None, None) => {
             v.fail("receiverId", "is required unless conversationId is given");
             v.fail("conversationId", "is required unless receiverId is given");
