@@ -34,7 +34,7 @@ fn message() -> Message {
 fn frames(c: &mut Criterion) {
     let to = UserId::generate();
     let send = format!(
-        r#"{{"type":"send","to":"{to}","body":"{}","client_id":"c17-000123"}}"#,
+        r#"{{"type":"send","receiverId":"{to}","content":"{}","clientId":"c17-000123"}}"#,
         body()
     );
     let mut g = c.benchmark_group("protocol");
