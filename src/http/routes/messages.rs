@@ -36,7 +36,7 @@ pub(crate) struct SendBody {
 /// The answer to `POST /api/messages/send`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct SendResponse<'a> {
+pub(crate) struct MessageResponse<'a> {
     message: MessageJson<'a>,
     duplicate: bool,
 }
@@ -161,7 +161,7 @@ pub(crate) async fn send(
     } else {
         StatusCode::CREATED
     };
-    let body = SendResponse {
+    let body = MessageResponse {
         message: MessageJson::from(sent.message.as_ref()),
         duplicate: sent.duplicate,
     };
