@@ -1,5 +1,8 @@
 //! A small terminal chat client for Parley: logs in over REST, opens `GET /ws`, syncs the
 //! history with one peer, then sends each line typed on stdin and prints what arrives.
+//! It speaks protocol v2: it sends `{"type":"send","receiverId":..,"content":..,
+//! "clientId":..}` and reads the message object's `conversationId`, `sender` and
+//! `content`.
 //!
 //! Try it in two terminals, with a server running
 //! (`cargo run -- serve --data-dir /tmp/chat-demo --listen 127.0.0.1:8080`):
@@ -13,7 +16,9 @@
 //!     --email bob@example.com --password 'battery staple' --to ada@example.com
 //! ```
 //!
-//! Type a line and press Enter to send it; Ctrl-D quits. See `docs/protocol.md`.
+//! Type a line and press Enter to send it; Ctrl-D quits. With `--raw` every frame is
+//! printed as it goes by (`->` sent, `<-` received), and a typed line starting with `{`
+//! is sent as it is. See `docs/protocol.md`.
 
 use std::collections::HashSet;
 use std::error::Error;
@@ -21,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -83,9 +89,28 @@ async fn call(
     Err(format!("{code}: {message} (HTTP {status})").into())
 }
 
-/// Sends one JSON frame (echoed with `--raw`).
-async fn send(ws: &mut Ws, raw: bool, frame: Value) -> AnyResult<()> {
-    let text = frame.to_string();
+/// The client frames this client sends, typed like the server's (camelCase, `type`
+/// first).
+#[derive(Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+enum Frame<'a> {
+    /// A message to the peer; `clientId` is its retry key.
+    Send {
+        receiver_id: &'a str,
+        content: &'a str,
+        client_id: &'a str,
+    },
+    /// Replay what was missed after these cursors (`{}`: everything).
+    Sync { cursors: &'a Value },
+}
+
+/// Sends one frame (echoed with `--raw`).
+async fn send(ws: &mut Ws, raw: bool, frame: &Frame<'_>) -> AnyResult<()> {
+    let text = serde_json::to_string(frame)?;
     if raw {
         println!("-> {text}");
     }
@@ -144,7 +169,10 @@ async fn main() -> AnyResult<()> {
     // The 1:1 conversation's id (derived from the two users, so known before it exists).
     let req = http.get(format!("{base}/api/messages/{peer_id}?limit=1"));
     let page = call(req, Some(&token), &[]).await?;
-    let conversation = page["conversation"].as_str().unwrap_or_default().to_owned();
+    let conversation = page["conversationId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
 
     // 3. The WebSocket, authenticated with the bearer header.
     let ws_url = format!("{}/ws", base.replacen("http", "ws", 1));
@@ -203,30 +231,30 @@ async fn main() -> AnyResult<()> {
                         let u = &f["user"];
                         my_id = u["id"].as_str().unwrap_or_default().to_owned();
                         println!("* connected as {} <{}>; chatting with {peer_name}", u["name"].as_str().unwrap_or("?"), u["email"].as_str().unwrap_or("?"));
-                        send(&mut ws, args.raw, json!({"type": "sync", "cursors": {}})).await?;
+                        send(&mut ws, args.raw, &Frame::Sync { cursors: &json!({}) }).await?;
                     }
                     "message" => {
                         let m = &f["message"];
-                        if m["conversation"] != conversation.as_str() {
+                        if m["conversationId"] != conversation.as_str() {
                             continue; // another conversation of ours
                         }
-                        let who = if m["from"] == my_id.as_str() { "you" } else { &peer_name };
-                        println!("[{}] {who}: {}", m["seq"], m["body"].as_str().unwrap_or_default());
+                        let who = if m["sender"] == my_id.as_str() { "you" } else { &peer_name };
+                        println!("[{}] {who}: {}", m["seq"], m["content"].as_str().unwrap_or_default());
                     }
                     "synced" if f["more"] == true => {
                         // The replay was capped: continue from where it stopped.
-                        send(&mut ws, args.raw, json!({"type": "sync", "cursors": f["cursors"]})).await?;
+                        send(&mut ws, args.raw, &Frame::Sync { cursors: &f["cursors"] }).await?;
                     }
                     "synced" => println!("* up to date"),
                     "ack" => {
                         let dup = if f["duplicate"] == true { " (duplicate)" } else { "" };
                         println!("  ✓ #{}{dup}", f["message"]["seq"]);
-                        unacked.remove(f["client_id"].as_str().unwrap_or_default());
+                        unacked.remove(f["clientId"].as_str().unwrap_or_default());
                     }
                     "error" => {
-                        let retry = f["retry_after_ms"].as_u64().map(|ms| format!(" (retry in {ms} ms)")).unwrap_or_default();
+                        let retry = f["retryAfterMs"].as_u64().map(|ms| format!(" (retry in {ms} ms)")).unwrap_or_default();
                         println!("! {}: {}{retry}", f["code"].as_str().unwrap_or("?"), f["message"].as_str().unwrap_or_default());
-                        unacked.remove(f["client_id"].as_str().unwrap_or_default());
+                        unacked.remove(f["clientId"].as_str().unwrap_or_default());
                     }
                     _ => {}
                 }
@@ -239,8 +267,8 @@ async fn main() -> AnyResult<()> {
                 Some(line) => {
                     counter += 1;
                     let client_id = format!("chat-{run_id}-{counter}");
-                    let frame = json!({"type": "send", "to": peer_id, "body": line, "client_id": client_id});
-                    send(&mut ws, args.raw, frame).await?;
+                    let frame = Frame::Send { receiver_id: &peer_id, content: &line, client_id: &client_id };
+                    send(&mut ws, args.raw, &frame).await?;
                     unacked.insert(client_id);
                 }
                 None => {

@@ -153,7 +153,9 @@ pub(crate) fn send_frame(
 ) -> String {
     match system {
         System::Parley | System::Relay => {
-            format!(r#"{{"type":"send","to":"{to}","body":"{body}","client_id":"{client_id}"}}"#)
+            format!(
+                r#"{{"type":"send","receiverId":"{to}","content":"{body}","clientId":"{client_id}"}}"#
+            )
         }
         System::Socketio => format!(
             r#"42{ack_id}["sendMessage",{{"receiverId":"{to}","content":"{body}","clientId":"{client_id}"}}]"#
@@ -197,9 +199,9 @@ pub(crate) fn classify(system: System, text: &str) -> Incoming<'_> {
     match system {
         System::Parley | System::Relay => {
             if text.starts_with(r#"{"type":"message""#) {
-                Incoming::Delivery(stamp(text, r#""body":""#))
+                Incoming::Delivery(stamp(text, r#""content":""#))
             } else if text.starts_with(r#"{"type":"ack""#) {
-                Incoming::Ack(stamp(text, r#""body":""#))
+                Incoming::Ack(stamp(text, r#""content":""#))
             } else if text.starts_with(r#"{"type":"synced""#) {
                 Incoming::Synced {
                     more: text.contains(r#""more":true"#),

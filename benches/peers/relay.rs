@@ -3,12 +3,13 @@
 //! frames as Parley so the same generator drives both.
 //!
 //! - `GET /ws?user=<id>` (any path): the user id comes from the query; the first frame
-//!   is `{"type":"ready","user":{"id":..},"session":".."}`.
-//! - `{"type":"send","to":..,"body":..,"client_id":..}` is answered with
-//!   `{"type":"ack","client_id":..,"duplicate":false,"message":{..}}` to the sender and
-//!   relayed as `{"type":"message","message":{..}}` to the recipient's connection, with
-//!   the message fields Parley's `MessageJson` has (id, conversation, seq, from, body,
-//!   client_id, sent_at), so frames have the same size.
+//!   is `{"type":"ready","user":{"id":..},"sessionId":".."}`.
+//! - `{"type":"send","receiverId":..,"content":..,"clientId":..}` (Parley's protocol v2)
+//!   is answered with `{"type":"ack","clientId":..,"duplicate":false,"message":{..}}` to
+//!   the sender and relayed as `{"type":"message","message":{..}}` to the recipient's
+//!   connection, with the fields of Parley's message object in its order (id,
+//!   conversationId, seq, sender, content, type, clientId, createdAt), so frames have the
+//!   same shape and size.
 //! - One reader task and one writer task per connection; the writer drains its
 //!   unbounded channel, writing everything queued before one flush.
 //!
@@ -39,28 +40,40 @@ struct Relay {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Send<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
-    to: Option<&'a str>,
-    body: Option<&'a str>,
+    receiver_id: Option<&'a str>,
+    content: Option<&'a str>,
     client_id: Option<&'a str>,
 }
 
+/// Parley's `wire::MessageJson`, field for field.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct MessageJson<'a> {
     id: String,
-    conversation: String,
+    conversation_id: String,
     seq: u64,
-    from: &'a str,
-    body: &'a str,
+    sender: &'a str,
+    /// None, as in Parley until its event model fills it in; then `Some(to)` here too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receiver: Option<&'a str>,
+    content: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_id: Option<&'a str>,
-    sent_at: String,
+    created_at: String,
 }
 
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 enum Out<'a> {
     Ack {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,7 +150,7 @@ async fn connection(relay: Arc<Relay>, stream: TcpStream) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .insert(user.clone(), tx.clone());
-    let ready = format!(r#"{{"type":"ready","user":{{"id":"{user}"}},"session":"1"}}"#);
+    let ready = format!(r#"{{"type":"ready","user":{{"id":"{user}"}},"sessionId":"1"}}"#);
     let _ = tx.send(Utf8Bytes::from(ready));
     let writer = tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
@@ -185,19 +198,21 @@ fn on_text(relay: &Relay, user: &str, me: &Outbox, text: &str) {
         let _ = me.send(Utf8Bytes::from_static(r#"{"type":"pong"}"#));
         return;
     }
-    let (Some(to), Some(body)) = (send.to, send.body) else {
+    let (Some(to), Some(content)) = (send.receiver_id, send.content) else {
         return error(me, "validation_failed");
     };
-    let sent_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let created_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let message = MessageJson {
         id: Uuid::now_v7().to_string(),
-        conversation: Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{user}{to}").as_bytes())
+        conversation_id: Uuid::new_v5(&Uuid::NAMESPACE_OID, format!("{user}{to}").as_bytes())
             .to_string(),
         seq: relay.seq.fetch_add(1, Ordering::Relaxed) + 1,
-        from: user,
-        body,
+        sender: user,
+        receiver: None,
+        content,
+        kind: "text",
         client_id: send.client_id,
-        sent_at,
+        created_at,
     };
     let recipient = relay
         .users

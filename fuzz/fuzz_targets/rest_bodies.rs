@@ -13,7 +13,9 @@
 //!   with a non-empty code and message;
 //! - a 2xx answer is JSON and says what was asked: a registered account reads back
 //!   (`GET /api/auth/me` with the new token) as the normalised name and email; a login
-//!   is for the account of the email; a sent message has exactly the body sent.
+//!   is for the account of the email; a sent message has exactly the body sent, into
+//!   the conversation asked for, from a body that named exactly one target and no v1
+//!   field (`to`, `conversation`, `body`, `client_id`).
 
 #![no_main]
 
@@ -60,10 +62,16 @@ enum Field {
     Email,
     Password,
     ReceiverId,
+    ConversationId,
     Content,
     ClientId,
+    /// One of the v1 names of a send's fields, which v2 refuses.
+    V1(u8),
     Other(String),
 }
+
+/// The v1 names of a send's fields.
+const V1_NAMES: [&str; 4] = ["to", "conversation", "body", "client_id"];
 
 #[derive(Arbitrary, Debug)]
 enum Val {
@@ -83,6 +91,8 @@ enum Val {
     Tricky(Vec<u8>),
     BobId,
     AliceId,
+    /// The conversation of Alice and Bob.
+    AliceBobConversation,
     Repeat(String, u16),
     Int(i64),
     Float(f64),
@@ -114,8 +124,10 @@ fn field_name(f: &Field) -> String {
         Field::Email => "email",
         Field::Password => "password",
         Field::ReceiverId => "receiverId",
+        Field::ConversationId => "conversationId",
         Field::Content => "content",
         Field::ClientId => "clientId",
+        Field::V1(i) => V1_NAMES[usize::from(*i) % V1_NAMES.len()],
         Field::Other(s) => return s.clone(),
     }
     .to_owned()
@@ -134,6 +146,9 @@ fn value(fx: &Fixture, v: &Val) -> Value {
         Val::Tricky(picks) => json!(tricky(picks)),
         Val::BobId => json!(fx.bob.user.id.to_string()),
         Val::AliceId => json!(fx.alice.user.id.to_string()),
+        Val::AliceBobConversation => json!(
+            actors::domain::ConversationId::direct(fx.alice.user.id, fx.bob.user.id).to_string()
+        ),
         Val::Repeat(s, n) => json!(s.repeat(usize::from(*n % 5000))),
         Val::Int(i) => json!(i),
         Val::Float(f) => json!(f),
@@ -374,19 +389,32 @@ fuzz_target!(|data: &[u8]| {
             );
             if !duplicate {
                 assert_eq!(
-                    v["message"]["body"].as_str(),
+                    v["message"]["content"].as_str(),
                     field("content"),
                     "body changed"
                 );
             }
-            assert_eq!(v["message"]["client_id"].as_str(), field("clientId"));
+            assert_eq!(v["message"]["clientId"].as_str(), field("clientId"));
+            assert_eq!(v["message"]["type"], "text");
+            for v1 in V1_NAMES {
+                assert!(!object.contains_key(v1), "sent with the v1 field {v1}");
+            }
+            match (field("receiverId"), field("conversationId")) {
+                (Some(_), None) => {}
+                (None, Some(c)) => assert_eq!(
+                    v["message"]["conversationId"].as_str(),
+                    Some(c.to_lowercase().as_str()),
+                    "sent into another conversation"
+                ),
+                other => panic!("sent with targets {other:?}"),
+            }
             let sender = match input.auth {
                 Auth::Alice => Some(fx.alice.user.id.to_string()),
                 Auth::Bob => Some(fx.bob.user.id.to_string()),
                 _ => None,
             };
             if let Some(sender) = sender {
-                assert_eq!(v["message"]["from"].as_str(), Some(sender.as_str()));
+                assert_eq!(v["message"]["sender"].as_str(), Some(sender.as_str()));
             }
         }
     }

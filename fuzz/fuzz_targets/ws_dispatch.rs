@@ -2,10 +2,12 @@
 //! actor tree and store (for sends), and back out as server frames.
 //!
 //! The input is structured (`arbitrary`): a frame type, a target picked from the known
-//! users and conversations or made up, a body, a client id, cursors, and extra fields.
-//! It is written as JSON the way a client would, then:
-//! - `parse` must accept it iff the contents are valid (the oracle is written here,
-//!   independently of the domain parsers), and the command must carry them exactly;
+//! users and conversations or made up, a body, a client id, cursors, and extra fields
+//! (among them, sometimes, the v1 names of a send's fields). It is written as JSON the
+//! way a client would, then:
+//! - `parse` must accept it iff the contents are valid and a send uses no v1 field name
+//!   (the oracle is written here, independently of the domain parsers), and the command
+//!   must carry them exactly;
 //! - a parsed `send` becomes a domain `Message`, then `message` and `ack` frames through
 //!   `MessageJson`/`OutFrame`, whose JSON must decode back to the very same body,
 //!   client id, conversation and sender;
@@ -56,7 +58,7 @@ enum Key {
 #[derive(Arbitrary, Debug)]
 struct Input {
     kind: Kind,
-    /// `to` (a user) when true, else `conversation`.
+    /// `receiverId` (a user) when true, else `conversationId`.
     to_user: bool,
     target: Option<Who>,
     both_targets: bool,
@@ -100,10 +102,18 @@ fuzz_target!(|input: Input| {
         Who::Text(s) => s.clone(),
     });
     if let Some(t) = &target_text {
-        let field = if input.to_user { "to" } else { "conversation" };
+        let field = if input.to_user {
+            "receiverId"
+        } else {
+            "conversationId"
+        };
         frame.insert(field.into(), t.as_str().into());
         if input.both_targets {
-            let other = if input.to_user { "conversation" } else { "to" };
+            let other = if input.to_user {
+                "conversationId"
+            } else {
+                "receiverId"
+            };
             frame.insert(other.into(), t.as_str().into());
         }
     }
@@ -112,10 +122,10 @@ fuzz_target!(|input: Input| {
         .as_ref()
         .map(|b| b.repeat(usize::from(input.repeat).max(1)));
     if let Some(b) = &body {
-        frame.insert("body".into(), b.as_str().into());
+        frame.insert("content".into(), b.as_str().into());
     }
     if let Some(c) = &input.client_id {
-        frame.insert("client_id".into(), c.as_str().into());
+        frame.insert("clientId".into(), c.as_str().into());
     }
     let cursors: BTreeMap<String, u64> = input
         .cursors
@@ -134,11 +144,22 @@ fuzz_target!(|input: Input| {
         frame.insert("cursors".into(), json!(cursors));
     }
     // Unknown fields are ignored, unless they collide with a known one (then the frame is
-    // not one the oracle below describes: skip the oracle, keep the other checks).
-    let known = ["type", "to", "conversation", "body", "client_id", "cursors"];
+    // not one the oracle below describes: skip the oracle, keep the other checks). The v1
+    // names of a send's fields are not ignored: a send using one is refused.
+    let known = [
+        "type",
+        "receiverId",
+        "conversationId",
+        "content",
+        "clientId",
+        "cursors",
+    ];
+    let v1_names = ["to", "conversation", "body", "client_id"];
     let mut collided = false;
+    let mut v1_used = false;
     for (k, v) in &input.extra {
         collided |= known.contains(&k.as_str());
+        v1_used |= v1_names.contains(&k.as_str());
         frame.insert(k.clone(), v.as_str().into());
     }
     let text = Value::Object(frame).to_string();
@@ -169,7 +190,7 @@ fuzz_target!(|input: Input| {
             Kind::Missing => None,
         };
         let expected_ok = match kind {
-            Some("send") => client_ok && target_ok && body_ok,
+            Some("send") => client_ok && target_ok && body_ok && !v1_used,
             Some("sync") => cursors_ok,
             Some("ping") => true,
             _ => false,
@@ -300,24 +321,25 @@ fn check_message_frames(message: &Message, duplicate: bool) {
         let v = json(&frame.encode(), "message frame");
         let got = &v["message"];
         assert_eq!(
-            got["body"].as_str(),
+            got["content"].as_str(),
             Some(message.body.as_str()),
             "body changed"
         );
-        assert_eq!(got["client_id"].as_str(), client_id);
+        assert_eq!(got["clientId"].as_str(), client_id);
         assert_eq!(got["id"].as_str(), Some(message.id.to_string().as_str()));
         assert_eq!(
-            got["conversation"].as_str(),
+            got["conversationId"].as_str(),
             Some(message.conversation.to_string().as_str())
         );
         assert_eq!(
-            got["from"].as_str(),
+            got["sender"].as_str(),
             Some(message.from.to_string().as_str())
         );
         assert_eq!(got["seq"].as_u64(), Some(message.seq));
+        assert_eq!(got["type"], "text");
         if v["type"] == "ack" {
             assert_eq!(v["duplicate"].as_bool(), Some(duplicate));
-            assert_eq!(v["client_id"].as_str(), client_id);
+            assert_eq!(v["clientId"].as_str(), client_id);
         }
     }
 }

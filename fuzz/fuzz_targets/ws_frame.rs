@@ -7,7 +7,7 @@
 //! - `Ok(Send)`: the body has 1..=limit chars and is not blank; a client id has 1..=64
 //!   bytes and no control chars;
 //! - `Err`: the code is one of the documented ones and the message is not empty; malformed
-//!   JSON echoes no client id; an echoed client id is the frame's own `client_id` value
+//!   JSON echoes no client id; an echoed client id is the frame's own `clientId` value
 //!   (`malformed_json` iff no JSON value, but see the `1e400` note below);
 //! - every server frame built from the result (`message`/`ack`, `synced`, `pong`,
 //!   `error`) encodes to valid JSON that decodes back to the same fields.
@@ -80,7 +80,8 @@ fn check(text: &str, max: usize) {
                 },
             ] {
                 let v = json(&frame.encode(), "a message frame");
-                assert_eq!(v["message"]["body"].as_str(), Some(b), "body changed");
+                assert_eq!(v["message"]["content"].as_str(), Some(b), "body changed");
+                assert_eq!(v["message"]["type"], "text");
             }
         }
         Ok(Command::Sync { cursors }) => {
@@ -120,7 +121,7 @@ fn check(text: &str, max: usize) {
             if let Some(v) = &value {
                 assert_ne!(e.code, "malformed_json", "{text:?}");
                 if let Some(echoed) = &e.client_id {
-                    assert_eq!(Some(echoed), v.get("client_id"), "echoed another id");
+                    assert_eq!(Some(echoed), v.get("clientId"), "echoed another id");
                 }
             } else if let Some(echoed) = &e.client_id {
                 // Only the frame's own (string) client id can be echoed then.
@@ -138,7 +139,7 @@ fn check(text: &str, max: usize) {
             );
             assert_eq!(v["code"].as_str(), Some(e.code));
             assert_eq!(v["message"].as_str(), Some(e.message.as_str()));
-            match (v.get("client_id"), &e.client_id) {
+            match (v.get("clientId"), &e.client_id) {
                 (None, None) => {}
                 (Some(a), Some(b)) => assert!(same_json(a, b), "echoed {a} for {b}"),
                 (a, b) => panic!("client id {a:?} in the frame, {b:?} in the error"),

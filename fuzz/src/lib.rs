@@ -16,7 +16,7 @@ use actors::domain::{
 use actors::{Messenger, MessengerConfig, SendRequest, Store, Target};
 use parley::auth::{PasswordHasher, Tokens};
 use parley::config::Config;
-use parley::http::AppState;
+use parley::state::AppState;
 use parley::store::FjallStore;
 use serde_json::Value;
 

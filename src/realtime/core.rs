@@ -196,59 +196,68 @@ impl<O: Outbound> Core<'_, O> {
         let mut last_seen = Instant::now();
         let mut in_flight: FuturesUnordered<SendFuture> = FuturesUnordered::new();
         let mut work = Work::Start;
+        let grace = self.state.config().shutdown_timeout / 2;
         loop {
             // Handle the last event; every write in it races the kick and shutdown, so a
             // client that stops reading cannot pin the session in a blocked write.
-            let handling = async {
-                match work {
-                    Work::Start => {
-                        let ready = OutFrame::Ready {
-                            user: UserJson::from(&self.me.user),
-                            session_id: self.id.to_string(),
-                        };
-                        self.out.write(&ready).await?;
-                    }
-                    Work::Inbound(Inbound::End(ending)) => return Ok(Some(ending)),
-                    Work::Inbound(Inbound::Alive) => {}
-                    Work::Inbound(Inbound::Command(command)) => {
-                        self.on_command(command, &mut in_flight).await?
-                    }
-                    Work::Sent(client_id, result) => {
-                        self.on_sent(client_id.as_ref(), result).await?
-                    }
-                    Work::Event(None) => {
-                        return Ok(Some(Ending::close(
-                            close::RESTART,
-                            "session reset: reconnect and sync",
-                        )));
-                    }
-                    Work::Event(Some(event)) => self.on_events(event, &mut events).await?,
-                    Work::Signal(signal) => {
-                        let frame = OutFrame::Signal {
-                            signal: SignalJson::from(signal.as_ref()),
-                        };
-                        self.out.write(&frame).await?;
-                    }
-                    Work::Tick => {
-                        if last_seen.elapsed() > heartbeat + half {
+            let handled = {
+                let handling = async {
+                    match work {
+                        Work::Start => {
+                            let ready = OutFrame::Ready {
+                                user: UserJson::from(&self.me.user),
+                                session_id: self.id.to_string(),
+                            };
+                            self.out.write(&ready).await?;
+                        }
+                        Work::Inbound(Inbound::End(ending)) => return Ok(Some(ending)),
+                        Work::Inbound(Inbound::Alive) => {}
+                        Work::Inbound(Inbound::Command(command)) => {
+                            self.on_command(command, &mut in_flight).await?
+                        }
+                        Work::Sent(client_id, result) => {
+                            self.on_sent(client_id.as_ref(), result).await?
+                        }
+                        Work::Event(None) => {
                             return Ok(Some(Ending::close(
-                                close::HEARTBEAT_TIMEOUT,
-                                "heartbeat timeout",
+                                close::RESTART,
+                                "session reset: reconnect and sync",
                             )));
                         }
-                        ticks += 1;
-                        if ticks.is_multiple_of(2) {
-                            self.out.ping().await?;
+                        Work::Event(Some(event)) => self.on_events(event, &mut events).await?,
+                        Work::Signal(signal) => {
+                            let frame = OutFrame::Signal {
+                                signal: SignalJson::from(signal.as_ref()),
+                            };
+                            self.out.write(&frame).await?;
+                        }
+                        Work::Tick => {
+                            if last_seen.elapsed() > heartbeat + half {
+                                return Ok(Some(Ending::close(
+                                    close::HEARTBEAT_TIMEOUT,
+                                    "heartbeat timeout",
+                                )));
+                            }
+                            ticks += 1;
+                            if ticks.is_multiple_of(2) {
+                                self.out.ping().await?;
+                            }
                         }
                     }
+                    self.out.flush().await.map(|()| None)
+                };
+                tokio::pin!(handling);
+                tokio::select! {
+                    biased;
+                    kick = &mut kicked => return kick_ending(kick),
+                    handled = &mut handling => handled,
+                    // Shutdown lets the event in hand finish (it may be an ack of a committed
+                    // send), but not for longer than the grace: the client may not be reading.
+                    () = shutdown.cancelled() => match tokio::time::timeout(grace, &mut handling).await {
+                        Ok(handled) => handled,
+                        Err(_) => break,
+                    },
                 }
-                self.out.flush().await.map(|()| None)
-            };
-            let handled = tokio::select! {
-                biased;
-                () = shutdown.cancelled() => break,
-                kick = &mut kicked => return kick_ending(kick),
-                handled = handling => handled,
             };
             match handled {
                 Err(stop) => return stop.into(),
@@ -272,7 +281,6 @@ impl<O: Outbound> Core<'_, O> {
         }
         // Shutting down. Sends already handed to the actors are committed before the
         // store is flushed; answer them now so clients need not retry after a restart.
-        let grace = self.state.config().shutdown_timeout / 2;
         let _ = tokio::time::timeout(grace, async {
             while let Some((client_id, result)) = in_flight.next().await {
                 if self.on_sent(client_id.as_ref(), result).await.is_err() {

@@ -317,6 +317,17 @@ async fn rest_sends_go_into_a_conversation_by_id_and_refuse_v1_names() {
         "not_participant",
     )
     .await;
+    let unknown = "01000000-0000-7000-8000-000000000000";
+    assert_error(
+        send(
+            &ada.token,
+            json!({"conversationId": unknown, "content": "hi"}),
+        )
+        .await,
+        404,
+        "not_participant",
+    )
+    .await;
     let e = assert_error(
         send(
             &ada.token,
@@ -359,6 +370,7 @@ async fn rest_sends_go_into_a_conversation_by_id_and_refuse_v1_names() {
     for v2 in ["receiverId", "content", "clientId"] {
         assert!(fields[v2].is_string(), "{v2} in {e}");
     }
+    assert_eq!(fields.len(), 3, "only the v1 names are named: {e}");
     assert!(
         !fields.contains_key("to") && !fields.contains_key("client_id"),
         "{e}"

@@ -20,7 +20,7 @@ use crate::wire::{ClientFrame, MessageJson, V1_SEND_FIELDS, v1_field_refusal};
 /// The answer to `POST /api/messages/send`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct SendResponse<'a> {
+pub(crate) struct MessageResponse<'a> {
     message: MessageJson<'a>,
     duplicate: bool,
 }
@@ -60,6 +60,8 @@ pub(crate) async fn send(
                 .map(Target::Conversation)
                 .map_err(|_| Invalid("is not a valid id"))
         }),
+        // A v1 target (`to`, `conversation`) is refused below, naming its v2 field.
+        (None, None) if body.v1_to || body.v1_conversation => None,
         (None, None) => {
             v.fail("receiverId", "is required unless conversationId is given");
             v.fail("conversationId", "is required unless receiverId is given");
@@ -106,7 +108,7 @@ pub(crate) async fn send(
     } else {
         StatusCode::CREATED
     };
-    let body = SendResponse {
+    let body = MessageResponse {
         message: MessageJson::from(sent.event.as_ref()),
         duplicate: sent.duplicate,
     };
