@@ -5,9 +5,13 @@
 
 use std::collections::HashMap;
 
-use actors::domain::{Event, EventKind, Seq, Signal, SignalKind, Timestamp, User};
+use actors::domain::{
+    CallInfo, CallSignal, ContentType, Event, EventKind, MessageContent, RoomId, Seq, Signal, SignalKind,
+    Timestamp, User, UserId,
+};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 /// A user as clients see it.
 #[derive(Debug, Clone, Serialize)]
@@ -15,6 +19,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct UserJson {
     /// Id.
     pub id: String,
+    /// The id again, under the name the backend Parley replaces used (REST and
+    /// Socket.IO; not in native WebSocket frames).
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub underscore_id: Option<String>,
     /// Display name.
     pub name: String,
     /// Email.
@@ -25,18 +33,74 @@ impl From<&User> for UserJson {
     fn from(u: &User) -> Self {
         Self {
             id: u.id.to_string(),
+            underscore_id: None,
             name: u.name.as_str().to_owned(),
             email: u.email.as_str().to_owned(),
         }
     }
 }
 
-/// What kind of message it is: always `text` for now.
+impl UserJson {
+    /// With `_id` beside `id`, as REST and Socket.IO answer.
+    pub fn with_underscore_id(mut self) -> Self {
+        self.underscore_id = Some(self.id.clone());
+        self
+    }
+}
+
+/// What kind of message it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MessageType {
     /// A text message.
     Text,
+    /// The record of a video call.
+    Video,
+    /// The record of an audio call.
+    Audio,
+}
+
+impl From<ContentType> for MessageType {
+    fn from(t: ContentType) -> Self {
+        match t {
+            ContentType::Text => MessageType::Text,
+            ContentType::Video => MessageType::Video,
+            ContentType::Audio => MessageType::Audio,
+        }
+    }
+}
+
+/// A call as recorded in its message.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallInfoJson {
+    /// `video` or `audio`, as the message's `type`.
+    pub call_type: MessageType,
+    /// The two parties' ids, sorted, joined with `_` (absent outside 1:1 conversations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    /// When it started.
+    pub started_at: String,
+    /// When it ended, once it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// How long it lasted, in whole seconds, once it has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
+}
+
+impl CallInfoJson {
+    fn new(content: &MessageContent, call: &CallInfo, sender: UserId) -> Self {
+        Self {
+            call_type: content.content_type.into(),
+            room_id: content
+                .receiver
+                .map(|r| RoomId::of(sender, r).to_string()),
+            started_at: rfc3339(call.started_at),
+            ended_at: call.ended_at.map(rfc3339),
+            duration: call.duration_secs(),
+        }
+    }
 }
 
 /// A message as clients see it, on REST and WebSocket alike.
@@ -45,6 +109,10 @@ pub enum MessageType {
 pub struct MessageJson<'a> {
     /// Unique id.
     pub id: String,
+    /// The id again, under the name the backend Parley replaces used (REST and
+    /// Socket.IO; not in native WebSocket frames).
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub underscore_id: Option<String>,
     /// Conversation id.
     pub conversation_id: String,
     /// Position in the conversation.
@@ -56,9 +124,16 @@ pub struct MessageJson<'a> {
     pub receiver: Option<String>,
     /// Text.
     pub content: &'a str,
-    /// Always `text` for now.
+    /// `text`, or `video` or `audio` for a call's record.
     #[serde(rename = "type")]
     pub kind: MessageType,
+    /// For a call: its type, room, start, and end and duration once it has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_info: Option<CallInfoJson>,
+    /// For an amendment: the seq of the message it amends; the rest of this object is
+    /// that message's new content (under the amendment's own id and seq).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amends: Option<Seq>,
     /// The sender's retry key, if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<&'a str>,
@@ -68,20 +143,34 @@ pub struct MessageJson<'a> {
 
 impl<'a> From<&'a Event> for MessageJson<'a> {
     fn from(e: &'a Event) -> Self {
+        let (content, amends) = match &e.kind {
+            EventKind::Message(m) => (Some(m), None),
+            EventKind::Amend { target, content } => (Some(content), Some(*target)),
+            _ => (None, None),
+        };
         Self {
             id: e.id.to_string(),
+            underscore_id: None,
             conversation_id: e.conversation.to_string(),
             seq: e.seq,
             sender: e.sender.to_string(),
-            receiver: match &e.kind {
-                EventKind::Message(m) => m.receiver.map(|r| r.to_string()),
-                _ => None,
-            },
+            receiver: content.and_then(|m| m.receiver.map(|r| r.to_string())),
             content: e.text().map_or("", |t| t.as_str()),
-            kind: MessageType::Text,
+            kind: content.map_or(MessageType::Text, |m| m.content_type.into()),
+            call_info: content
+                .and_then(|m| m.call.as_ref().map(|c| CallInfoJson::new(m, c, e.sender))),
+            amends,
             client_id: e.client_id.as_ref().map(|c| c.as_str()),
             created_at: rfc3339(e.at),
         }
+    }
+}
+
+impl MessageJson<'_> {
+    /// With `_id` beside `id`, as REST and Socket.IO answer.
+    pub fn with_underscore_id(mut self) -> Self {
+        self.underscore_id = Some(self.id.clone());
+        self
     }
 }
 
@@ -122,17 +211,63 @@ impl From<&Signal> for SignalJson {
             online: None,
             last_seen: None,
         };
-        match s.kind {
-            SignalKind::Typing { active } => json.active = Some(active),
-            SignalKind::Delivered { seq } => (json.kind, json.seq) = ("delivered", Some(seq)),
-            SignalKind::Read { seq } => (json.kind, json.seq) = ("read", Some(seq)),
+        match &s.kind {
+            SignalKind::Typing { active } => json.active = Some(*active),
+            SignalKind::Delivered { seq } => (json.kind, json.seq) = ("delivered", Some(*seq)),
+            SignalKind::Read { seq } => (json.kind, json.seq) = ("read", Some(*seq)),
             SignalKind::Presence { online, last_seen } => {
                 json.kind = "presence";
-                json.online = Some(online);
+                json.online = Some(*online);
                 json.last_seen = last_seen.map(rfc3339);
             }
+            // Never written as a `signal` frame: calls have frames of their own
+            // (`realtime::protocol::OutFrame::of_signal`).
+            SignalKind::Call(_) => json.kind = "call",
         }
         json
+    }
+}
+
+/// A call ringing, answered or ended, as the other party's clients see it: the native
+/// protocol's `call` frame, and the payload of the Socket.IO `call:*` events.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallJson<'a> {
+    /// `incoming`, `accepted` or `ended`.
+    pub event: &'static str,
+    /// The call's room: the two parties' ids, sorted, joined with `_`.
+    pub room_id: String,
+    /// Who rang, answered or hung up (always the authenticated user).
+    pub from: String,
+    /// `incoming`: `video` or `audio`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_type: Option<&'static str>,
+    /// `incoming` and `accepted`: the party's signalling data, as it sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<&'a RawValue>,
+}
+
+impl<'a> CallJson<'a> {
+    /// The call signal `call`, sent by `from`.
+    pub fn new(from: UserId, call: &'a CallSignal) -> Self {
+        // The data was encoded from a JSON value at the edge, so it parses.
+        let raw = |data: &'a str| serde_json::from_str::<&'a RawValue>(data).ok();
+        let (event, room, call_type, signal) = match call {
+            CallSignal::Incoming {
+                room,
+                call_type,
+                data,
+            } => ("incoming", room, Some(call_type.as_str()), raw(data)),
+            CallSignal::Accepted { room, data } => ("accepted", room, None, raw(data)),
+            CallSignal::Ended { room } => ("ended", room, None, None),
+        };
+        Self {
+            event,
+            room_id: room.to_string(),
+            from: from.to_string(),
+            call_type,
+            signal,
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use super::protocol::{Command, FrameError, OutFrame, close};
 use super::written::Written;
 use crate::service::{AuthUser, ServiceError};
 use crate::state::AppState;
-use crate::wire::{MessageJson, SignalJson, UserJson};
+use crate::wire::{MessageJson, UserJson};
 
 /// Sends of one session awaiting their commit at once.
 pub(crate) const MAX_IN_FLIGHT: usize = 256;
@@ -226,10 +226,7 @@ impl<O: Outbound> Core<'_, O> {
                         }
                         Work::Event(Some(event)) => self.on_events(event, &mut events).await?,
                         Work::Signal(signal) => {
-                            let frame = OutFrame::Signal {
-                                signal: SignalJson::from(signal.as_ref()),
-                            };
-                            self.out.write(&frame).await?;
+                            self.out.write(&OutFrame::of_signal(&signal)).await?;
                         }
                         Work::Tick => {
                             if last_seen.elapsed() > heartbeat + half {

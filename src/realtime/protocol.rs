@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use actors::Target;
-use actors::domain::{ClientId, ConversationId, MessageBody, Seq, UserId};
+use actors::domain::{ClientId, ConversationId, MessageBody, Seq, Signal, SignalKind, UserId};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::wire::{
-    ClientFrame, MessageJson, SignalJson, UserJson, V1_SEND_FIELDS, v1_field_refusal,
+    CallJson, ClientFrame, MessageJson, SignalJson, UserJson, V1_SEND_FIELDS, v1_field_refusal,
 };
 
 pub use crate::wire::close;
@@ -187,6 +187,8 @@ pub enum OutFrame<'a> {
         /// The signal.
         signal: SignalJson,
     },
+    /// A call rang, was answered or ended (`{"type": "call", "event": ...}`).
+    Call(CallJson<'a>),
     /// Answer to `ping`.
     Pong,
     /// Something went wrong with one frame; the connection stays open.
@@ -204,7 +206,17 @@ pub enum OutFrame<'a> {
     },
 }
 
-impl OutFrame<'_> {
+impl<'a> OutFrame<'a> {
+    /// The frame of a signal: a `call` frame for a call, a `signal` frame otherwise.
+    pub fn of_signal(signal: &'a Signal) -> Self {
+        match &signal.kind {
+            SignalKind::Call(call) => OutFrame::Call(CallJson::new(signal.from, call)),
+            _ => OutFrame::Signal {
+                signal: SignalJson::from(signal),
+            },
+        }
+    }
+
     /// The frame as JSON text.
     pub fn encode(&self) -> String {
         // Serialising these types cannot fail: all keys are strings, no maps of floats.
@@ -310,6 +322,7 @@ mod tests {
     fn server_frames_are_camel_case_and_tagged() {
         let user = UserJson {
             id: "u".into(),
+            underscore_id: None,
             name: "Ada".into(),
             email: "ada@example.com".into(),
         };
@@ -340,8 +353,8 @@ mod tests {
             client_id: Some(ClientId::parse("c1").unwrap()),
             at: actors::domain::Timestamp::from_millis(1_700_000_000_000),
             kind: actors::domain::EventKind::Message(actors::domain::MessageContent {
-                body: MessageBody::parse("hi", 10).unwrap(),
                 receiver: Some(UserId::from_bytes([5; 16])),
+                ..actors::domain::MessageContent::text(MessageBody::parse("hi", 10).unwrap())
             }),
         };
         assert_eq!(
@@ -369,10 +382,10 @@ mod tests {
             r#"{"type":"synced","cursors":{"c":2},"more":true}"#
         );
         assert_eq!(OutFrame::Pong.encode(), r#"{"type":"pong"}"#);
-        let typing = actors::domain::Signal {
+        let typing = Signal {
             conversation: Some(ConversationId::from_bytes([2; 16])),
             from: UserId::from_bytes([4; 16]),
-            kind: actors::domain::SignalKind::Typing { active: true },
+            kind: SignalKind::Typing { active: true },
         };
         assert_eq!(
             OutFrame::Signal {
@@ -385,10 +398,10 @@ mod tests {
                 r#""userId":"04040404-0404-0404-0404-040404040404","active":true}}"#
             )
         );
-        let read = actors::domain::Signal {
+        let read = Signal {
             conversation: None,
             from: UserId::from_bytes([4; 16]),
-            kind: actors::domain::SignalKind::Read { seq: 7 },
+            kind: SignalKind::Read { seq: 7 },
         };
         assert_eq!(
             OutFrame::Signal {
