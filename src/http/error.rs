@@ -1,7 +1,9 @@
 //! The one error type of the HTTP layer and its envelope:
-//! `{"error": {"code": "snake_case", "message": "a sentence", "fields": {...},
-//! "retryAfterMs": 1000}}` (`fields` with `validation_failed`, keyed by the request's
-//! field names; `retryAfterMs` with `rate_limited`, beside the `Retry-After` header).
+//! `{"success": false, "message": "a sentence", "error": {"code": "snake_case",
+//! "message": "a sentence", "fields": {...}, "retryAfterMs": 1000}}` (`fields` with
+//! `validation_failed`, keyed by the request's field names; `retryAfterMs` with
+//! `rate_limited`, beside the `Retry-After` header). The top-level `success` and
+//! `message` are those the backend Parley replaces answered; `error` is Parley's.
 //! The client sees a clean code and sentence; the log gets the cause, once.
 
 use std::borrow::Cow;
@@ -112,6 +114,8 @@ impl From<StoreError> for ApiError {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Envelope<'a> {
+    success: bool,
+    message: &'a str,
     error: Body<'a>,
 }
 
@@ -131,6 +135,8 @@ struct Body<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Envelope {
+            success: false,
+            message: &self.message,
             error: Body {
                 code: self.code,
                 message: &self.message,

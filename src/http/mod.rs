@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod middleware;
 pub(crate) mod routes;
+mod success;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -13,6 +14,7 @@ use axum::routing::{get, post};
 
 pub use error::{ApiError, Validator};
 pub use extract::{ApiJson, ApiQuery, bearer_token};
+pub use success::Success;
 
 use crate::state::AppState;
 

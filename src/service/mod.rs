@@ -15,6 +15,6 @@ pub mod messaging;
 
 pub use accounts::{Accounts, AuthUser, Issued};
 pub use contacts::Contacts;
-pub use conversations::{ConversationView, Conversations, Page};
+pub use conversations::{ConversationView, Conversations, Page, Paging};
 pub use error::{ErrorKind, ServiceError};
 pub use messaging::Messaging;

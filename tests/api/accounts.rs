@@ -24,9 +24,18 @@ fn keys(v: &Value) -> Vec<&str> {
     keys
 }
 
-/// Asserts `v` is a user object with exactly these fields and a canonical UUID id.
+/// A user object as `GET /api/auth/me` answers it: with `success: true`.
+fn with_success(user: &Value) -> Value {
+    let mut me = user.clone();
+    me["success"] = json!(true);
+    me
+}
+
+/// Asserts `v` is a user object with exactly these fields and a canonical UUID id,
+/// repeated as `_id` (the name the backend Parley replaces used).
 fn assert_user(v: &Value, name: &str, email: &str) {
-    assert_eq!(keys(v), ["email", "id", "name"], "user: {v}");
+    assert_eq!(keys(v), ["_id", "email", "id", "name"], "user: {v}");
+    assert_eq!(v["_id"], v["id"], "user: {v}");
     assert_eq!(v["name"], name, "user: {v}");
     assert_eq!(v["email"], email, "user: {v}");
     let id = v["id"].as_str().expect("id is a string");
@@ -34,9 +43,15 @@ fn assert_user(v: &Value, name: &str, email: &str) {
     assert_eq!(parsed.hyphenated().to_string(), id, "id is canonical");
 }
 
-/// Asserts an auth answer: `{token, user}` with a non-empty token; returns the token.
+/// Asserts an auth answer: `{success: true, message, token, user}` with a non-empty
+/// token; returns the token.
 fn assert_auth(body: &Value, name: &str, email: &str) -> String {
-    assert_eq!(keys(body), ["token", "user"], "body: {body}");
+    assert_eq!(keys(body), ["message", "success", "token", "user"], "body: {body}");
+    assert_eq!(body["success"], true, "body: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
     assert_user(&body["user"], name, email);
     let token = body["token"].as_str().expect("token is a string");
     assert_eq!(token.split('.').count(), 3, "token is a JWT: {token}");
@@ -117,7 +132,7 @@ async fn an_unknown_route_is_a_not_found_envelope() {
     let app = spawn_app().await;
     for path in ["/nope", "/api/auth/nope", "/api/contact"] {
         let body = assert_error(app.get(path, None).await, 404, "not_found").await;
-        assert_eq!(keys(&body), ["error"]);
+        assert_eq!(keys(&body), ["error", "message", "success"]);
         assert_eq!(
             keys(&body["error"]),
             ["code", "message"],
@@ -174,7 +189,7 @@ async fn registering_returns_a_token_and_the_new_user() {
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.unwrap(),
-        body["user"],
+        with_success(&body["user"]),
         "me is the registered user"
     );
 }
@@ -512,7 +527,7 @@ async fn logging_in_returns_a_fresh_working_token() {
     assert_eq!(body["user"]["id"], ada.id.as_str());
     assert_ne!(token, ada.token, "each login gets its own token");
     let me: Value = app.me(&token).await.json().await.unwrap();
-    assert_eq!(me, body["user"]);
+    assert_eq!(me, with_success(&body["user"]));
 }
 
 #[tokio::test]
@@ -637,8 +652,11 @@ async fn logging_out_revokes_only_the_token_used() {
     let other_token = other["token"].as_str().unwrap();
 
     let res = app.logout(&ada.token).await;
-    assert_eq!(res.status(), 204);
-    assert!(res.bytes().await.unwrap().is_empty(), "204 has no body");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"success": true, "message": "Logged out"})
+    );
 
     assert_error(app.me(&ada.token).await, 401, "unauthorized").await;
     assert_error(app.contacts(&ada.token).await, 401, "unauthorized").await;
@@ -689,7 +707,7 @@ async fn every_response_carries_the_security_headers() {
         app.logout(&token).await,
     ];
     let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(statuses, [200, 200, 404, 401, 405, 409, 400, 415, 401, 204]);
+    assert_eq!(statuses, [200, 200, 404, 401, 405, 409, 400, 415, 401, 200]);
     for res in &responses {
         assert_security_headers(res);
     }

@@ -6,16 +6,17 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, TestUser, assert_error, spawn_app};
 
 fn user_json(u: &TestUser) -> Value {
-    json!({"id": u.id, "name": u.name, "email": u.email})
+    json!({"id": u.id, "_id": u.id, "name": u.name, "email": u.email})
 }
 
-/// The caller's contacts, asserting a 200 `{contacts: [...]}`.
+/// The caller's contacts, asserting a 200 `{success: true, contacts: [...]}`.
 async fn contacts_of(app: &TestApp, user: &TestUser) -> Vec<Value> {
     let res = app.contacts(&user.token).await;
     assert_eq!(res.status(), 200, "listing contacts of {}", user.name);
     let body: Value = res.json().await.unwrap();
     let obj = body.as_object().expect("an object");
-    assert_eq!(obj.len(), 1, "only `contacts`: {body}");
+    assert_eq!(obj.len(), 2, "only `success` and `contacts`: {body}");
+    assert_eq!(body["success"], true, "{body}");
     body["contacts"]
         .as_array()
         .expect("contacts is an array")
@@ -39,7 +40,7 @@ async fn adding_a_contact_makes_both_users_see_each_other() {
     assert_eq!(res.status(), 201);
     assert_eq!(
         res.json::<Value>().await.unwrap(),
-        json!({"contact": user_json(&bob)})
+        json!({"success": true, "message": "Contact added", "contact": user_json(&bob)})
     );
 
     assert_eq!(contacts_of(&app, &ada).await, [user_json(&bob)]);

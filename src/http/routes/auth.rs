@@ -3,12 +3,11 @@
 use std::net::SocketAddr;
 
 use actors::domain::{DisplayName, Email, Invalid, Password};
-use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, Validator};
+use crate::http::{ApiError, ApiJson, Success, Validator};
 use crate::service::{AuthUser, Issued};
 use crate::state::AppState;
 use crate::wire::UserJson;
@@ -31,15 +30,24 @@ pub(crate) struct LoginBody {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AuthResponse {
+    message: &'static str,
     token: String,
     user: UserJson,
 }
 
-fn issued(issued: Issued) -> AuthResponse {
-    AuthResponse {
+fn issued(message: &'static str, issued: Issued) -> Success<AuthResponse> {
+    Success(AuthResponse {
+        message,
         token: issued.token,
-        user: UserJson::from(&issued.user),
-    }
+        user: UserJson::from(&issued.user).with_underscore_id(),
+    })
+}
+
+/// The body of `POST /api/auth/logout`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LoggedOut {
+    message: &'static str,
 }
 
 /// `POST /api/auth/register`: creates an account and returns a token for it.
@@ -48,7 +56,7 @@ pub(crate) async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<RegisterBody>,
-) -> Result<(StatusCode, Json<AuthResponse>), ApiError> {
+) -> Result<(StatusCode, Success<AuthResponse>), ApiError> {
     let accounts = state.accounts();
     accounts.check_address(peer.ip())?;
     let mut v = Validator::default();
@@ -60,7 +68,10 @@ pub(crate) async fn register(
         return Err(ApiError::internal("validator passed a missing field"));
     };
     let created = accounts.register(name, email, password).await?;
-    Ok((StatusCode::CREATED, Json(issued(created))))
+    Ok((
+        StatusCode::CREATED,
+        issued("User registered successfully", created),
+    ))
 }
 
 /// `POST /api/auth/login`: a token for valid credentials.
@@ -69,7 +80,7 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Json<AuthResponse>, ApiError> {
+) -> Result<Success<AuthResponse>, ApiError> {
     let accounts = state.accounts();
     accounts.check_address(peer.ip())?;
     let mut v = Validator::default();
@@ -85,7 +96,7 @@ pub(crate) async fn login(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::internal("validator passed a missing field"));
     };
-    Ok(Json(issued(accounts.login(email, &password).await?)))
+    Ok(issued("Login successful", accounts.login(email, &password).await?))
 }
 
 /// `POST /api/auth/logout`: revokes the token used, for the rest of its lifetime.
@@ -93,12 +104,14 @@ pub(crate) async fn login(
 pub(crate) async fn logout(
     State(state): State<AppState>,
     me: AuthUser,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Success<LoggedOut>, ApiError> {
     state.accounts().logout(&me).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Success(LoggedOut {
+        message: "Logged out",
+    }))
 }
 
 /// `GET /api/auth/me`: the caller's account.
-pub(crate) async fn me(me: AuthUser) -> Json<UserJson> {
-    Json(UserJson::from(&me.user))
+pub(crate) async fn me(me: AuthUser) -> Success<UserJson> {
+    Success(UserJson::from(&me.user).with_underscore_id())
 }

@@ -1,12 +1,11 @@
 //! Contacts: add one by email, list them.
 
 use actors::domain::Email;
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, Validator};
+use crate::http::{ApiError, ApiJson, Success, Validator};
 use crate::service::AuthUser;
 use crate::state::AppState;
 use crate::wire::UserJson;
@@ -20,6 +19,7 @@ pub(crate) struct AddContactBody {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ContactResponse {
+    message: &'static str,
     contact: UserJson,
 }
 
@@ -36,7 +36,7 @@ pub(crate) async fn add(
     State(state): State<AppState>,
     me: AuthUser,
     ApiJson(body): ApiJson<AddContactBody>,
-) -> Result<(StatusCode, Json<ContactResponse>), ApiError> {
+) -> Result<(StatusCode, Success<ContactResponse>), ApiError> {
     let mut v = Validator::default();
     let email = v.field("email", body.email.as_deref(), Email::parse);
     v.finish()?;
@@ -46,8 +46,9 @@ pub(crate) async fn add(
     let contact = state.contacts().add(me.user.id, &email).await?;
     Ok((
         StatusCode::CREATED,
-        Json(ContactResponse {
-            contact: UserJson::from(&contact),
+        Success(ContactResponse {
+            message: "Contact added",
+            contact: UserJson::from(&contact).with_underscore_id(),
         }),
     ))
 }
@@ -57,9 +58,12 @@ pub(crate) async fn add(
 pub(crate) async fn list(
     State(state): State<AppState>,
     me: AuthUser,
-) -> Result<Json<ContactsResponse>, ApiError> {
+) -> Result<Success<ContactsResponse>, ApiError> {
     let users = state.contacts().list(me.user.id).await?;
-    Ok(Json(ContactsResponse {
-        contacts: users.iter().map(UserJson::from).collect(),
+    Ok(Success(ContactsResponse {
+        contacts: users
+            .iter()
+            .map(|u| UserJson::from(u).with_underscore_id())
+            .collect(),
     }))
 }
