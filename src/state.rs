@@ -9,14 +9,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
-use crate::service::{Accounts, Contacts, Conversations, Messaging};
+use crate::service::{Accounts, Calls, Contacts, Conversations, Messaging};
 
 struct Inner {
     config: Config,
     accounts: Accounts,
     contacts: Contacts,
     conversations: Conversations,
-    messaging: Messaging,
+    messaging: Arc<Messaging>,
+    calls: Calls,
     shutdown: CancellationToken,
     sessions: TaskTracker,
 }
@@ -34,11 +35,13 @@ impl AppState {
         tokens: Tokens,
         hasher: PasswordHasher,
     ) -> Self {
+        let messaging = Arc::new(Messaging::new(store.clone(), messenger, &config));
         Self(Arc::new(Inner {
             accounts: Accounts::new(store.clone(), tokens, hasher, &config),
             contacts: Contacts::new(store.clone()),
             conversations: Conversations::new(store.clone()),
-            messaging: Messaging::new(store, messenger, &config),
+            calls: Calls::new(store, messaging.clone()),
+            messaging,
             config,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
@@ -64,6 +67,10 @@ impl AppState {
     /// Sending, sessions, replay.
     pub fn messaging(&self) -> &Messaging {
         &self.0.messaging
+    }
+    /// Calls: ringing, answering, hanging up.
+    pub fn calls(&self) -> &Calls {
+        &self.0.calls
     }
     /// The actor tree.
     pub fn messenger(&self) -> &Messenger {

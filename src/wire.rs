@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use actors::domain::{
-    CallInfo, CallSignal, ContentType, Event, EventKind, MessageContent, RoomId, Seq, Signal, SignalKind,
-    Timestamp, User, UserId,
+    CallInfo, CallSignal, ContentType, Event, EventKind, MessageContent, RoomId, Seq, Signal,
+    SignalKind, Timestamp, User, UserId,
 };
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -93,9 +93,7 @@ impl CallInfoJson {
     fn new(content: &MessageContent, call: &CallInfo, sender: UserId) -> Self {
         Self {
             call_type: content.content_type.into(),
-            room_id: content
-                .receiver
-                .map(|r| RoomId::of(sender, r).to_string()),
+            room_id: content.receiver.map(|r| RoomId::of(sender, r).to_string()),
             started_at: rfc3339(call.started_at),
             ended_at: call.ended_at.map(rfc3339),
             duration: call.duration_secs(),

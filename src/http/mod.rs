@@ -23,7 +23,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
-    use routes::{admin, auth, contacts, conversations, health, messages, ws};
+    use routes::{admin, auth, calls, contacts, conversations, health, messages, ws};
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
     let mut router = Router::new()
@@ -37,6 +37,9 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .route("/api/contact/contacts", get(contacts::list))
         .route("/api/messages/send", post(messages::send))
         .route("/api/messages/{contact_id}", get(messages::history))
+        .route("/api/call/start", post(calls::start))
+        .route("/api/call/answer", post(calls::answer))
+        .route("/api/call/end", post(calls::end))
         .route("/api/conversations", get(conversations::list))
         .route(
             "/api/conversations/{id}/messages",

@@ -130,8 +130,7 @@ impl Conversations {
         contact: UserId,
         paging: Paging,
     ) -> Result<Page, ServiceError> {
-        self.read(ConversationId::direct(me, contact), paging)
-            .await
+        self.read(ConversationId::direct(me, contact), paging).await
     }
 
     async fn read(&self, id: ConversationId, paging: Paging) -> Result<Page, ServiceError> {

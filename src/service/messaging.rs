@@ -48,6 +48,11 @@ impl Messaging {
         Ok(self.messenger.send(request).await?)
     }
 
+    /// Whether `user` has a live session (any transport) on this node.
+    pub fn has_live_session(&self, user: UserId) -> bool {
+        self.messenger.has_live_session(user)
+    }
+
     /// Attaches a session of `user`.
     pub async fn attach(
         &self,

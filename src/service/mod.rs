@@ -3,17 +3,20 @@
 //! its answer (or its [`ServiceError`]) into their wire format; they decide nothing.
 //!
 //! - [`accounts`]: register, log in and out, authenticate a token.
+//! - [`calls`]: ring, answer and end a call; its record in the conversation.
 //! - [`contacts`]: add by email, list.
 //! - [`conversations`]: a caller's list, pages of history for members.
 //! - [`messaging`]: send (rate-limited), attach and detach sessions, replay reads.
 
 pub mod accounts;
+pub mod calls;
 pub mod contacts;
 pub mod conversations;
 mod error;
 pub mod messaging;
 
 pub use accounts::{Accounts, AuthUser, Issued};
+pub use calls::Calls;
 pub use contacts::Contacts;
 pub use conversations::{ConversationView, Conversations, Page, Paging};
 pub use error::{ErrorKind, ServiceError};

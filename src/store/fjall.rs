@@ -554,7 +554,12 @@ impl Store for FjallStore {
                 (Some((.., content)), EventKind::Message(_)) => encode_event(&amended(e, content))?,
                 _ => encode_event(e)?,
             };
-            rows.push((keys::message(e.conversation, e.seq), value, client_key, e.seq));
+            rows.push((
+                keys::message(e.conversation, e.seq),
+                value,
+                client_key,
+                e.seq,
+            ));
         }
         let earlier: Vec<(keys::MessageKey, MessageContent)> = amendments
             .iter()
@@ -582,7 +587,11 @@ impl Store for FjallStore {
                 };
                 let target = decode_event(&key, &value)?;
                 if matches!(target.kind, EventKind::Message(_)) {
-                    batch.insert(&inner.conv_msg, key, encode_event(&amended(&target, &content))?);
+                    batch.insert(
+                        &inner.conv_msg,
+                        key,
+                        encode_event(&amended(&target, &content))?,
+                    );
                 }
             }
             commit(batch)

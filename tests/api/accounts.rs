@@ -46,7 +46,11 @@ fn assert_user(v: &Value, name: &str, email: &str) {
 /// Asserts an auth answer: `{success: true, message, token, user}` with a non-empty
 /// token; returns the token.
 fn assert_auth(body: &Value, name: &str, email: &str) -> String {
-    assert_eq!(keys(body), ["message", "success", "token", "user"], "body: {body}");
+    assert_eq!(
+        keys(body),
+        ["message", "success", "token", "user"],
+        "body: {body}"
+    );
     assert_eq!(body["success"], true, "body: {body}");
     assert!(
         body["message"].as_str().is_some_and(|m| !m.is_empty()),

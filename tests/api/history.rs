@@ -421,10 +421,18 @@ async fn history_and_send_answers_carry_success_and_underscore_ids() {
     assert_eq!(m["_id"], m["id"], "{sent}");
     assert_eq!(
         (&m["sender"], &m["receiver"], &m["content"], &m["type"]),
-        (&json!(ada.id), &json!(bob.id), &json!("hello"), &json!("text")),
+        (
+            &json!(ada.id),
+            &json!(bob.id),
+            &json!("hello"),
+            &json!("text")
+        ),
         "{sent}"
     );
-    assert!(m.get("callInfo").is_none() && m.get("amends").is_none(), "{sent}");
+    assert!(
+        m.get("callInfo").is_none() && m.get("amends").is_none(),
+        "{sent}"
+    );
 
     let page: Value = app
         .get(&format!("/api/messages/{}", bob.id), Some(&ada.token))
@@ -433,7 +441,11 @@ async fn history_and_send_answers_carry_success_and_underscore_ids() {
         .await
         .unwrap();
     assert_eq!(page["success"], true, "{page}");
-    assert_eq!(page["messages"], json!([m]), "history holds the same object");
+    assert_eq!(
+        page["messages"],
+        json!([m]),
+        "history holds the same object"
+    );
 
     let list: Value = app
         .get("/api/conversations", Some(&ada.token))
@@ -459,8 +471,11 @@ async fn history_pages_by_number_from_the_newest_as_the_old_backend_did() {
     let page = |query: &'static str| {
         let (app, ada, bob) = (&app, &ada, &bob);
         async move {
-            app.get(&format!("/api/messages/{}?{query}", bob.id), Some(&ada.token))
-                .await
+            app.get(
+                &format!("/api/messages/{}?{query}", bob.id),
+                Some(&ada.token),
+            )
+            .await
         }
     };
     let json = |res: reqwest::Response| async move { res.json::<Value>().await.unwrap() };
@@ -468,7 +483,10 @@ async fn history_pages_by_number_from_the_newest_as_the_old_backend_did() {
     assert_eq!(seqs(&json(page("page=1&limit=2").await).await), [4, 5]);
     assert_eq!(seqs(&json(page("page=2&limit=2").await).await), [2, 3]);
     assert_eq!(seqs(&json(page("page=3&limit=2").await).await), [1]);
-    assert_eq!(seqs(&json(page("page=4&limit=2").await).await), Vec::<u64>::new());
+    assert_eq!(
+        seqs(&json(page("page=4&limit=2").await).await),
+        Vec::<u64>::new()
+    );
     // The default limit is 50, as it was.
     assert_eq!(seqs(&json(page("page=1").await).await), [1, 2, 3, 4, 5]);
     // The same route on the conversation takes pages too.
@@ -493,7 +511,10 @@ async fn history_pages_by_number_from_the_newest_as_the_old_backend_did() {
         ("page=1&limit=101", "limit"),
     ] {
         let body = assert_error(page(query).await, 400, "validation_failed").await;
-        assert!(body["error"]["fields"][field].is_string(), "{query}: {body}");
+        assert!(
+            body["error"]["fields"][field].is_string(),
+            "{query}: {body}"
+        );
     }
     let body = assert_error(page("page=x").await, 400, "invalid_query").await;
     assert_eq!(body["success"], false);

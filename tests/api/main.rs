@@ -8,6 +8,7 @@ mod binary;
 mod helpers;
 
 mod accounts;
+mod calls;
 mod contacts;
 mod restart;
 mod tokens;

@@ -96,7 +96,10 @@ pub(crate) async fn login(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::internal("validator passed a missing field"));
     };
-    Ok(issued("Login successful", accounts.login(email, &password).await?))
+    Ok(issued(
+        "Login successful",
+        accounts.login(email, &password).await?,
+    ))
 }
 
 /// `POST /api/auth/logout`: revokes the token used, for the rest of its lifetime.
