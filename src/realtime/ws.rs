@@ -27,7 +27,7 @@ pub(crate) const WRITE_BUFFER: usize = 16 * 1024;
 
 /// How long a closing session may take to write its close frame: a client that is not
 /// reading would otherwise hold the connection forever.
-const CLOSE_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// How long a session waits for the client's Close after sending its own.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
@@ -37,13 +37,15 @@ struct WsIn {
 }
 
 impl InboundStream for WsIn {
-    async fn next(&mut self) -> Inbound {
+    type Reply = ();
+
+    async fn next(&mut self) -> Inbound<()> {
         // The only await: cancel-safe, as the core requires.
         match self.stream.next().await {
             None => Inbound::End(Ending::gone("client_gone")),
             Some(Err(e)) => Inbound::End(read_error(e)),
             Some(Ok(WsMessage::Text(text))) => {
-                Inbound::Command(protocol::parse(text.as_str(), self.max_body_chars))
+                Inbound::Command(protocol::parse(text.as_str(), self.max_body_chars), ())
             }
             Some(Ok(WsMessage::Binary(_))) => Inbound::End(Ending::close(
                 close::UNSUPPORTED_DATA,
@@ -62,6 +64,12 @@ struct WsOut {
 }
 
 impl Outbound for WsOut {
+    type Reply = ();
+
+    async fn answer(&mut self, (): (), frame: &OutFrame<'_>) -> Result<(), Stop> {
+        self.write(frame).await
+    }
+
     async fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), Stop> {
         self.dirty = true;
         self.sink
