@@ -37,7 +37,7 @@ async fn contacts_survive_a_restart() {
     let app = spawn_app().await;
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
-    assert_eq!(app.add_contact(&ada.token, &bob.email).await.status(), 201);
+    assert_eq!(app.add_contact(&ada.token, &bob.email).await.status(), 200);
     let app = app.restart().await;
 
     let ada_contacts: Value = app.contacts(&ada.token).await.json().await.unwrap();
