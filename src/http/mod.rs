@@ -1,6 +1,7 @@
 //! The HTTP layer: the router, the error envelope, extractors and middleware. Handlers
 //! are thin: they parse input into domain types, call a service, and shape its answer;
-//! they decide nothing and never touch a store.
+//! they decide nothing and never touch a store. The router also mounts the realtime
+//! transports: the `/ws` upgrade and the Socket.IO layer.
 
 mod error;
 mod extract;
@@ -55,7 +56,11 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
-        .layer(axum::middleware::from_fn(middleware::log_request));
+        .layer(axum::middleware::from_fn(middleware::log_request))
+        // Socket.IO at `/socket.io/`, outside the request log and HTTP metrics (a polling
+        // client makes a request every few seconds; its sessions have their own) and
+        // inside the security headers and CORS.
+        .layer(crate::realtime::socketio::layer(&state));
     for layer in middleware::security_headers() {
         router = router.layer(layer);
     }

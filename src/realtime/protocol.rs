@@ -71,6 +71,40 @@ pub fn parse(text: &str, max_body_chars: usize) -> Result<Command, FrameError> {
             });
         }
     };
+    command(raw, max_body_chars)
+}
+
+/// Parses the payload of a command that came with its type outside it (a Socket.IO
+/// event: its name is the type, its first argument the payload). A missing payload
+/// (`null`) is an empty object.
+pub fn parse_value(
+    kind: &str,
+    payload: Value,
+    max_body_chars: usize,
+) -> Result<Command, FrameError> {
+    let payload = match payload {
+        Value::Null => Value::Object(Default::default()),
+        object @ Value::Object(_) => object,
+        _ => {
+            return Err(FrameError {
+                code: "invalid_frame",
+                message: "The payload must be a JSON object.".to_owned(),
+                client_id: None,
+            });
+        }
+    };
+    let client_id = payload.get("clientId").cloned();
+    let mut raw: ClientFrame = serde_json::from_value(payload).map_err(|e| FrameError {
+        code: "invalid_frame",
+        message: format!("A field has the wrong type: {e}"),
+        client_id,
+    })?;
+    raw.kind = Some(kind.to_owned());
+    command(raw, max_body_chars)
+}
+
+/// Turns a frame read into its fields into a command of domain types.
+fn command(raw: ClientFrame, max_body_chars: usize) -> Result<Command, FrameError> {
     let client_id_value = raw.client_id.clone().map(Value::String);
     let fail = |code: &'static str, message: &str| FrameError {
         code,
@@ -146,7 +180,7 @@ pub fn parse(text: &str, max_body_chars: usize) -> Result<Command, FrameError> {
 }
 
 /// A server frame: `{"type": "<variant>", ...fields in camelCase}`.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 #[serde(
     tag = "type",
     rename_all = "snake_case",
@@ -279,6 +313,34 @@ mod tests {
             r#"{{"type":"send","receiverId":"{to}","content":"{}"}}"#,
             "x".repeat(11)
         ));
+        assert_eq!(e.code, "validation_failed");
+        // A payload without its type (Socket.IO) is checked the same way.
+        let payload =
+            serde_json::json!({"receiverId": to.to_string(), "content": "", "clientId": "c3"});
+        let e = parse_value("send", payload, 10).expect_err("empty content");
+        assert_eq!(
+            (e.code, e.client_id),
+            ("validation_failed", Some(Value::String("c3".into())))
+        );
+        let e = parse_value(
+            "send",
+            serde_json::json!({"content": 5, "clientId": "c4"}),
+            10,
+        )
+        .expect_err("wrong type");
+        assert_eq!(
+            (e.code, e.client_id),
+            ("invalid_frame", Some(Value::String("c4".into())))
+        );
+        assert_eq!(
+            parse_value("sync", serde_json::json!([1]), 10)
+                .unwrap_err()
+                .code,
+            "invalid_frame"
+        );
+        assert!(
+            matches!(parse_value("sync", Value::Null, 10), Ok(Command::Sync { cursors }) if cursors.is_empty())
+        );
         assert_eq!(e.code, "validation_failed");
         assert_eq!(
             err(r#"{"type":"send","receiverId":"x","content":"hi"}"#).code,
