@@ -842,3 +842,42 @@ async fn a_configured_secret_shorter_than_32_bytes_is_refused_at_start() {
         "a 31-byte secret was accepted"
     );
 }
+
+#[tokio::test]
+async fn socket_io_polling_from_a_configured_origin_is_allowed_with_credentials() {
+    let app = spawn_app_with(|c| c.cors_origins = vec!["https://chat.example".into()]).await;
+    // The Engine.IO handshake of a polling client, as a browser sends it.
+    let res = app
+        .http
+        .get(app.url("/socket.io/?EIO=4&transport=polling"))
+        .header("origin", "https://chat.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let headers = res.headers().clone();
+    assert_eq!(
+        headers.get("access-control-allow-origin").unwrap(),
+        "https://chat.example"
+    );
+    assert_eq!(
+        headers.get("access-control-allow-credentials").unwrap(),
+        "true"
+    );
+    assert_security_headers(&res);
+    let open = res.text().await.unwrap();
+    assert!(
+        open.starts_with("0{\"sid\":"),
+        "an Engine.IO open packet: {open}"
+    );
+    // The same request from another origin gets no CORS headers.
+    let res = app
+        .http
+        .get(app.url("/socket.io/?EIO=4&transport=polling"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}
