@@ -21,6 +21,7 @@
 //! tries again, which stalls the core as a full socket would, and a signal that does
 //! not fit is dropped, as the sheddable lane would. The heartbeat is Engine.IO's.
 
+use std::collections::VecDeque;
 use std::future::{Ready, ready};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -29,11 +30,11 @@ use actors::SessionLink;
 use actors::domain::{CallType, RoomId, SessionId, UserId};
 use serde::Serialize;
 use serde_json::{Value, json};
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::FromMessageParts;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::{SendError, SocketError, SocketIo};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -117,9 +118,7 @@ struct Link {
     shared: Shared,
     token: Option<String>,
     phase: Mutex<Phase>,
-    commands: mpsc::Sender<Inbound<Reply>>,
-    /// The core's end, taken when the session starts.
-    queue: Mutex<Option<mpsc::Receiver<Inbound<Reply>>>>,
+    commands: Arc<Commands>,
     /// Cancelled when the socket disconnects.
     gone: CancellationToken,
 }
@@ -131,6 +130,44 @@ impl Link {
 
     fn set_phase(&self, phase: Phase) {
         *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+    }
+}
+
+/// Commands queued by the event handlers for the core, at most [`MAX_IN_FLIGHT`]. A
+/// queue that allocates only when used: a channel's first block (32 commands) cost
+/// every idle socket ~3.5 KiB.
+#[derive(Default)]
+struct Commands {
+    queue: Mutex<VecDeque<Inbound<Reply>>>,
+    ready: Notify,
+}
+
+impl Commands {
+    /// Queues a command; gives it back when the queue is full.
+    fn push(&self, command: Inbound<Reply>) -> Result<(), Inbound<Reply>> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if queue.len() >= MAX_IN_FLIGHT {
+            return Err(command);
+        }
+        queue.push_back(command);
+        drop(queue);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next command. Cancel-safe: a wake-up not taken stays stored in the `Notify`.
+    async fn pop(&self) -> Inbound<Reply> {
+        loop {
+            let next = self
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front();
+            if let Some(command) = next {
+                return command;
+            }
+            self.ready.notified().await;
+        }
     }
 }
 
@@ -187,58 +224,47 @@ fn token_of(auth: Option<Value>) -> Option<String> {
 
 /// A socket connected: wires its handlers. Nothing is checked until `register`.
 fn connect(shared: Shared, socket: SocketRef, auth: Option<Value>) {
-    let (commands, queue) = mpsc::channel(MAX_IN_FLIGHT);
     let link = Arc::new(Link {
         shared,
         token: token_of(auth),
         phase: Mutex::new(Phase::Waiting),
-        commands,
-        queue: Mutex::new(Some(queue)),
+        commands: Arc::default(),
         gone: CancellationToken::new(),
     });
     let l = link.clone();
-    socket.on(
-        "register",
-        move |socket: SocketRef, TryData(user): TryData<Value>, callback: Callback| {
-            register(l.clone(), socket, user.ok(), callback)
+    // One handler for every event (a handler per event cost each idle socket its own
+    // boxed closures). Not async: a command is queued while socketioxide dispatches its
+    // packet, so commands reach the core in the order the client sent them.
+    socket.on_fallback(
+        move |socket: SocketRef,
+              Event(event): Event,
+              TryData(payload): TryData<Value>,
+              callback: Callback|
+              -> Ready<()> {
+            let payload = payload.unwrap_or(Value::Null);
+            match event.as_str() {
+                "register" => {
+                    tokio::spawn(register(l.clone(), socket, payload, callback));
+                }
+                "send" | "sync" | "ping" => {
+                    command(&l, &socket, &event, Style::Native, payload, callback);
+                }
+                "sendMessage" => command(&l, &socket, "send", Style::Legacy, payload, callback),
+                "callUser" | "answerCall" | "endCall" => {
+                    tokio::spawn(call(l.clone(), event, payload, callback));
+                }
+                // As the backend Parley replaces did: an unknown event is ignored, unless
+                // the client waits for an answer.
+                _ => callback.answer(&OutFrame::Error {
+                    code: "unknown_type",
+                    message: "Unknown event.",
+                    client_id: None,
+                    retry_after_ms: None,
+                }),
+            }
+            ready(())
         },
     );
-    for (event, style) in [
-        ("send", Style::Native),
-        ("sync", Style::Native),
-        ("ping", Style::Native),
-        ("sendMessage", Style::Legacy),
-    ] {
-        let l = link.clone();
-        // Not async: the command is queued while socketioxide dispatches the packet, so
-        // commands reach the core in the order the client sent them.
-        socket.on(
-            event,
-            move |socket: SocketRef,
-                  TryData(payload): TryData<Value>,
-                  callback: Callback|
-                  -> Ready<()> {
-                command(
-                    &l,
-                    &socket,
-                    event,
-                    style,
-                    payload.unwrap_or(Value::Null),
-                    callback,
-                );
-                ready(())
-            },
-        );
-    }
-    for event in ["callUser", "answerCall", "endCall"] {
-        let l = link.clone();
-        socket.on(
-            event,
-            move |TryData(payload): TryData<Value>, callback: Callback| {
-                call(l.clone(), event, payload.unwrap_or(Value::Null), callback)
-            },
-        );
-    }
     socket.on_disconnect(move || {
         link.gone.cancel();
         ready(())
@@ -247,7 +273,7 @@ fn connect(shared: Shared, socket: SocketRef, auth: Option<Value>) {
 
 /// `register(userId, callback)`: checks the socket's token against `userId` and makes
 /// the socket a session of that user, or refuses and disconnects.
-async fn register(link: Arc<Link>, socket: SocketRef, user: Option<Value>, callback: Callback) {
+async fn register(link: Arc<Link>, socket: SocketRef, user: Value, callback: Callback) {
     // Checked and set under one lock: two `register`s at once start one registration.
     let was = {
         let mut phase = link.phase.lock().unwrap_or_else(PoisonError::into_inner);
@@ -264,7 +290,7 @@ async fn register(link: Arc<Link>, socket: SocketRef, user: Option<Value>, callb
         }
         // Registering again as the same user changes nothing.
         Phase::Registered(id) => {
-            return if user.as_ref().and_then(Value::as_str) == Some(id.to_string().as_str()) {
+            return if user.as_str() == Some(id.to_string().as_str()) {
                 callback.answer(&json!({"success": true}))
             } else {
                 callback.answer(&json!({"error": refusal::WRONG_USER}))
@@ -276,25 +302,18 @@ async fn register(link: Arc<Link>, socket: SocketRef, user: Option<Value>, callb
             link.set_phase(Phase::Registered(me.user.id));
             // Answered before the session writes anything, so `ready` comes after it.
             callback.answer(&json!({"success": true}));
-            let queue = link
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(queue) = queue {
-                let shared = &link.shared;
-                let task = run(
-                    shared.state.clone(),
-                    me,
-                    id,
-                    session,
-                    socket,
-                    queue,
-                    link.gone.clone(),
-                );
-                let task = shared.state.sessions().track_future(task);
-                tokio::spawn(shared.sessions.track_future(task));
-            }
+            let shared = &link.shared;
+            let task = run(
+                shared.state.clone(),
+                me,
+                id,
+                session,
+                socket,
+                link.commands.clone(),
+                link.gone.clone(),
+            );
+            let task = shared.state.sessions().track_future(task);
+            tokio::spawn(shared.sessions.track_future(task));
         }
         Err(why) => {
             link.set_phase(Phase::Waiting);
@@ -306,10 +325,7 @@ async fn register(link: Arc<Link>, socket: SocketRef, user: Option<Value>, callb
 
 /// Checks a registration and attaches the session; why not, in the words clients of
 /// the backend Parley replaces expect where it had words for it.
-async fn attach(
-    link: &Link,
-    user: Option<Value>,
-) -> Result<(AuthUser, SessionId, SessionLink), String> {
+async fn attach(link: &Link, user: Value) -> Result<(AuthUser, SessionId, SessionLink), String> {
     let state = &link.shared.state;
     let token = link.token.as_deref().ok_or(refusal::NO_TOKEN)?;
     let me = state
@@ -320,7 +336,7 @@ async fn attach(
             ServiceError::Unauthorized => refusal::INVALID_TOKEN.to_owned(),
             other => other.to_string(),
         })?;
-    let claimed = user.as_ref().and_then(Value::as_str);
+    let claimed = user.as_str();
     if claimed != Some(me.user.id.to_string().as_str()) {
         return Err(refusal::WRONG_USER.to_owned());
     }
@@ -343,7 +359,7 @@ async fn attach(
 fn command(
     link: &Link,
     socket: &SocketRef,
-    event: &'static str,
+    kind: &str,
     style: Style,
     payload: Value,
     callback: Callback,
@@ -366,16 +382,9 @@ fn command(
     if matches!(link.phase(), Phase::Waiting) {
         return refuse("unauthorized", "Register first.", None, reply);
     }
-    let kind = if event == "sendMessage" {
-        "send"
-    } else {
-        event
-    };
     let max = link.shared.state.config().max_message_chars;
     let parsed = protocol::parse_value(kind, payload, max);
-    if let Err(mpsc::error::TrySendError::Full(Inbound::Command(_, reply))) =
-        link.commands.try_send(Inbound::Command(parsed, reply))
-    {
+    if let Err(Inbound::Command(_, reply)) = link.commands.push(Inbound::Command(parsed, reply)) {
         refuse(
             "rate_limited",
             "Too many commands are waiting; slow down.",
@@ -389,13 +398,13 @@ fn command(
 /// `endCall {roomId}`, through the calls service. A `from` in the payload is ignored:
 /// the caller is the registered user. The callback, if any, gets `{success: true,
 /// message}` (and `roomId` for a start) or `{success: false, message, code}`.
-async fn call(link: Arc<Link>, event: &'static str, payload: Value, callback: Callback) {
+async fn call(link: Arc<Link>, event: String, payload: Value, callback: Callback) {
     let Phase::Registered(me) = link.phase() else {
         return callback.answer(&json!({
             "success": false, "message": "Register first.", "code": "unauthorized",
         }));
     };
-    let answer = match call_inner(&link.shared.state, me, event, &payload).await {
+    let answer = match call_inner(&link.shared.state, me, &event, &payload).await {
         Ok(answer) => answer,
         Err((code, message)) => json!({"success": false, "message": message, "code": code}),
     };
@@ -465,11 +474,11 @@ async fn run(
     id: SessionId,
     session: SessionLink,
     socket: SocketRef,
-    queue: mpsc::Receiver<Inbound<Reply>>,
+    commands: Arc<Commands>,
     gone: CancellationToken,
 ) {
     let mut inbound = SioIn {
-        queue,
+        commands,
         gone: gone.clone(),
     };
     let mut out = SioOut {
@@ -506,7 +515,7 @@ async fn disconnect(socket: SocketRef, gone: &CancellationToken) {
 
 /// The reading half: commands queued by the event handlers, and the disconnect.
 struct SioIn {
-    queue: mpsc::Receiver<Inbound<Reply>>,
+    commands: Arc<Commands>,
     gone: CancellationToken,
 }
 
@@ -518,9 +527,7 @@ impl InboundStream for SioIn {
         tokio::select! {
             biased;
             () = self.gone.cancelled() => Inbound::End(Ending::gone("client_gone")),
-            command = self.queue.recv() => {
-                command.unwrap_or(Inbound::End(Ending::gone("client_gone")))
-            }
+            command = self.commands.pop() => command,
         }
     }
 }
