@@ -20,6 +20,9 @@
 //! - `flood` (Parley only, its default send rate limit in force): while chat runs, a
 //!   client sends far above its limit: chat p99 before, during and after, what the
 //!   flooder got (acks, `rate_limited`), server RSS.
+//! - `socketio-cost`: Parley over Socket.IO beside the Node.js Socket.IO peer, each
+//!   driven the same way: RSS per idle connection, then CPU per message under chat, on
+//!   one server per system, in one run.
 //!
 //! A `[[bench]]` with `harness = false`, so it is built with the release profile by
 //! `cargo bench`, gets the `parley` binary of the same build (`CARGO_BIN_EXE_parley`),
@@ -76,6 +79,9 @@ enum Command {
     /// limit during chat: chat latency before, during and after, and what the flooders
     /// got back (acks, `rate_limited` errors).
     Flood(FloodArgs),
+    /// Parley over Socket.IO beside the Node.js Socket.IO peer: RSS per idle connection
+    /// and server CPU per message, measured on the same server in one run.
+    SocketioCost(CostArgs),
     /// Run the bare relay peer (used by the harness as a child process).
     #[command(hide = true)]
     ServeRelay {
@@ -206,6 +212,36 @@ pub(crate) struct RampArgs {
     /// A step fails when the p99 of ack or end-to-end latency exceeds this.
     #[arg(long, default_value_t = 50.0)]
     p99_limit_ms: f64,
+    /// Seconds to wait for outstanding acks and deliveries after the last send.
+    #[arg(long, default_value_t = 10)]
+    drain: u64,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct CostArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Idle connections opened for the memory figure (each as its own user).
+    #[arg(long, default_value_t = 5000)]
+    connections: usize,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 200)]
+    concurrency: usize,
+    /// Seconds to hold the connections idle before reading the server's RSS.
+    #[arg(long, default_value_t = 10)]
+    hold: u64,
+    /// Chat users for the CPU figure (connections), in 1:1 pairs.
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// Chat messages per second over all users.
+    #[arg(long, default_value_t = 5000.0)]
+    rate: f64,
+    /// Seconds of warm-up, excluded.
+    #[arg(long, default_value_t = 5)]
+    warmup: u64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
     /// Seconds to wait for outstanding acks and deliveries after the last send.
     #[arg(long, default_value_t = 10)]
     drain: u64,
@@ -372,6 +408,7 @@ fn main() {
             Command::LoginStorm(a) => scenarios::login_storm(a).await,
             Command::SlowConsumer(a) => isolation::slow_consumer(a).await,
             Command::Flood(a) => isolation::flood(a).await,
+            Command::SocketioCost(a) => scenarios::socketio_cost(a).await,
             Command::ServeRelay {
                 listen,
                 read_buffer,

@@ -20,7 +20,7 @@ use crate::client::{self, Incoming, Ws};
 use crate::procstat;
 use crate::report::{self, Table, f0, f1, f2, lat, opt1};
 use crate::target::{StartOptions, System, Target, User};
-use crate::{CatchupArgs, ChatArgs, ConnectArgs, RampArgs, StormArgs};
+use crate::{CatchupArgs, ChatArgs, ConnectArgs, CostArgs, RampArgs, StormArgs};
 
 /// Waits for the machine to be quiet (see `Common::quiet_limit`); returns the other
 /// processes' CPU use then, in percent of one core.
@@ -141,9 +141,12 @@ pub(crate) async fn connect_worker(
 }
 
 pub(crate) async fn connect(args: ConnectArgs) {
-    let systems = args
-        .common
-        .systems_or(&[System::Parley, System::Relay, System::Socketio]);
+    let systems = args.common.systems_or(&[
+        System::Parley,
+        System::Relay,
+        System::Socketio,
+        System::ParleySocketio,
+    ]);
     let mut results = Vec::new();
     let mut table = Table::new(&[
         "system",
@@ -321,9 +324,12 @@ async fn connect_one(target: &Target, args: &ConnectArgs) -> ConnectResult {
 // chat
 
 pub(crate) async fn chat(args: ChatArgs) {
-    let systems = args
-        .common
-        .systems_or(&[System::Parley, System::Relay, System::Socketio]);
+    let systems = args.common.systems_or(&[
+        System::Parley,
+        System::Relay,
+        System::Socketio,
+        System::ParleySocketio,
+    ]);
     let mut results = Vec::new();
     let mut rows = Vec::new();
     for (i, &system) in systems.iter().enumerate() {
@@ -352,7 +358,7 @@ pub(crate) async fn chat(args: ChatArgs) {
         let connected = run.connected;
         // Parley's own count of group commits over the measured window.
         let mut commits = None;
-        if system == System::Parley {
+        if system.is_parley() {
             run.sleep_until_s(args.warmup as f64).await;
             let a = scrape_commits(target.addr).await;
             run.sleep_until_s(stop as f64).await;
@@ -448,16 +454,116 @@ fn ratios(rows: &[(System, Window)], f: impl Fn(&Window) -> f64) -> Value {
     json!({
         "parley_over_relay": ratio(get(System::Parley), get(System::Relay)),
         "parley_over_socketio": ratio(get(System::Parley), get(System::Socketio)),
+        "parley_socketio_over_socketio": ratio(get(System::ParleySocketio), get(System::Socketio)),
     })
 }
 
 fn print_ratios(what: &str, ratios: &Value) {
     let show = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.2}"));
     println!(
-        "ratios of {what}: parley/relay {}, parley/socketio {}",
+        "ratios of {what}: parley/relay {}, parley/socketio {}, parley-socketio/socketio {}",
         show(&ratios["parley_over_relay"]),
-        show(&ratios["parley_over_socketio"])
+        show(&ratios["parley_over_socketio"]),
+        show(&ratios["parley_socketio_over_socketio"])
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// socketio-cost
+
+/// Parley over Socket.IO beside the Node.js Socket.IO peer, driven the same way
+/// (`register`, then `sendMessage` with an ack): on one server per system, the RSS per
+/// idle connection (connections opened, held, closed), then the server's CPU per
+/// message under chat.
+pub(crate) async fn socketio_cost(args: CostArgs) {
+    let systems = args
+        .common
+        .systems_or(&[System::ParleySocketio, System::Socketio]);
+    let mut results = Vec::new();
+    let mut table = Table::new(&[
+        "system",
+        "connected",
+        "RSS/idle conn KiB",
+        "delivered/s",
+        "errors",
+        "server CPU µs/msg",
+        "e2e ms p50/p99",
+        "other CPU %",
+        "persists",
+    ]);
+    for (i, &system) in systems.iter().enumerate() {
+        let users = args.connections.max(args.users);
+        let target = match Target::start(
+            system,
+            &args.common.start,
+            port(&args.common.start, i),
+            users,
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                results.push(fail(system, &e));
+                continue;
+            }
+        };
+        settle(&target, &args.common).await;
+        let connect_args = ConnectArgs {
+            common: args.common.clone(),
+            connections: args.connections,
+            concurrency: args.concurrency,
+            hold: args.hold,
+            per_process: args.connections.max(1),
+            sessions_per_user: 1,
+        };
+        let idle = connect_one(&target, &connect_args).await;
+        // The idle sockets are closed; let the server notice before the chat starts.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        settle(&target, &args.common).await;
+        let plan = Plan {
+            steps: vec![(0, args.rate)],
+            body_bytes: args.common.body_bytes,
+        };
+        let stop = args.warmup + args.duration;
+        let run = Run::start(&target, &target.users[..args.users], plan, stop).await;
+        let rec = run.finish(Duration::from_secs(args.drain)).await;
+        let w = rec.window(args.warmup, stop);
+        if w.error_count() > 0 || idle.connected < idle.requested {
+            eprintln!("{system}: server log tail:\n{}", target.log_tail());
+        }
+        table.row(vec![
+            system.to_string(),
+            format!("{}/{}", idle.connected, idle.requested),
+            f2(idle.server_rss_per_connection_kib),
+            f0(w.delivered_per_s),
+            w.error_count().to_string(),
+            opt1(w.server_cpu_us_per_message),
+            format!("{}/{}", f2(w.e2e.p50_ms), f2(w.e2e.p99_ms)),
+            opt1(w.other_cpu_percent),
+            if system.is_parley() {
+                "every message, fsynced"
+            } else {
+                "nothing"
+            }
+            .to_owned(),
+        ]);
+        results.push(json!({"system": system, "idle": idle, "chat": w}));
+        drop(target);
+    }
+    println!(
+        "\nsocketio-cost: {} idle connections held {} s, then {} users in pairs at {} msg/s, {} s measured",
+        args.connections, args.hold, args.users, args.rate, args.duration
+    );
+    table.print();
+    let path = report::write(
+        "socketio-cost",
+        json!({"params": {"connections": args.connections, "hold_s": args.hold,
+               "users": args.users, "rate": args.rate, "warmup_s": args.warmup,
+               "duration_s": args.duration, "body_bytes": args.common.body_bytes},
+               "results": results}),
+        args.common.out.clone(),
+    );
+    println!("results: {}", path.display());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -471,9 +577,12 @@ struct Step {
 }
 
 pub(crate) async fn ramp(args: RampArgs) {
-    let systems = args
-        .common
-        .systems_or(&[System::Parley, System::Relay, System::Socketio]);
+    let systems = args.common.systems_or(&[
+        System::Parley,
+        System::Relay,
+        System::Socketio,
+        System::ParleySocketio,
+    ]);
     let mut results = Vec::new();
     let mut summary = Vec::new();
     for (i, &system) in systems.iter().enumerate() {
@@ -536,6 +645,7 @@ pub(crate) async fn ramp(args: RampArgs) {
         if let (Some(s), Some(d)) = (r["system"].as_str(), delivered) {
             let system = match s {
                 "parley" => System::Parley,
+                "parley-socketio" => System::ParleySocketio,
                 "relay" => System::Relay,
                 _ => System::Socketio,
             };

@@ -12,20 +12,31 @@ use serde::Deserialize;
 
 /// A system the harness can measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum System {
-    /// This server.
+    /// This server, over its native WebSocket protocol.
     Parley,
+    /// This server, over Socket.IO (`/socket.io/`), driven exactly as the Node.js
+    /// Socket.IO peer is: `register`, then `sendMessage` with an ack callback.
+    ParleySocketio,
     /// The bare tokio-tungstenite relay in `benches/peers/relay.rs`.
     Relay,
     /// The Node.js Socket.IO server in `benches/peers/socketio`.
     Socketio,
 }
 
+impl System {
+    /// Whether this is Parley (the same server, whichever protocol).
+    pub(crate) fn is_parley(self) -> bool {
+        matches!(self, Self::Parley | Self::ParleySocketio)
+    }
+}
+
 impl fmt::Display for System {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Parley => "parley",
+            Self::ParleySocketio => "parley-socketio",
             Self::Relay => "relay",
             Self::Socketio => "socketio",
         })
@@ -159,7 +170,7 @@ impl Target {
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).map_err(err)?;
         let (child, accounts) = match system {
-            System::Parley => {
+            System::Parley | System::ParleySocketio => {
                 let accounts = seed_parley(&opts.parley_bin, dir.path(), users)?;
                 let mut cmd = Command::new(&opts.parley_bin);
                 cmd.arg("serve")
@@ -222,8 +233,10 @@ impl Target {
         users: usize,
     ) -> Result<Self, String> {
         let accounts = match (system, &opts.users_file) {
-            (System::Parley, Some(file)) => read_users(file)?,
-            (System::Parley, None) => return Err("--addr with parley needs --users-file".into()),
+            (s, Some(file)) if s.is_parley() => read_users(file)?,
+            (s, None) if s.is_parley() => {
+                return Err("--addr with parley needs --users-file".into());
+            }
             _ => anonymous_users(users),
         };
         if accounts.len() < users {
