@@ -399,24 +399,47 @@ fn command(
 /// the caller is the registered user. The callback, if any, gets `{success: true,
 /// message}` (and `roomId` for a start) or `{success: false, message, code}`.
 async fn call(link: Arc<Link>, event: String, payload: Value, callback: Callback) {
-    let Phase::Registered(me) = link.phase() else {
-        return callback.answer(&json!({
-            "success": false, "message": "Register first.", "code": "unauthorized",
-        }));
+    let answer = match link.phase() {
+        Phase::Registered(me) => call_inner(&link.shared.state, me, &event, &payload).await,
+        _ => Err(("unauthorized", "Register first.".to_owned())),
     };
-    let answer = match call_inner(&link.shared.state, me, &event, &payload).await {
-        Ok(answer) => answer,
-        Err((code, message)) => json!({"success": false, "message": message, "code": code}),
-    };
-    callback.answer(&answer);
+    callback.answer(&match answer {
+        Ok((message, room_id)) => CallAnswer {
+            success: true,
+            message: message.to_owned(),
+            room_id,
+            code: None,
+        },
+        Err((code, message)) => CallAnswer {
+            success: false,
+            message,
+            room_id: None,
+            code: Some(code),
+        },
+    });
 }
 
+/// The answer to a call event, as the backend Parley replaces shaped it (plus `roomId`
+/// and `code`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallAnswer {
+    success: bool,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    room_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+}
+
+/// Handles a call event: its success sentence (and the room, for a start), or its
+/// error code and sentence.
 async fn call_inner(
     state: &AppState,
     me: UserId,
     event: &str,
     payload: &Value,
-) -> Result<Value, (&'static str, String)> {
+) -> Result<(&'static str, Option<String>), (&'static str, String)> {
     let invalid = |why: &str| ("validation_failed", why.to_owned());
     let field = |name: &str| payload.get(name).filter(|v| !v.is_null());
     let room = || -> Result<RoomId, (&'static str, String)> {
@@ -449,20 +472,18 @@ async fn call_inner(
                 .start(me, receiver, call_type, data("signalData")?)
                 .await
                 .map_err(failed)?;
-            Ok(
-                json!({"success": true, "message": "Call started", "roomId": started.room.to_string()}),
-            )
+            Ok(("Call started", Some(started.room.to_string())))
         }
         "answerCall" => {
             calls
                 .answer(me, room()?, data("signal")?)
                 .await
                 .map_err(failed)?;
-            Ok(json!({"success": true, "message": "Call answered"}))
+            Ok(("Call answered", None))
         }
         _ => {
             calls.end(me, room()?).await.map_err(failed)?;
-            Ok(json!({"success": true, "message": "Call ended"}))
+            Ok(("Call ended", None))
         }
     }
 }
