@@ -109,8 +109,7 @@ enum Command {
 /// Options every scenario takes.
 #[derive(Args, Clone)]
 pub(crate) struct Common {
-    /// Systems to measure, in order (default: all three, or parley where only it
-    /// applies).
+    /// Systems to measure, in order (default: every system the scenario applies to).
     #[arg(long, value_delimiter = ',')]
     systems: Vec<System>,
     /// Message body length in bytes (the same for every system).
@@ -219,8 +218,9 @@ pub(crate) struct RampArgs {
 
 #[derive(Args, Clone)]
 pub(crate) struct CostArgs {
+    /// The chat measured for the CPU figure, after the idle connections are closed.
     #[command(flatten)]
-    common: Common,
+    chat: ChatArgs,
     /// Idle connections opened for the memory figure (each as its own user).
     #[arg(long, default_value_t = 5000)]
     connections: usize,
@@ -230,21 +230,6 @@ pub(crate) struct CostArgs {
     /// Seconds to hold the connections idle before reading the server's RSS.
     #[arg(long, default_value_t = 10)]
     hold: u64,
-    /// Chat users for the CPU figure (connections), in 1:1 pairs.
-    #[arg(long, default_value_t = 1000)]
-    users: usize,
-    /// Chat messages per second over all users.
-    #[arg(long, default_value_t = 5000.0)]
-    rate: f64,
-    /// Seconds of warm-up, excluded.
-    #[arg(long, default_value_t = 5)]
-    warmup: u64,
-    /// Seconds measured.
-    #[arg(long, default_value_t = 20)]
-    duration: u64,
-    /// Seconds to wait for outstanding acks and deliveries after the last send.
-    #[arg(long, default_value_t = 10)]
-    drain: u64,
 }
 
 #[derive(Args, Clone)]

@@ -41,6 +41,24 @@ pub(crate) fn port(opts: &StartOptions, i: usize) -> u16 {
     opts.base_port + i as u16
 }
 
+/// Starts the `i`th system of a scenario with `users` accounts, or records why it did
+/// not start in `results`.
+pub(crate) async fn start(
+    system: System,
+    common: &crate::Common,
+    i: usize,
+    users: usize,
+    results: &mut Vec<Value>,
+) -> Option<Target> {
+    match Target::start(system, &common.start, port(&common.start, i), users).await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            results.push(fail(system, &e));
+            None
+        }
+    }
+}
+
 /// Takes the server's pid out of the picture for a system that failed to start.
 pub(crate) fn fail(system: System, e: &str) -> Value {
     eprintln!("{system}: {e}");
@@ -159,19 +177,9 @@ pub(crate) async fn connect(args: ConnectArgs) {
         "RSS/conn KiB",
     ]);
     for (i, &system) in systems.iter().enumerate() {
-        let mut target = match Target::start(
-            system,
-            &args.common.start,
-            port(&args.common.start, i),
-            args.connections,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        let Some(mut target) = start(system, &args.common, i, args.connections, &mut results).await
+        else {
+            continue;
         };
         settle(&target, &args.common).await;
         let r = connect_one(&target, &args).await;
@@ -333,19 +341,8 @@ pub(crate) async fn chat(args: ChatArgs) {
     let mut results = Vec::new();
     let mut rows = Vec::new();
     for (i, &system) in systems.iter().enumerate() {
-        let target = match Target::start(
-            system,
-            &args.common.start,
-            port(&args.common.start, i),
-            args.users,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        let Some(target) = start(system, &args.common, i, args.users, &mut results).await else {
+            continue;
         };
         let plan = Plan {
             steps: vec![(0, args.rate)],
@@ -476,9 +473,9 @@ fn print_ratios(what: &str, ratios: &Value) {
 /// idle connection (connections opened, held, closed), then the server's CPU per
 /// message under chat.
 pub(crate) async fn socketio_cost(args: CostArgs) {
-    let systems = args
-        .common
-        .systems_or(&[System::ParleySocketio, System::Socketio]);
+    let chat = &args.chat;
+    let common = &chat.common;
+    let systems = common.systems_or(&[System::ParleySocketio, System::Socketio]);
     let mut results = Vec::new();
     let mut table = Table::new(&[
         "system",
@@ -492,24 +489,13 @@ pub(crate) async fn socketio_cost(args: CostArgs) {
         "persists",
     ]);
     for (i, &system) in systems.iter().enumerate() {
-        let users = args.connections.max(args.users);
-        let target = match Target::start(
-            system,
-            &args.common.start,
-            port(&args.common.start, i),
-            users,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        let users = args.connections.max(chat.users);
+        let Some(target) = start(system, common, i, users, &mut results).await else {
+            continue;
         };
-        settle(&target, &args.common).await;
+        settle(&target, common).await;
         let connect_args = ConnectArgs {
-            common: args.common.clone(),
+            common: common.clone(),
             connections: args.connections,
             concurrency: args.concurrency,
             hold: args.hold,
@@ -519,15 +505,15 @@ pub(crate) async fn socketio_cost(args: CostArgs) {
         let idle = connect_one(&target, &connect_args).await;
         // The idle sockets are closed; let the server notice before the chat starts.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        settle(&target, &args.common).await;
+        settle(&target, common).await;
         let plan = Plan {
-            steps: vec![(0, args.rate)],
-            body_bytes: args.common.body_bytes,
+            steps: vec![(0, chat.rate)],
+            body_bytes: common.body_bytes,
         };
-        let stop = args.warmup + args.duration;
-        let run = Run::start(&target, &target.users[..args.users], plan, stop).await;
-        let rec = run.finish(Duration::from_secs(args.drain)).await;
-        let w = rec.window(args.warmup, stop);
+        let stop = chat.warmup + chat.duration;
+        let run = Run::start(&target, &target.users[..chat.users], plan, stop).await;
+        let rec = run.finish(Duration::from_secs(chat.drain)).await;
+        let w = rec.window(chat.warmup, stop);
         if w.error_count() > 0 || idle.connected < idle.requested {
             eprintln!("{system}: server log tail:\n{}", target.log_tail());
         }
@@ -552,16 +538,16 @@ pub(crate) async fn socketio_cost(args: CostArgs) {
     }
     println!(
         "\nsocketio-cost: {} idle connections held {} s, then {} users in pairs at {} msg/s, {} s measured",
-        args.connections, args.hold, args.users, args.rate, args.duration
+        args.connections, args.hold, chat.users, chat.rate, chat.duration
     );
     table.print();
     let path = report::write(
         "socketio-cost",
         json!({"params": {"connections": args.connections, "hold_s": args.hold,
-               "users": args.users, "rate": args.rate, "warmup_s": args.warmup,
-               "duration_s": args.duration, "body_bytes": args.common.body_bytes},
+               "users": chat.users, "rate": chat.rate, "warmup_s": chat.warmup,
+               "duration_s": chat.duration, "body_bytes": common.body_bytes},
                "results": results}),
-        args.common.out.clone(),
+        common.out.clone(),
     );
     println!("results: {}", path.display());
 }
@@ -586,19 +572,8 @@ pub(crate) async fn ramp(args: RampArgs) {
     let mut results = Vec::new();
     let mut summary = Vec::new();
     for (i, &system) in systems.iter().enumerate() {
-        let target = match Target::start(
-            system,
-            &args.common.start,
-            port(&args.common.start, i),
-            args.users,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        let Some(target) = start(system, &args.common, i, args.users, &mut results).await else {
+            continue;
         };
         settle(&target, &args.common).await;
         let (steps, max) = ramp_one(&target, &args).await;
@@ -768,19 +743,9 @@ pub(crate) async fn catchup(args: CatchupArgs) {
             results.push(json!({"system": system, "skipped": "no persistence, no sync"}));
             continue;
         }
-        let target = match Target::start(
-            system,
-            &args.common.start,
-            port(&args.common.start, i),
-            2 * args.repeats,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        let Some(target) = start(system, &args.common, i, 2 * args.repeats, &mut results).await
+        else {
+            continue;
         };
         let mut runs = Vec::new();
         for r in 0..args.repeats {
@@ -908,19 +873,16 @@ pub(crate) async fn login_storm(args: StormArgs) {
             results.push(json!({"system": system, "skipped": "no login endpoint"}));
             continue;
         }
-        let target = match Target::start(
+        let Some(target) = start(
             system,
-            &args.common.start,
-            port(&args.common.start, i),
+            &args.common,
+            i,
             args.users + args.logins,
+            &mut results,
         )
         .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        else {
+            continue;
         };
         let plan = Plan {
             steps: vec![(0, args.rate)],
