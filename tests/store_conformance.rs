@@ -800,37 +800,16 @@ async fn check_amendments_rewrite_their_target_and_stay_in_the_stream(store: &dy
     );
     assert_eq!(store.last_event(conv).await.unwrap(), Some(end));
 
-    // A call started and ended in one batch is written ended.
+    // A call started and ended in one batch is written ended; an amendment of a seq that
+    // does not exist, or of one that is not a message, changes nothing else.
+    let amend = |seq, target| {
+        let content = ended_call(&audio, bob);
+        event(other_conv, seq, ada, EventKind::Amend { target, content })
+    };
     let start2 = event(other_conv, 1, ada, EventKind::Message(audio.clone()));
-    let end2 = event(
-        other_conv,
-        2,
-        ada,
-        EventKind::Amend {
-            target: 1,
-            content: ended_call(&audio, bob),
-        },
-    );
-    // An amendment of a seq that does not exist, and of one that is not a message.
-    let stray = event(
-        other_conv,
-        3,
-        ada,
-        EventKind::Amend {
-            target: 99,
-            content: ended_call(&audio, bob),
-        },
-    );
+    let (end2, stray) = (amend(2, 1), amend(3, 99));
     let delete = event(other_conv, 4, ada, EventKind::Delete { target: 1 });
-    let at_delete = event(
-        other_conv,
-        5,
-        ada,
-        EventKind::Amend {
-            target: 4,
-            content: ended_call(&audio, bob),
-        },
-    );
+    let at_delete = amend(5, 4);
     append(
         store,
         &[

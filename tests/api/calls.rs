@@ -11,6 +11,15 @@ async fn call(app: &TestApp, who: &TestUser, route: &str, body: Value) -> reqwes
         .await
 }
 
+/// The 1:1 history of `me` with `other`, as REST answers it.
+async fn history(app: &TestApp, me: &TestUser, other: &TestUser) -> Value {
+    app.get(&format!("/api/messages/{}", other.id), Some(&me.token))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 fn room(a: &TestUser, b: &TestUser) -> String {
     let mut ids = [a.id.clone(), b.id.clone()];
     ids.sort();
@@ -119,12 +128,7 @@ async fn a_call_rings_every_session_of_the_callee_and_its_end_amends_the_record(
     assert!(amendment["callInfo"]["duration"].is_u64(), "{amendment}");
 
     // History shows one entry per call, as ended; the amendment is folded in.
-    let page: Value = app
-        .get(&format!("/api/messages/{}", bob.id), Some(&ada.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page = history(&app, &ada, &bob).await;
     let messages = page["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{page}");
     assert_eq!(messages[0]["id"], record["id"]);
@@ -156,13 +160,7 @@ async fn calling_someone_offline_is_404_and_records_nothing() {
     .await;
     let body = assert_error(res, 404, "receiver_offline").await;
     assert_eq!(body["message"], "Receiver offline");
-    let page: Value = app
-        .get(&format!("/api/messages/{}", bob.id), Some(&ada.token))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(page["messages"], json!([]));
+    assert_eq!(history(&app, &ada, &bob).await["messages"], json!([]));
     // Answering a caller with no session is 404 too.
     let _bob_ws = app.connect(&bob.token).await;
     let res = call(
