@@ -314,22 +314,36 @@ mod tests {
             "x".repeat(11)
         ));
         assert_eq!(e.code, "validation_failed");
-        // A payload without its type (Socket.IO) is checked the same way.
+        assert_eq!(e.code, "validation_failed");
+        assert_eq!(
+            err(r#"{"type":"send","receiverId":"x","content":"hi"}"#).code,
+            "validation_failed"
+        );
+        assert_eq!(
+            err(r#"{"type":"sync","cursors":{"x":1}}"#).code,
+            "validation_failed"
+        );
+    }
+
+    #[test]
+    fn a_payload_without_its_type_is_checked_as_a_frame_is() {
+        let to = UserId::generate();
+        // Socket.IO: the event names the type, the payload holds the fields.
         let payload =
             serde_json::json!({"receiverId": to.to_string(), "content": "", "clientId": "c3"});
-        let e = parse_value("send", payload, 10).expect_err("empty content");
+        let p = parse_value("send", payload, 10).expect_err("empty content");
         assert_eq!(
-            (e.code, e.client_id),
+            (p.code, p.client_id),
             ("validation_failed", Some(Value::String("c3".into())))
         );
-        let e = parse_value(
+        let p = parse_value(
             "send",
             serde_json::json!({"content": 5, "clientId": "c4"}),
             10,
         )
         .expect_err("wrong type");
         assert_eq!(
-            (e.code, e.client_id),
+            (p.code, p.client_id),
             ("invalid_frame", Some(Value::String("c4".into())))
         );
         assert_eq!(
@@ -340,15 +354,6 @@ mod tests {
         );
         assert!(
             matches!(parse_value("sync", Value::Null, 10), Ok(Command::Sync { cursors }) if cursors.is_empty())
-        );
-        assert_eq!(e.code, "validation_failed");
-        assert_eq!(
-            err(r#"{"type":"send","receiverId":"x","content":"hi"}"#).code,
-            "validation_failed"
-        );
-        assert_eq!(
-            err(r#"{"type":"sync","cursors":{"x":1}}"#).code,
-            "validation_failed"
         );
     }
 
