@@ -98,6 +98,15 @@ pub struct Config {
     #[arg(long, env = "PARLEY_SYNC_BATCH", default_value_t = 1000)]
     pub sync_batch: usize,
 
+    /// `sync` requests one user may make per minute, all sessions together (a burst of
+    /// this many, refilling over the minute; beyond, `rate_limited` with `retryAfterMs`).
+    #[arg(long, env = "PARLEY_SYNCS_PER_MINUTE", default_value_t = 60)]
+    pub syncs_per_minute: u32,
+
+    /// Realtime sessions one user may open per minute (beyond: 429 at the upgrade).
+    #[arg(long, env = "PARLEY_SESSION_OPENS_PER_MINUTE", default_value_t = 60)]
+    pub session_opens_per_minute: u32,
+
     /// Longest WebSocket message or frame, in bytes (larger ones close with 1009).
     #[arg(long, env = "PARLEY_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,

@@ -203,6 +203,8 @@ fn register() {
     counter!(RATE_LIMIT_HITS, "limiter" => "sends").increment(0);
     counter!(RATE_LIMIT_HITS, "limiter" => "auth_by_address").increment(0);
     counter!(RATE_LIMIT_HITS, "limiter" => "login_by_email").increment(0);
+    counter!(RATE_LIMIT_HITS, "limiter" => "session_opens").increment(0);
+    counter!(RATE_LIMIT_HITS, "limiter" => "syncs").increment(0);
 }
 
 /// Prometheus text for one server: samples its gauges, then renders the process's
@@ -254,6 +256,8 @@ fn closed_counter(code: Option<u16>, reason: &str) -> metrics::Counter {
             counter!(SESSIONS_CLOSED, "reason" => "heartbeat_timeout")
         }
         Some(close::RESTART) => counter!(SESSIONS_CLOSED, "reason" => "session_reset"),
+        Some(close::TOKEN_EXPIRED) => counter!(SESSIONS_CLOSED, "reason" => "token_expired"),
+        Some(close::TOKEN_REVOKED) => counter!(SESSIONS_CLOSED, "reason" => "token_revoked"),
         Some(close::TOO_BIG) => counter!(SESSIONS_CLOSED, "reason" => "frame_too_large"),
         Some(close::UNSUPPORTED_DATA) => {
             counter!(SESSIONS_CLOSED, "reason" => "unsupported_data")

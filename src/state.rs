@@ -35,7 +35,7 @@ impl AppState {
         hasher: PasswordHasher,
     ) -> Self {
         Self(Arc::new(Inner {
-            accounts: Accounts::new(store.clone(), tokens, hasher, &config),
+            accounts: Accounts::new(store.clone(), messenger.clone(), tokens, hasher, &config),
             contacts: Contacts::new(store.clone()),
             conversations: Conversations::new(store.clone()),
             messaging: Messaging::new(store, messenger, &config),

@@ -225,6 +225,10 @@ pub mod close {
     pub const RESTART: u16 = 1012;
     /// No frame (not even a pong) within two heartbeat intervals.
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
+    /// The token the session was opened with expired: log in again.
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The token the session was opened with was revoked (logout): log in again.
+    pub const TOKEN_REVOKED: u16 = 4003;
     /// The session's outbound queue overflowed: reconnect and sync.
     pub const SLOW_CONSUMER: u16 = 4008;
 }

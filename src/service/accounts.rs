@@ -4,9 +4,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use actors::Store;
 use actors::domain::{DisplayName, Email, Password, Timestamp, User, UserId, UserRecord};
 use actors::store::InsertUserError;
+use actors::{Messenger, Store};
 
 use super::ServiceError;
 use crate::auth::{Claims, KeyedLimiter, PasswordHasher, Tokens};
@@ -33,6 +33,7 @@ pub struct Issued {
 /// The accounts service.
 pub struct Accounts {
     store: Arc<dyn Store>,
+    messenger: Messenger,
     tokens: Tokens,
     hasher: PasswordHasher,
     login_by_email: KeyedLimiter<String>,
@@ -43,12 +44,14 @@ impl Accounts {
     /// The service over this store, with the limits `config` asks for.
     pub fn new(
         store: Arc<dyn Store>,
+        messenger: Messenger,
         tokens: Tokens,
         hasher: PasswordHasher,
         config: &Config,
     ) -> Self {
         Self {
             store,
+            messenger,
             tokens,
             hasher,
             login_by_email: KeyedLimiter::per_minute(
@@ -112,12 +115,16 @@ impl Accounts {
         self.issue(record.user)
     }
 
-    /// Revokes the token the caller used, for the rest of its lifetime.
+    /// Revokes the token the caller used, for the rest of its lifetime, and ends at once
+    /// the realtime sessions opened with it.
     #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
     pub async fn logout(&self, me: &AuthUser) -> Result<(), ServiceError> {
         self.store
             .revoke_token(&me.claims.jti, me.claims.expires_at())
             .await?;
+        // After the store, so a session attaching meanwhile either is ended here or
+        // finds the token revoked when it re-checks (see `Messaging::open`).
+        self.messenger.revoke(me.user.id, Some(&me.claims.jti));
         Ok(())
     }
 

@@ -72,7 +72,10 @@ async fn a_session_that_falls_behind_loses_signals_but_still_gets_every_event() 
         user(store.as_ref(), "ada").await,
         user(store.as_ref(), "bob").await,
     );
-    let mut link = messenger.attach(bob, SessionId::next()).await.unwrap();
+    let mut link = messenger
+        .attach(bob, SessionId::next(), "token-1")
+        .await
+        .unwrap();
     let before = shed_count();
 
     // Ten typing signals into a lane of four that nobody reads: six are shed.
@@ -120,7 +123,10 @@ async fn a_full_durable_lane_kicks_the_session_rather_than_drop_an_event() {
         user(store.as_ref(), "ada").await,
         user(store.as_ref(), "bob").await,
     );
-    let mut link = messenger.attach(bob, SessionId::next()).await.unwrap();
+    let mut link = messenger
+        .attach(bob, SessionId::next(), "token-1")
+        .await
+        .unwrap();
 
     for n in 1..=6 {
         messenger.send(text(ada, bob, n)).await.unwrap();

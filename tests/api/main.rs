@@ -19,4 +19,5 @@ mod messaging;
 mod operations;
 mod process;
 mod protocol_errors;
+mod session_end;
 mod supervision;

@@ -54,8 +54,10 @@ pub(crate) async fn upgrade(
             "The server holds as many sessions as it allows; try again later.",
         ));
     }
+    let messaging = state.messaging();
+    messaging.check_open(me.user.id)?;
     let id = SessionId::next();
-    let link = state.messaging().attach(me.user.id, id).await?;
+    let link = messaging.open(&me, id).await?;
     let max = state.config().max_frame_bytes;
     let tracker = state.sessions().clone();
     Ok(ws
