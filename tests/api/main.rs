@@ -4,8 +4,9 @@
 // Test modules share helpers with `pub`; the lint is for library APIs.
 #![allow(unreachable_pub)]
 
-mod binary;
 mod helpers;
+#[path = "../common/server.rs"]
+mod server;
 
 mod accounts;
 mod contacts;

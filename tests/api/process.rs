@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::binary::Server;
+use crate::server::Server;
 
 /// `parley serve` at the `info` level.
-fn serve(dir: &std::path::Path, extra: &[&str]) -> Server {
-    Server::start(dir, "info", extra)
+async fn serve(dir: &std::path::Path, extra: &[&str]) -> Server {
+    Server::start(dir, "info", extra).await
 }
 
 async fn register(http: &reqwest::Client, base: &str, name: &str) -> (String, String) {
@@ -46,7 +46,7 @@ async fn connect(addr: &str, token: &str) -> crate::helpers::WsClient {
 #[tokio::test]
 async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), &[]);
+    let mut server = serve(dir.path(), &[]).await;
     let http = reqwest::Client::new();
     let (ada_id, ada) = register(&http, &server.base(), "ada").await;
     let (bob_id, _) = register(&http, &server.base(), "bob").await;
@@ -60,11 +60,11 @@ async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
         1001,
         "sessions are told the server is going away"
     );
-    assert_eq!(server.exit_code(), 0);
-    server.wait_for(|l| l["message"] == "stopped");
+    assert_eq!(server.exit_code().await, 0);
+    server.wait_for(|l| l["message"] == "stopped").await;
 
     // Everything acked before the signal is there after a restart.
-    let server = serve(dir.path(), &[]);
+    let server = serve(dir.path(), &[]).await;
     let res = http
         .post(format!("{}/api/auth/login", server.base()))
         .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
@@ -92,9 +92,9 @@ async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
 #[tokio::test]
 async fn sigint_also_stops_the_server_with_exit_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), &[]);
+    let mut server = serve(dir.path(), &[]).await;
     server.signal("INT");
-    assert_eq!(server.exit_code(), 0);
+    assert_eq!(server.exit_code().await, 0);
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn a_configured_secret_shorter_than_32_bytes_is_refused_at_start() {
 #[tokio::test]
 async fn idle_actors_stop_and_start_again_on_demand_as_the_log_shows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), &["--actor-idle-timeout", "200ms"]);
+    let mut server = serve(dir.path(), &["--actor-idle-timeout", "200ms"]).await;
     let http = reqwest::Client::new();
     let (_, ada) = register(&http, &server.base(), "ada").await;
     let (bob_id, _) = register(&http, &server.base(), "bob").await;
@@ -149,14 +149,16 @@ async fn idle_actors_stop_and_start_again_on_demand_as_the_log_shows() {
                 && l["actor_id"] == conv.as_str()
         }
     };
-    server.wait_for(is("actor_started", conv.clone()));
-    let stopped = server.wait_for(is("actor_stopped", conv.clone()));
+    server.wait_for(is("actor_started", conv.clone())).await;
+    let stopped = server.wait_for(is("actor_stopped", conv.clone())).await;
     assert_eq!(stopped["reason"], "idle");
     assert_eq!(stopped["target"], "parley::supervision");
     // Back on demand, state reloaded from the store: seq continues.
     let second = send("two").await;
     assert_eq!(second["message"]["seq"], 2);
-    server.wait_count(is("actor_started", conv.clone()), 2);
+    server
+        .wait_count(is("actor_started", conv.clone()), 2)
+        .await;
 }
 
 #[tokio::test]
@@ -166,7 +168,8 @@ async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
     let mut server = serve(
         dir.path(),
         &["--send-rate", "100000", "--send-burst", "100000"],
-    );
+    )
+    .await;
     let http = reqwest::Client::new();
     let (_, ada) = register(&http, &server.base(), "ada").await;
     let (bob_id, _) = register(&http, &server.base(), "bob").await;
@@ -198,9 +201,9 @@ async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
             other => panic!("connection ended without a close frame: {other:?}"),
         }
     }
-    assert_eq!(server.exit_code(), 0);
+    assert_eq!(server.exit_code().await, 0);
 
-    let server = serve(dir.path(), &[]);
+    let server = serve(dir.path(), &[]).await;
     let login: Value = http
         .post(format!("{}/api/auth/login", server.base()))
         .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
