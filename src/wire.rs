@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use actors::domain::{Event, EventKind, Seq, Signal, SignalKind, Timestamp, User};
+use actors::domain::{
+    ConversationId, Event, EventId, EventKind, Seq, Signal, SignalKind, Timestamp, User, UserId,
+};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -44,16 +46,16 @@ pub enum MessageType {
 #[serde(rename_all = "camelCase")]
 pub struct MessageJson<'a> {
     /// Unique id.
-    pub id: String,
+    pub id: EventId,
     /// Conversation id.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// Position in the conversation.
     pub seq: u64,
     /// Sender's user id.
-    pub sender: String,
+    pub sender: UserId,
     /// The other participant's user id, in a 1:1 conversation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub receiver: Option<String>,
+    pub receiver: Option<UserId>,
     /// Text.
     pub content: &'a str,
     /// Always `text` for now.
@@ -63,24 +65,27 @@ pub struct MessageJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<&'a str>,
     /// When the server accepted it.
-    pub created_at: String,
+    pub created_at: Rfc3339,
 }
 
+// Ids and the time serialize straight into the frame (their `Serialize` writes their
+// text form), so building and encoding a message allocates nothing but the frame: it
+// is done once per recipient per message.
 impl<'a> From<&'a Event> for MessageJson<'a> {
     fn from(e: &'a Event) -> Self {
         Self {
-            id: e.id.to_string(),
-            conversation_id: e.conversation.to_string(),
+            id: e.id,
+            conversation_id: e.conversation,
             seq: e.seq,
-            sender: e.sender.to_string(),
+            sender: e.sender,
             receiver: match &e.kind {
-                EventKind::Message(m) => m.receiver.map(|r| r.to_string()),
+                EventKind::Message(m) => m.receiver,
                 _ => None,
             },
             content: e.text().map_or("", |t| t.as_str()),
             kind: MessageType::Text,
             client_id: e.client_id.as_ref().map(|c| c.as_str()),
-            created_at: rfc3339(e.at),
+            created_at: Rfc3339(e.at),
         }
     }
 }
@@ -138,7 +143,23 @@ impl From<&Signal> for SignalJson {
 
 /// RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339(t: Timestamp) -> String {
-    humantime::format_rfc3339_millis(t.as_system_time()).to_string()
+    Rfc3339(t).to_string()
+}
+
+/// A time written as RFC 3339 with milliseconds, in UTC, without an intermediate string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339(pub Timestamp);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        humantime::format_rfc3339_millis(self.0.as_system_time()).fmt(f)
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// A client frame of any type, before validation; also the body of a REST send, which
