@@ -229,6 +229,74 @@ async fn registering_the_same_email_differently_spelled_is_a_conflict() {
 }
 
 #[tokio::test]
+async fn a_look_alike_of_a_registered_email_is_the_same_account_or_refused() {
+    let app = spawn_app().await;
+    let res = app.register("Ada", "ada@example.com", PASSWORD).await;
+    assert_eq!(res.status(), 201);
+    let ada: Value = res.json().await.unwrap();
+
+    // Fullwidth and mathematical letters fold (NFKC) to the address Ada already has.
+    for same in [
+        "\u{FF41}\u{FF44}\u{FF41}@example.com",
+        "ada@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}\u{FF0E}\u{FF43}\u{FF4F}\u{FF4D}",
+        "\u{1D51E}da@example.com",
+    ] {
+        assert_error(app.register("Mallory", same, PASSWORD).await, 409, "email_taken").await;
+        let res = app.login(same, PASSWORD).await;
+        assert_eq!(res.status(), 200, "{same:?} logs in as Ada");
+        assert_eq!(res.json::<Value>().await.unwrap()["user"], ada["user"]);
+    }
+
+    // Letters of another script, and characters that draw nothing, are refused by name.
+    for (spoof, why) in [
+        ("\u{0430}da@example.com", "must not mix look-alike scripts"),
+        ("ada@ex\u{0430}mple.com", "must not mix look-alike scripts"),
+        ("ada@example.c\u{03BF}m", "must not mix look-alike scripts"),
+        ("a\u{200B}da@example.com", "must not contain invisible"),
+        ("ad\u{00AD}a@example.com", "must not contain invisible"),
+        ("ada\u{200D}@example.com", "must not contain invisible"),
+        ("\u{202E}ada@example.com", "must not contain invisible"),
+    ] {
+        let body = assert_error(
+            app.register("Mallory", spoof, PASSWORD).await,
+            400,
+            "validation_failed",
+        )
+        .await;
+        let reason = body["error"]["fields"]["email"].as_str().unwrap_or_default();
+        assert!(reason.starts_with(why), "{spoof:?}: {body}");
+    }
+    // Nothing but Ada's account was made: her address is still the only one taken.
+    assert_error(app.register("Ada", "ada@example.com", PASSWORD).await, 409, "email_taken").await;
+}
+
+#[tokio::test]
+async fn a_name_that_draws_nothing_or_reorders_text_is_refused() {
+    let app = spawn_app().await;
+    for (name, why) in [
+        ("\u{200B}\u{200B}\u{200B}", "must not contain invisible or formatting characters"),
+        ("\u{3164}", "must not contain invisible or formatting characters"),
+        ("\u{200D}\u{FE0F}", "must contain a visible character"),
+        ("Ada\u{202E}nimda", "must not contain bidirectional controls"),
+        ("\u{2067}Ada", "must not contain bidirectional controls"),
+        ("A\u{200B}da", "must not contain invisible or formatting characters"),
+    ] {
+        let body = assert_error(
+            app.register(name, "mallory@example.com", PASSWORD).await,
+            400,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(body["error"]["fields"], json!({"name": why}), "{name:?}");
+    }
+    // An emoji sequence with a joiner is a fine name.
+    let res = app
+        .register("Ada \u{1F469}\u{200D}\u{1F4BB}", "ada@example.com", PASSWORD)
+        .await;
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test]
 async fn fifty_concurrent_registrations_of_one_email_create_exactly_one_account() {
     let app = Arc::new(spawn_app().await);
     let tasks: Vec<_> = (0..50)
