@@ -258,6 +258,7 @@ fn closed_counter(code: Option<u16>, reason: &str) -> metrics::Counter {
         Some(close::UNSUPPORTED_DATA) => {
             counter!(SESSIONS_CLOSED, "reason" => "unsupported_data")
         }
+        Some(close::INVALID_PAYLOAD) => counter!(SESSIONS_CLOSED, "reason" => "invalid_payload"),
         Some(close::INTERNAL) => counter!(SESSIONS_CLOSED, "reason" => "internal_error"),
         Some(close::PROTOCOL_ERROR) => counter!(SESSIONS_CLOSED, "reason" => "protocol_error"),
         Some(_) => counter!(SESSIONS_CLOSED, "reason" => "other"),
