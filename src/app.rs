@@ -21,6 +21,9 @@ pub enum AppError {
     /// The token secret is unusable.
     #[error(transparent)]
     Secret(#[from] crate::secret::SecretError),
+    /// The data dir is unsafe or unusable.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// The store could not be opened or flushed.
     #[error(transparent)]
     Store(#[from] actors::StoreError),
@@ -47,9 +50,7 @@ pub struct Application {
 impl Application {
     /// Opens the store, starts the actors and binds the listener.
     pub async fn build(config: Config) -> Result<Self, AppError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            AppError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
-        })?;
+        crate::data_dir::prepare(&config.data_dir)?;
         let secret = crate::secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
         let store: Arc<dyn Store> = Arc::new(FjallStore::open(&config.data_dir.join("store"))?);
         let messenger_config = MessengerConfig {

@@ -31,6 +31,8 @@ enum Admin {
 
 /// Parses the command line and runs it; returns the process exit code.
 pub async fn run() -> i32 {
+    // Before anything is created: the store's files are created by fjall with this mask.
+    crate::data_dir::restrict_umask();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => serve(*config).await,

@@ -11,6 +11,7 @@
 //! - [`wire`]: JSON shapes shared by REST and WebSocket.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`secret`], [`telemetry`]: the token secret and logging setup.
+//! - [`data_dir`]: the data dir, private to Parley's user.
 //!
 //! The messaging core (actors, domain types, the storage trait) is the `actors` crate.
 
@@ -19,6 +20,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod data_dir;
 pub mod http;
 pub mod metrics;
 pub mod secret;

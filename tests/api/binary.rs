@@ -21,7 +21,20 @@ impl Server {
     /// Starts `parley serve` on a free loopback port with a JSON log at `rust_log`, and
     /// waits for its `listening` line.
     pub fn start(dir: &std::path::Path, rust_log: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        Self::start_with(dir, rust_log, extra, |_| {})
+    }
+
+    /// [`Server::start`], with the command adjusted by `adjust` first (to set the
+    /// child's umask, say).
+    pub fn start_with(
+        dir: &std::path::Path,
+        rust_log: &str,
+        extra: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
+        adjust(&mut command);
+        let mut child = command
             .args([
                 "serve",
                 "--listen",
