@@ -54,7 +54,15 @@ pub struct Config {
     #[arg(long, env = "PARLEY_TOKEN_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,
 
-    /// Login attempts allowed per email per minute.
+    /// Failed logins for one email from one client address before that address must
+    /// wait (1 s, doubling to 15 min) before trying that email again; a success clears
+    /// them. Other addresses are not affected, so a stranger cannot lock the owner out.
+    #[arg(long, env = "PARLEY_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 5)]
+    pub login_failures_per_address: u32,
+
+    /// Failed logins per email per minute, from all addresses together, past which the
+    /// email is taken to be under a distributed attack: every failure then makes its
+    /// address wait. An address with no failure for that email is never refused.
     #[arg(long, env = "PARLEY_LOGIN_PER_EMAIL_PER_MINUTE", default_value_t = 10)]
     pub login_per_email_per_minute: u32,
 

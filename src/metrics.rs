@@ -202,7 +202,7 @@ fn register() {
     counter!(MESSAGES_REPLAYED).increment(0);
     counter!(RATE_LIMIT_HITS, "limiter" => "sends").increment(0);
     counter!(RATE_LIMIT_HITS, "limiter" => "auth_by_address").increment(0);
-    counter!(RATE_LIMIT_HITS, "limiter" => "login_by_email").increment(0);
+    counter!(RATE_LIMIT_HITS, "limiter" => crate::auth::LOGIN_LIMITER).increment(0);
 }
 
 /// Prometheus text for one server: samples its gauges, then renders the process's

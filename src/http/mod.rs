@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 pub use error::{ApiError, Validator};
 pub use extract::{ApiJson, ApiQuery};
 
-use crate::auth::{KeyedLimiter, PasswordHasher, Tokens};
+use crate::auth::{KeyedLimiter, LoginGuard, LoginPolicy, PasswordHasher, Tokens};
 use crate::config::Config;
 
 /// Largest REST request body.
@@ -29,8 +29,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The rate limits in force.
 pub struct Limits {
-    /// Login attempts per email.
-    pub login_by_email: KeyedLimiter<String>,
+    /// Login attempts per email and client address, with backoff (see [`LoginGuard`]).
+    pub login: LoginGuard,
     /// Login and registration attempts per client address.
     pub auth_by_address: KeyedLimiter<IpAddr>,
     /// Sends per user, over REST and WebSocket together.
@@ -41,10 +41,10 @@ impl Limits {
     /// The limits `config` asks for.
     pub fn new(config: &Config) -> Self {
         Self {
-            login_by_email: KeyedLimiter::per_minute(
-                "login_by_email",
+            login: LoginGuard::new(LoginPolicy::new(
+                config.login_failures_per_address,
                 config.login_per_email_per_minute,
-            ),
+            )),
             auth_by_address: KeyedLimiter::per_minute(
                 "auth_by_address",
                 config.auth_per_address_per_minute,
@@ -59,7 +59,7 @@ impl Limits {
 
     /// Forgets idle keys.
     pub fn sweep(&self) {
-        self.login_by_email.sweep();
+        self.login.sweep();
         self.auth_by_address.sweep();
         self.sends.sweep();
     }

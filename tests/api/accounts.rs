@@ -626,8 +626,8 @@ async fn logging_in_without_fields_is_a_validation_failure() {
 }
 
 #[tokio::test]
-async fn login_attempts_per_email_are_rate_limited() {
-    let app = spawn_app_with(|c| c.login_per_email_per_minute = 3).await;
+async fn login_failures_from_one_address_make_it_wait() {
+    let app = spawn_app_with(|c| c.login_failures_per_address = 3).await;
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     for _ in 0..3 {
@@ -638,7 +638,8 @@ async fn login_attempts_per_email_are_rate_limited() {
         )
         .await;
     }
-    // The fourth attempt is refused, even with the right password and another spelling.
+    // From this address, the fourth attempt is refused, even with the right password and
+    // another spelling.
     assert_rate_limited(app.login(&ada.email, &ada.password).await).await;
     assert_rate_limited(
         app.login(&format!("  {}", ada.email.to_uppercase()), &ada.password)
@@ -647,6 +648,74 @@ async fn login_attempts_per_email_are_rate_limited() {
     .await;
     // Another email is unaffected.
     assert_eq!(app.login(&bob.email, &bob.password).await.status(), 200);
+}
+
+/// A client for the same server from another loopback address (127.0.0.`n`), as another
+/// machine would be.
+fn client_from(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+        .build()
+        .unwrap()
+}
+
+async fn login_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stranger_guessing_a_password_cannot_lock_its_owner_out() {
+    // Parley's default login limits.
+    let defaults = parley::config::Config::from_args(std::iter::empty::<&str>()).unwrap();
+    let app = spawn_app_with(|c| {
+        c.login_per_email_per_minute = defaults.login_per_email_per_minute;
+        c.login_failures_per_address = defaults.login_failures_per_address;
+    })
+    .await;
+    let ada = app.new_user("Ada").await;
+    let (attacker, owner) = (client_from(66), client_from(2));
+
+    // The attacker guesses twenty times in a row: the first few are just wrong, then it
+    // must wait, and waits longer with every failure.
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for i in 0..20 {
+        let res = login_from(&app, &attacker, &ada.email, &format!("guess {i}")).await;
+        statuses.push(res.status().as_u16());
+        last = Some(res);
+    }
+
+    // Ada, from her own address, logs in at once.
+    let res = login_from(&app, &owner, &ada.email, &ada.password).await;
+    assert_eq!(res.status(), 200, "the owner is not locked out");
+    assert_eq!(res.json::<Value>().await.unwrap()["user"]["id"], ada.id.as_str());
+
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    assert!((1..=5).contains(&wrong), "a few guesses are let through: {statuses:?}");
+    assert!(statuses[wrong..].iter().all(|s| *s == 429), "then only waits: {statuses:?}");
+    assert_rate_limited(last.unwrap()).await;
+    // Even the right password, from the attacker's address, waits.
+    assert_rate_limited(login_from(&app, &attacker, &ada.email, &ada.password).await).await;
+
+    // Many addresses guessing once each put the account under attack: every failure then
+    // makes its address wait, but the owner, who has not failed, still gets in.
+    for n in 10..30 {
+        let res = login_from(&app, &client_from(n), &ada.email, "one guess").await;
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    assert_rate_limited(login_from(&app, &client_from(10), &ada.email, "again").await).await;
+    let res = login_from(&app, &owner, &ada.email, &ada.password).await;
+    assert_eq!(res.status(), 200, "the owner is not locked out by a crowd either");
 }
 
 #[tokio::test]

@@ -113,21 +113,25 @@ pub(crate) async fn login(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::internal("validator passed a missing field"));
     };
-    state
+    // Throttled per (email, address), so guessing from one address slows down without
+    // refusing the owner elsewhere (see `auth::LoginGuard`).
+    let attempt = state
         .limits()
-        .login_by_email
-        .check(&email.as_str().to_owned())
+        .login
+        .begin(email.as_str(), peer.ip())
         .map_err(ApiError::rate_limited)?;
     let record = state.store().user_by_email(&email).await?;
     let hash = record.as_ref().map(|r| r.password_hash.as_str());
     let valid = state.hasher().verify(&password, hash).await?;
     let Some(record) = record.filter(|_| valid) else {
+        attempt.failed();
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
             "Email or password is incorrect.",
         ));
     };
+    attempt.succeeded();
     let (token, _) = state
         .tokens()
         .issue(record.user.id)
