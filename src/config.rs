@@ -70,6 +70,13 @@ pub struct Config {
     #[arg(long, env = "PARLEY_AUTH_PER_ADDRESS_PER_MINUTE", default_value_t = 60)]
     pub auth_per_address_per_minute: u32,
 
+    /// Reverse proxy whose `X-Forwarded-For` is believed (repeatable; an address or a
+    /// CIDR network; comma-separated in the variable). From such a peer, the client is
+    /// the right-most forwarded address that is not itself a trusted proxy; from any
+    /// other peer the header is ignored.
+    #[arg(long = "trusted-proxy", env = "PARLEY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::http::parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Longest message body, in characters.
     #[arg(long, env = "PARLEY_MAX_MESSAGE_CHARS", default_value_t = 4096)]
     pub max_message_chars: usize,

@@ -9,10 +9,14 @@ use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// Logs method, route template, status and latency. The route template, not the path,
-/// so that ids never land in the log, and no query string, which may carry a token.
+use super::ClientAddr;
+
+/// Logs method, route template, client address, status and latency. The route
+/// template, not the path, so that ids never land in the log, and no query string, which
+/// may carry a token.
 pub(crate) async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -23,6 +27,7 @@ pub(crate) async fn log_request(req: Request, next: Next) -> Response {
         target: "parley::http",
         method = %method,
         route,
+        client = client.map(tracing::field::display),
         status = response.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64,
         "request"

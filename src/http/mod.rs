@@ -2,6 +2,7 @@
 //! middleware. Handlers are thin: they validate input into domain types and call the
 //! store (through the `Store` trait) or the messenger; they never touch fjall directly.
 
+mod client_addr;
 mod error;
 mod extract;
 mod middleware;
@@ -18,6 +19,7 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use client_addr::{ClientAddr, parse_trusted_proxy};
 pub use error::{ApiError, Validator};
 pub use extract::{ApiJson, ApiQuery};
 
@@ -167,7 +169,12 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
-        .layer(axum::middleware::from_fn(middleware::log_request));
+        .layer(axum::middleware::from_fn(middleware::log_request))
+        // Outside the log, so that the log has the client's address.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::from(state.config().trusted_proxies.as_slice()),
+            client_addr::resolve,
+        ));
     for layer in middleware::security_headers() {
         router = router.layer(layer);
     }

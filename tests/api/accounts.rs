@@ -741,6 +741,58 @@ async fn auth_attempts_per_address_are_rate_limited_including_registration() {
     assert_eq!(app.get("/healthz", None).await.status(), 200);
 }
 
+/// A login for `email` as a proxy would forward it: with `X-Forwarded-For: forwarded`.
+async fn login_forwarded(
+    app: &TestApp,
+    client: &reqwest::Client,
+    forwarded: &str,
+    email: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({"email": email, "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let app = spawn_app_with(|c| {
+        c.auth_per_address_per_minute = 3;
+        c.trusted_proxies = vec![parley::http::parse_trusted_proxy("127.0.0.1").unwrap()];
+    })
+    .await;
+    // The "proxy" is this process on 127.0.0.1, forwarding two clients' logins.
+    let proxy = client_from(1);
+    for _ in 0..3 {
+        let res = login_forwarded(&app, &proxy, "198.51.100.1", "ada@example.com").await;
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    assert_rate_limited(login_forwarded(&app, &proxy, "198.51.100.1", "ada@example.com").await)
+        .await;
+    // The second client behind the same proxy has a budget of its own.
+    for _ in 0..3 {
+        let res = login_forwarded(&app, &proxy, "198.51.100.2", "bob@example.com").await;
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    // A client that writes its own X-Forwarded-For gets nothing from it: the proxy
+    // appends the address it saw, and that right-most entry is the one believed.
+    let forged = "203.0.113.99, 198.51.100.1";
+    assert_rate_limited(login_forwarded(&app, &proxy, forged, "ada@example.com").await).await;
+
+    // From a peer that is not a trusted proxy, the same headers are ignored: every
+    // attempt counts against the peer's own address.
+    let stranger = client_from(2);
+    for n in 3..6 {
+        let res = login_forwarded(&app, &stranger, &format!("198.51.100.{n}"), "cy@example.com").await;
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    assert_rate_limited(login_forwarded(&app, &stranger, "198.51.100.200", "cy@example.com").await)
+        .await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Me and logout.
 

@@ -1,16 +1,14 @@
 //! Accounts: register, login, logout, me.
 
-use std::net::SocketAddr;
-
 use actors::domain::{DisplayName, Email, Invalid, Password, Timestamp, User, UserId, UserRecord};
 use actors::store::InsertUserError;
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthUser;
-use crate::http::{ApiError, ApiJson, AppState, Validator};
+use crate::http::{ApiError, ApiJson, AppState, ClientAddr, Validator};
 use crate::wire::UserJson;
 
 #[derive(Deserialize)]
@@ -43,13 +41,13 @@ fn email_taken() -> ApiError {
 /// `POST /api/auth/register`: creates an account and returns a token for it.
 pub(crate) async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<(StatusCode, Json<AuthResponse>), ApiError> {
     state
         .limits()
         .auth_by_address
-        .check(&peer.ip())
+        .check(&client.rate_key())
         .map_err(ApiError::rate_limited)?;
     let mut v = Validator::default();
     let name = v.field("name", body.name.as_deref(), DisplayName::parse);
@@ -92,13 +90,13 @@ pub(crate) async fn register(
 /// password get the same answer after the same work.
 pub(crate) async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<AuthResponse>, ApiError> {
     state
         .limits()
         .auth_by_address
-        .check(&peer.ip())
+        .check(&client.rate_key())
         .map_err(ApiError::rate_limited)?;
     let mut v = Validator::default();
     let email = v.field("email", body.email.as_deref(), Email::parse);
@@ -118,7 +116,7 @@ pub(crate) async fn login(
     let attempt = state
         .limits()
         .login
-        .begin(email.as_str(), peer.ip())
+        .begin(email.as_str(), client.0)
         .map_err(ApiError::rate_limited)?;
     let record = state.store().user_by_email(&email).await?;
     let hash = record.as_ref().map(|r| r.password_hash.as_str());
