@@ -126,8 +126,22 @@ pub struct Config {
     #[arg(long, env = "PARLEY_PASSWORD_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub password_threads: Option<u16>,
 
-    /// A client must send a request's headers within this long, or the connection is
-    /// closed (also bounds a stalled WebSocket handshake).
+    /// A connection must begin a request within this long of being accepted or of its
+    /// last response (else it is closed), and send a request's whole body within this
+    /// long of its headers (else 408). Upgraded WebSocket sessions are exempt: their
+    /// heartbeat finds dead peers.
+    #[arg(long, env = "PARLEY_IDLE_CONNECTION_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub idle_connection_timeout: Duration,
+
+    /// Connections held at once, HTTP and WebSocket together. Beyond it a connection is
+    /// answered 503 `too_many_connections` and closed. Keep it below the process's file
+    /// descriptor limit, leaving room for the store's files.
+    #[arg(long, env = "PARLEY_MAX_HTTP_CONNECTIONS", default_value_t = 19_000)]
+    pub max_http_connections: usize,
+
+    /// A client must send a request's headers within this long of its first byte, or
+    /// it is answered 408 and the connection closed (also bounds a stalled WebSocket
+    /// handshake).
     #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 

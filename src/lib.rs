@@ -4,6 +4,8 @@
 //! - [`admin`]: operator commands on a data dir (bulk seeding for load tests).
 //! - [`config`]: typed settings from flags and `PARLEY_*` variables.
 //! - [`app`]: builds the server from settings and runs it until told to stop.
+//! - `connection`: the accept loop, the connection cap, and each connection's deadlines
+//!   and head checks, below hyper.
 //! - [`http`]: the REST API: router, handlers, error envelope, middleware.
 //! - [`ws`]: the WebSocket endpoint, its protocol and the session loop.
 //! - [`auth`]: password hashing, tokens, rate limits.
@@ -20,6 +22,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+mod connection;
 pub mod data_dir;
 pub mod http;
 pub mod metrics;

@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use client_addr::{ClientAddr, parse_trusted_proxy};
-pub use error::{ApiError, Validator};
+pub use error::{ApiError, Validator, envelope_json};
+pub use middleware::SECURITY_HEADERS;
 pub use extract::{ApiJson, ApiQuery};
 
 use crate::auth::{KeyedLimiter, LoginGuard, LoginPolicy, PasswordHasher, Tokens};

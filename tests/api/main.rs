@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod binary;
+mod connections;
 mod helpers;
 
 mod accounts;
