@@ -79,7 +79,7 @@ async fn serve(mut config: Config) -> i32 {
 /// called, not when the future is first polled: a signal that arrives while the server
 /// is still starting (after its `listening` line, say) stops it gracefully instead of
 /// killing it.
-fn stop_signal() -> impl std::future::Future<Output = ()> {
+fn stop_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

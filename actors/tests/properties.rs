@@ -139,11 +139,54 @@ proptest! {
 
 /// The chosen characters of [`tricky_char`].
 const TRICKY: [char; 48] = [
-    '@', '.', '-', '_', '+', '\'', '"', '\\', ';', '%', '*', '/', '`', '<', '>', '(', ' ', '\t',
-    '\n', '\r', '\u{0}', '\u{7}', '\u{1b}', '\u{7f}', '\u{85}', '\u{a0}', '\u{2028}',
-    '\u{3000}', '\u{feff}', '\u{200b}', '\u{200d}', '\u{202e}', '\u{202d}', '\u{2066}',
-    '\u{130}', '\u{23a}', '\u{23e}', '\u{212a}', '\u{212b}', '\u{1e9e}', '\u{3a3}', '\u{df}',
-    'é', 'É', 'Ω', '\u{10400}', '😀', '\u{fffd}',
+    '@',
+    '.',
+    '-',
+    '_',
+    '+',
+    '\'',
+    '"',
+    '\\',
+    ';',
+    '%',
+    '*',
+    '/',
+    '`',
+    '<',
+    '>',
+    '(',
+    ' ',
+    '\t',
+    '\n',
+    '\r',
+    '\u{0}',
+    '\u{7}',
+    '\u{1b}',
+    '\u{7f}',
+    '\u{85}',
+    '\u{a0}',
+    '\u{2028}',
+    '\u{3000}',
+    '\u{feff}',
+    '\u{200b}',
+    '\u{200d}',
+    '\u{202e}',
+    '\u{202d}',
+    '\u{2066}',
+    '\u{130}',
+    '\u{23a}',
+    '\u{23e}',
+    '\u{212a}',
+    '\u{212b}',
+    '\u{1e9e}',
+    '\u{3a3}',
+    '\u{df}',
+    'é',
+    'É',
+    'Ω',
+    '\u{10400}',
+    '😀',
+    '\u{fffd}',
 ];
 
 /// Characters that stress normalisation: ASCII, whitespace of every kind, controls,
@@ -312,12 +355,18 @@ proptest! {
 
 /// Bidi controls (the oracle's own list, not the parser's).
 const BIDI_CONTROLS: [char; 12] = [
-    '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}',
-    '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+    '\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}',
+    '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
 ];
 /// Characters that draw nothing and are never allowed in a name.
 const HIDING: [char; 8] = [
-    '\u{200B}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{3164}', '\u{115F}', '\u{E0041}',
+    '\u{200B}',
+    '\u{2060}',
+    '\u{FEFF}',
+    '\u{00AD}',
+    '\u{3164}',
+    '\u{115F}',
+    '\u{E0041}',
     '\u{2800}',
 ];
 /// Characters that draw nothing but that a name may hold between visible ones.
@@ -354,8 +403,12 @@ fn lookalike_string(max: usize) -> impl Strategy<Value = String> {
 
 /// Whether `s` holds both a Latin letter and a Cyrillic or Greek one.
 fn mixes_latin_with_cyrillic_or_greek(s: &str) -> bool {
-    let latin = s.chars().any(|c| c.is_ascii_alphabetic() || ('\u{00C0}'..='\u{024F}').contains(&c));
-    let other = s.chars().any(|c| ('\u{0370}'..='\u{03FF}').contains(&c) || ('\u{0400}'..='\u{04FF}').contains(&c));
+    let latin = s
+        .chars()
+        .any(|c| c.is_ascii_alphabetic() || ('\u{00C0}'..='\u{024F}').contains(&c));
+    let other = s
+        .chars()
+        .any(|c| ('\u{0370}'..='\u{03FF}').contains(&c) || ('\u{0400}'..='\u{04FF}').contains(&c));
     latin && other
 }
 

@@ -171,9 +171,10 @@ impl LoginGuard {
     ) -> Result<LoginAttempt<'_>, RateLimited> {
         let key = (email.to_owned(), rate_key(client));
         let mut state = self.lock();
-        let under_attack = state.emails.get(email).is_some_and(|w| {
-            w.recent(now) >= f64::from(self.policy.email_failures_per_minute)
-        });
+        let under_attack = state
+            .emails
+            .get(email)
+            .is_some_and(|w| w.recent(now) >= f64::from(self.policy.email_failures_per_minute));
         let pair = state.pairs.entry(key.clone()).or_insert(Pair {
             failures: 0,
             last_attempt: now,
@@ -346,15 +347,15 @@ mod tests {
         fail(&guard, me, t).unwrap();
         let t = t + Duration::from_secs(61 * 60);
         fail(&guard, me, t).unwrap();
-        assert!(guard.begin_at(ADA, me, t).is_ok(), "one failure counted, not two");
+        assert!(
+            guard.begin_at(ADA, me, t).is_ok(),
+            "one failure counted, not two"
+        );
     }
 
     #[test]
     fn ipv6_clients_are_keyed_by_their_slash_64() {
-        assert_eq!(
-            rate_key(ip("2001:db8:1:2:aaaa::1")),
-            ip("2001:db8:1:2::")
-        );
+        assert_eq!(rate_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
         assert_eq!(rate_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
         let guard = LoginGuard::new(LoginPolicy::new(1, 1000));
         let t = Instant::now();

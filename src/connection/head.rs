@@ -100,8 +100,14 @@ mod tests {
 
     #[test]
     fn a_plain_request_is_complete_and_a_cut_one_partial() {
-        assert_eq!(check(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), Head::Complete);
-        assert_eq!(check(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"), Head::Partial);
+        assert_eq!(
+            check(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Head::Complete
+        );
+        assert_eq!(
+            check(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"),
+            Head::Partial
+        );
         assert_eq!(check(b"GE"), Head::Partial);
     }
 
@@ -132,16 +138,28 @@ mod tests {
     #[test]
     fn oversized_heads_are_refused_as_soon_as_they_are() {
         let long_target = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_URI_BYTES));
-        assert_eq!(check(long_target.as_bytes()), Head::Refused(Refusal::UriTooLong));
+        assert_eq!(
+            check(long_target.as_bytes()),
+            Head::Refused(Refusal::UriTooLong)
+        );
         // Without waiting for the end of the request line.
         let endless = format!("GET /{}", "a".repeat(MAX_URI_BYTES + 100));
-        assert_eq!(check(endless.as_bytes()), Head::Refused(Refusal::UriTooLong));
+        assert_eq!(
+            check(endless.as_bytes()),
+            Head::Refused(Refusal::UriTooLong)
+        );
         let many = format!(
             "GET / HTTP/1.1\r\n{}\r\n",
             "X-A: b\r\n".repeat(MAX_HEADERS + 1)
         );
-        assert_eq!(check(many.as_bytes()), Head::Refused(Refusal::HeadersTooLarge));
+        assert_eq!(
+            check(many.as_bytes()),
+            Head::Refused(Refusal::HeadersTooLarge)
+        );
         let big = format!("GET / HTTP/1.1\r\nX-A: {}\r\n", "b".repeat(MAX_HEAD_BYTES));
-        assert_eq!(check(big.as_bytes()), Head::Refused(Refusal::HeadersTooLarge));
+        assert_eq!(
+            check(big.as_bytes()),
+            Head::Refused(Refusal::HeadersTooLarge)
+        );
     }
 }

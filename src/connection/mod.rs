@@ -143,7 +143,7 @@ fn service(
     Response = hyper::Response<ResponseEnd<axum::body::Body>>,
     Error = Infallible,
     Future = impl Future<Output = Result<hyper::Response<ResponseEnd<axum::body::Body>>, Infallible>>
-                 + Send,
+             + Send,
 > + Clone {
     hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         shared.start_request();
@@ -151,8 +151,7 @@ fn service(
         // request is abandoned.
         let finished = Finished(shared.clone());
         let shared = shared.clone();
-        let mut req =
-            req.map(|body| axum::body::Body::new(TimedBody::new(body, body_limit)));
+        let mut req = req.map(|body| axum::body::Body::new(TimedBody::new(body, body_limit)));
         req.extensions_mut().insert(ConnectInfo(peer));
         let response = router.clone().oneshot(req);
         async move {

@@ -192,10 +192,7 @@ mod tests {
             parse_trusted_proxy("10.1.2.3/8").unwrap().to_string(),
             "10.0.0.0/8"
         );
-        assert_eq!(
-            parse_trusted_proxy("::1").unwrap().to_string(),
-            "::1/128"
-        );
+        assert_eq!(parse_trusted_proxy("::1").unwrap().to_string(), "::1/128");
         assert!(parse_trusted_proxy("proxy.internal").is_err());
     }
 }

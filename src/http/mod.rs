@@ -21,8 +21,8 @@ use tokio_util::task::TaskTracker;
 
 pub use client_addr::{ClientAddr, parse_trusted_proxy};
 pub use error::{ApiError, Validator, envelope_json};
-pub use middleware::SECURITY_HEADERS;
 pub use extract::{ApiJson, ApiQuery};
+pub use middleware::SECURITY_HEADERS;
 
 use crate::auth::{KeyedLimiter, LoginGuard, LoginPolicy, PasswordHasher, Tokens};
 use crate::config::Config;

@@ -241,7 +241,12 @@ async fn a_look_alike_of_a_registered_email_is_the_same_account_or_refused() {
         "ada@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}\u{FF0E}\u{FF43}\u{FF4F}\u{FF4D}",
         "\u{1D51E}da@example.com",
     ] {
-        assert_error(app.register("Mallory", same, PASSWORD).await, 409, "email_taken").await;
+        assert_error(
+            app.register("Mallory", same, PASSWORD).await,
+            409,
+            "email_taken",
+        )
+        .await;
         let res = app.login(same, PASSWORD).await;
         assert_eq!(res.status(), 200, "{same:?} logs in as Ada");
         assert_eq!(res.json::<Value>().await.unwrap()["user"], ada["user"]);
@@ -263,23 +268,42 @@ async fn a_look_alike_of_a_registered_email_is_the_same_account_or_refused() {
             "validation_failed",
         )
         .await;
-        let reason = body["error"]["fields"]["email"].as_str().unwrap_or_default();
+        let reason = body["error"]["fields"]["email"]
+            .as_str()
+            .unwrap_or_default();
         assert!(reason.starts_with(why), "{spoof:?}: {body}");
     }
     // Nothing but Ada's account was made: her address is still the only one taken.
-    assert_error(app.register("Ada", "ada@example.com", PASSWORD).await, 409, "email_taken").await;
+    assert_error(
+        app.register("Ada", "ada@example.com", PASSWORD).await,
+        409,
+        "email_taken",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_name_that_draws_nothing_or_reorders_text_is_refused() {
     let app = spawn_app().await;
     for (name, why) in [
-        ("\u{200B}\u{200B}\u{200B}", "must not contain invisible or formatting characters"),
-        ("\u{3164}", "must not contain invisible or formatting characters"),
+        (
+            "\u{200B}\u{200B}\u{200B}",
+            "must not contain invisible or formatting characters",
+        ),
+        (
+            "\u{3164}",
+            "must not contain invisible or formatting characters",
+        ),
         ("\u{200D}\u{FE0F}", "must contain a visible character"),
-        ("Ada\u{202E}nimda", "must not contain bidirectional controls"),
+        (
+            "Ada\u{202E}nimda",
+            "must not contain bidirectional controls",
+        ),
         ("\u{2067}Ada", "must not contain bidirectional controls"),
-        ("A\u{200B}da", "must not contain invisible or formatting characters"),
+        (
+            "A\u{200B}da",
+            "must not contain invisible or formatting characters",
+        ),
     ] {
         let body = assert_error(
             app.register(name, "mallory@example.com", PASSWORD).await,
@@ -291,7 +315,11 @@ async fn a_name_that_draws_nothing_or_reorders_text_is_refused() {
     }
     // An emoji sequence with a joiner is a fine name.
     let res = app
-        .register("Ada \u{1F469}\u{200D}\u{1F4BB}", "ada@example.com", PASSWORD)
+        .register(
+            "Ada \u{1F469}\u{200D}\u{1F4BB}",
+            "ada@example.com",
+            PASSWORD,
+        )
         .await;
     assert_eq!(res.status(), 201);
 }
@@ -698,11 +726,20 @@ async fn a_stranger_guessing_a_password_cannot_lock_its_owner_out() {
     // Ada, from her own address, logs in at once.
     let res = login_from(&app, &owner, &ada.email, &ada.password).await;
     assert_eq!(res.status(), 200, "the owner is not locked out");
-    assert_eq!(res.json::<Value>().await.unwrap()["user"]["id"], ada.id.as_str());
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["user"]["id"],
+        ada.id.as_str()
+    );
 
     let wrong = statuses.iter().filter(|s| **s == 401).count();
-    assert!((1..=5).contains(&wrong), "a few guesses are let through: {statuses:?}");
-    assert!(statuses[wrong..].iter().all(|s| *s == 429), "then only waits: {statuses:?}");
+    assert!(
+        (1..=5).contains(&wrong),
+        "a few guesses are let through: {statuses:?}"
+    );
+    assert!(
+        statuses[wrong..].iter().all(|s| *s == 429),
+        "then only waits: {statuses:?}"
+    );
     assert_rate_limited(last.unwrap()).await;
     // Even the right password, from the attacker's address, waits.
     assert_rate_limited(login_from(&app, &attacker, &ada.email, &ada.password).await).await;
@@ -716,7 +753,11 @@ async fn a_stranger_guessing_a_password_cannot_lock_its_owner_out() {
     // The last of them tries again at once: it must wait (a second after its failure).
     assert_rate_limited(login_from(&app, &client_from(29), &ada.email, "again").await).await;
     let res = login_from(&app, &owner, &ada.email, &ada.password).await;
-    assert_eq!(res.status(), 200, "the owner is not locked out by a crowd either");
+    assert_eq!(
+        res.status(),
+        200,
+        "the owner is not locked out by a crowd either"
+    );
 }
 
 #[tokio::test]
@@ -787,7 +828,13 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     // attempt counts against the peer's own address.
     let stranger = client_from(2);
     for n in 3..6 {
-        let res = login_forwarded(&app, &stranger, &format!("198.51.100.{n}"), "cy@example.com").await;
+        let res = login_forwarded(
+            &app,
+            &stranger,
+            &format!("198.51.100.{n}"),
+            "cy@example.com",
+        )
+        .await;
         assert_error(res, 401, "invalid_credentials").await;
     }
     assert_rate_limited(login_forwarded(&app, &stranger, "198.51.100.200", "cy@example.com").await)

@@ -100,8 +100,9 @@ async fn silent_sockets_past_the_cap_are_refused_and_the_rest_closed_when_idle()
         },
     ))
     .await;
-    let (refused, closed): (Vec<_>, Vec<_>) =
-        outcomes.into_iter().partition(|(bytes, _)| !bytes.is_empty());
+    let (refused, closed): (Vec<_>, Vec<_>) = outcomes
+        .into_iter()
+        .partition(|(bytes, _)| !bytes.is_empty());
     // Thirty are over the cap: each is answered at once with the envelope, then closed.
     assert_eq!(refused.len(), 30, "refused: {refused:?}");
     for (bytes, after) in &refused {
@@ -128,7 +129,9 @@ async fn a_client_at_the_cap_is_told_so_while_the_others_are_served() {
     for _ in 0..3 {
         let mut s = TcpStream::connect(app.addr).await.unwrap();
         // A keep-alive request each, so every one is known to hold its place.
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = [0u8; 1024];
         let n = s.read(&mut buf).await.unwrap();
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
@@ -158,7 +161,9 @@ async fn a_client_at_the_cap_is_told_so_while_the_others_are_served() {
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let app = spawn_app_with(|c| c.idle_connection_timeout = Duration::from_secs(1)).await;
     let mut s = TcpStream::connect(app.addr).await.unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 2048];
     let n = s.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
@@ -231,7 +236,11 @@ async fn requests_hyper_would_refuse_bare_get_the_error_envelope() {
             400,
             "bad_request",
         ),
-        (b"GET /he\x01lthz HTTP/1.1\r\n\r\n".to_vec(), 400, "bad_request"),
+        (
+            b"GET /he\x01lthz HTTP/1.1\r\n\r\n".to_vec(),
+            400,
+            "bad_request",
+        ),
         (
             b"POST /api/auth/login HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n"
                 .to_vec(),
@@ -239,20 +248,29 @@ async fn requests_hyper_would_refuse_bare_get_the_error_envelope() {
             "bad_request",
         ),
         (
-            format!("GET /healthz?q={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(10_000))
-                .into_bytes(),
+            format!(
+                "GET /healthz?q={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                "a".repeat(10_000)
+            )
+            .into_bytes(),
             414,
             "uri_too_long",
         ),
         (
-            format!("GET /healthz HTTP/1.1\r\n{}\r\n", "X-Filler: a\r\n".repeat(150))
-                .into_bytes(),
+            format!(
+                "GET /healthz HTTP/1.1\r\n{}\r\n",
+                "X-Filler: a\r\n".repeat(150)
+            )
+            .into_bytes(),
             431,
             "headers_too_large",
         ),
         (
-            format!("GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(40_000))
-                .into_bytes(),
+            format!(
+                "GET /healthz HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+                "b".repeat(40_000)
+            )
+            .into_bytes(),
             431,
             "headers_too_large",
         ),
@@ -277,7 +295,9 @@ async fn requests_hyper_would_refuse_bare_get_the_error_envelope() {
 async fn a_bad_request_after_a_good_one_on_the_same_connection_gets_the_envelope_too() {
     let app = spawn_app_with(|_| {}).await;
     let mut s = TcpStream::connect(app.addr).await.unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = [0u8; 2048];
     let n = s.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));

@@ -161,7 +161,10 @@ async fn under_umask_022_the_data_dir_is_private_to_its_owner() {
 
     let tree = tree_modes(&dir);
     let files = tree.iter().filter(|(_, _, is_dir)| !is_dir).count();
-    assert!(files >= 5, "the store and the secret were written: {tree:#?}");
+    assert!(
+        files >= 5,
+        "the store and the secret were written: {tree:#?}"
+    );
     for (path, mode, is_dir) in &tree {
         let want = if *is_dir { 0o700 } else { 0o600 };
         assert_eq!(*mode, want, "{} is {mode:03o}", path.display());

@@ -150,7 +150,10 @@ mod tests {
             );
         }
         // A capital that only appears once folded is lower-cased too.
-        assert_eq!(Email::parse("\u{210C}i@example.com").unwrap().as_str(), "hi@example.com");
+        assert_eq!(
+            Email::parse("\u{210C}i@example.com").unwrap().as_str(),
+            "hi@example.com"
+        );
     }
 
     #[test]
@@ -187,7 +190,10 @@ mod tests {
         assert_eq!(Email::parse("ada@example.c\u{03BF}m"), mixed);
         // Each part in one script, or scripts written together, is fine.
         assert!(Email::parse("\u{0430}\u{0434}\u{0430}@example.com").is_ok());
-        assert!(Email::parse("ada@\u{043F}\u{0440}\u{0438}\u{043C}\u{0435}\u{0440}.\u{0440}\u{0444}").is_ok());
+        assert!(
+            Email::parse("ada@\u{043F}\u{0440}\u{0438}\u{043C}\u{0435}\u{0440}.\u{0440}\u{0444}")
+                .is_ok()
+        );
         assert!(Email::parse("tanaka\u{7530}\u{4E2D}@example.jp").is_ok());
         assert!(Email::parse("jos\u{00E9}@example.com").is_ok());
     }

@@ -30,7 +30,9 @@ impl DisplayName {
         if s.chars().any(text::is_bidi_control) {
             return Err(Invalid("must not contain bidirectional controls"));
         }
-        if s.chars().any(|c| text::is_invisible(c) && !allowed_invisible(c)) {
+        if s.chars()
+            .any(|c| text::is_invisible(c) && !allowed_invisible(c))
+        {
             return Err(Invalid(
                 "must not contain invisible or formatting characters",
             ));
@@ -123,7 +125,9 @@ mod tests {
         for bad in ["A\u{200B}da", "A\u{00AD}da", "Ada\u{E0041}"] {
             assert_eq!(
                 DisplayName::parse(bad),
-                Err(Invalid("must not contain invisible or formatting characters")),
+                Err(Invalid(
+                    "must not contain invisible or formatting characters"
+                )),
                 "{bad:?}"
             );
         }
@@ -143,7 +147,9 @@ mod tests {
     #[test]
     fn fullwidth_names_fold_to_their_plain_letters() {
         assert_eq!(
-            DisplayName::parse("\u{FF21}\u{FF44}\u{FF41}").unwrap().as_str(),
+            DisplayName::parse("\u{FF21}\u{FF44}\u{FF41}")
+                .unwrap()
+                .as_str(),
             "Ada"
         );
     }

@@ -64,14 +64,8 @@ pub(crate) fn is_invisible(c: char) -> bool {
         || is_variation_selector(c)
         || matches!(
             c,
-            '\u{034F}'
-                | '\u{115F}'
-                | '\u{1160}'
-                | '\u{180B}'..='\u{180D}'
-                | '\u{180F}'
-                | '\u{2800}'
-                | '\u{3164}'
-                | '\u{FFA0}'
+            '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{180B}'
+                ..='\u{180D}' | '\u{180F}' | '\u{2800}' | '\u{3164}' | '\u{FFA0}'
         )
 }
 
@@ -84,7 +78,12 @@ pub(crate) fn is_variation_selector(c: char) -> bool {
 /// "highly restrictive" level of Unicode TS #39): Latin with the scripts of Japanese,
 /// Chinese (Bopomofo) and Korean.
 const MIXES_ALLOWED: [&[Script]; 3] = [
-    &[Script::Latin, Script::Han, Script::Hiragana, Script::Katakana],
+    &[
+        Script::Latin,
+        Script::Han,
+        Script::Hiragana,
+        Script::Katakana,
+    ],
     &[Script::Latin, Script::Han, Script::Bopomofo],
     &[Script::Latin, Script::Han, Script::Hangul],
 ];
@@ -123,8 +122,17 @@ mod tests {
     #[test]
     fn characters_that_draw_nothing_are_invisible() {
         for c in [
-            '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{202E}',
-            '\u{2066}', '\u{FE0F}', '\u{3164}', '\u{E0041}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{FE0F}',
+            '\u{3164}',
+            '\u{E0041}',
         ] {
             assert!(is_invisible(c), "{:?}", c);
         }
