@@ -63,6 +63,7 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
     let configured = std::env::var("PARLEY_JWT_SECRET")
         .ok()
         .map(crate::config::Secret);
+    crate::data_dir::prepare(&args.data_dir)?;
     let secret = crate::secret::load_or_create(configured.as_ref(), &args.data_dir)?;
     let store = Arc::new(FjallStore::open(&args.data_dir.join("store"))?);
     let tokens = Tokens::new(&secret, args.token_ttl);

@@ -22,6 +22,9 @@ pub enum AppError {
     /// The token secret is unusable.
     #[error(transparent)]
     Secret(#[from] crate::secret::SecretError),
+    /// The data dir is unsafe or unusable.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// The store could not be opened or flushed.
     #[error(transparent)]
     Store(#[from] actors::StoreError),
@@ -48,9 +51,7 @@ pub struct Application {
 impl Application {
     /// Opens the store, starts the actors and binds the listener.
     pub async fn build(config: Config) -> Result<Self, AppError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            AppError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
-        })?;
+        crate::data_dir::prepare(&config.data_dir)?;
         let secret = crate::secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
         let store: Arc<dyn Store> = Arc::new(FjallStore::open(&config.data_dir.join("store"))?);
         let messenger_config = MessengerConfig {
@@ -129,14 +130,15 @@ impl Application {
                 signal.cancel();
             }
         };
-        serve(
-            listener,
-            router,
-            state.config().header_read_timeout,
-            state.config().shutdown_timeout,
-            stop,
-        )
-        .await;
+        let settings = crate::connection::Settings {
+            timeouts: crate::connection::Timeouts {
+                idle: state.config().idle_connection_timeout,
+                header: state.config().header_read_timeout,
+            },
+            max_connections: state.config().max_http_connections,
+            grace: state.config().shutdown_timeout,
+        };
+        crate::connection::serve(listener, router, settings, stop).await;
         signal.cancel();
         sweeper.abort();
         let deadline = state.config().shutdown_timeout;
@@ -155,70 +157,5 @@ impl Application {
     /// The application's state (for tests and admin tools in the same process).
     pub fn state(&self) -> &AppState {
         &self.state
-    }
-}
-
-/// Accepts connections until `stop` resolves, then lets in-flight requests finish (up to
-/// `grace`). Each connection gets its peer address (for per-address limits) and a
-/// header-read timeout, so a client dribbling its headers cannot hold a connection.
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    header_timeout: Duration,
-    grace: Duration,
-    stop: impl Future<Output = ()>,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::server::graceful::GracefulShutdown;
-    use tower::ServiceExt;
-
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(stop);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors, typically: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let app = router
-            .clone()
-            .map_request(move |mut req: axum::extract::Request| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            });
-        let hyper_service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _open = crate::metrics::connection_opened();
-            let _ = conn.await;
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some requests did not finish in time");
     }
 }

@@ -54,13 +54,28 @@ pub struct Config {
     #[arg(long, env = "PARLEY_TOKEN_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,
 
-    /// Login attempts allowed per email per minute.
+    /// Failed logins for one email from one client address before that address must
+    /// wait (1 s, doubling to 15 min) before trying that email again; a success clears
+    /// them. Other addresses are not affected, so a stranger cannot lock the owner out.
+    #[arg(long, env = "PARLEY_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 5)]
+    pub login_failures_per_address: u32,
+
+    /// Failed logins per email per minute, from all addresses together, past which the
+    /// email is taken to be under a distributed attack: every failure then makes its
+    /// address wait. An address with no failure for that email is never refused.
     #[arg(long, env = "PARLEY_LOGIN_PER_EMAIL_PER_MINUTE", default_value_t = 10)]
     pub login_per_email_per_minute: u32,
 
     /// Login and registration attempts allowed per client address per minute.
     #[arg(long, env = "PARLEY_AUTH_PER_ADDRESS_PER_MINUTE", default_value_t = 60)]
     pub auth_per_address_per_minute: u32,
+
+    /// Reverse proxy whose `X-Forwarded-For` is believed (repeatable; an address or a
+    /// CIDR network; comma-separated in the variable). From such a peer, the client is
+    /// the right-most forwarded address that is not itself a trusted proxy; from any
+    /// other peer the header is ignored.
+    #[arg(long = "trusted-proxy", env = "PARLEY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Longest message body, in characters.
     #[arg(long, env = "PARLEY_MAX_MESSAGE_CHARS", default_value_t = 4096)]
@@ -120,8 +135,22 @@ pub struct Config {
     #[arg(long, env = "PARLEY_PASSWORD_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub password_threads: Option<u16>,
 
-    /// A client must send a request's headers within this long, or the connection is
-    /// closed (also bounds a stalled WebSocket handshake).
+    /// A connection must begin a request within this long of being accepted or of its
+    /// last response (else it is closed), and send a request's whole body within this
+    /// long of its headers (else 408). Upgraded WebSocket sessions are exempt: their
+    /// heartbeat finds dead peers.
+    #[arg(long, env = "PARLEY_IDLE_CONNECTION_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub idle_connection_timeout: Duration,
+
+    /// Connections held at once, HTTP and WebSocket together. Beyond it a connection is
+    /// answered 503 `too_many_connections` and closed. Keep it below the process's file
+    /// descriptor limit, leaving room for the store's files.
+    #[arg(long, env = "PARLEY_MAX_HTTP_CONNECTIONS", default_value_t = 19_000)]
+    pub max_http_connections: usize,
+
+    /// A client must send a request's headers within this long of its first byte, or
+    /// it is answered 408 and the connection closed (also bounds a stalled WebSocket
+    /// handshake).
     #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
@@ -197,6 +226,16 @@ impl Config {
         config.jwt_secret = std::env::var("PARLEY_JWT_SECRET").ok().map(Secret);
         Ok(config)
     }
+}
+
+/// Parses a `--trusted-proxy` value: an address (one host) or a network in CIDR form.
+pub fn parse_trusted_proxy(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{value:?} is not an IP address or a CIDR network"))
 }
 
 #[cfg(test)]

@@ -238,6 +238,8 @@ pub mod close {
     pub const PROTOCOL_ERROR: u16 = 1002;
     /// A binary frame was sent; the protocol is text only.
     pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A text frame whose payload is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A frame or message over the size limit.
     pub const TOO_BIG: u16 = 1009;
     /// An unexpected server error.

@@ -473,7 +473,13 @@ const HOSTILE: &[&str] = &[
 
 /// 8. Names, client ids and bodies come back byte for byte, whatever they contain.
 async fn check_hostile_strings_round_trip_exactly(store: &dyn Store) {
-    for (i, hostile) in HOSTILE.iter().enumerate() {
+    // A name that reorders the text around it (bidi controls) never gets this far:
+    // `DisplayName` refuses it. Bodies, below, still carry every one.
+    let names = HOSTILE
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| DisplayName::parse(h).is_ok());
+    for (i, hostile) in names {
         let email = Email::parse(&format!(
             "o'brien+\"{i}\".{}@example.com",
             UserId::generate().as_uuid().simple()

@@ -103,6 +103,7 @@ fn build() -> Fixture {
     // Rate limits would turn most inputs into 429s; the fuzzer wants the handlers.
     config.auth_per_address_per_minute = 1_000_000_000;
     config.login_per_email_per_minute = 1_000_000_000;
+    config.login_failures_per_address = 1_000_000_000;
     config.send_rate_per_second = 1_000_000_000;
     config.send_burst = 1_000_000_000;
     config.max_message_chars = MAX_BODY_CHARS;

@@ -25,6 +25,7 @@ pub struct ApiError {
     message: Cow<'static, str>,
     fields: Option<BTreeMap<&'static str, String>>,
     retry_after: Option<Duration>,
+    close: bool,
 }
 
 impl ApiError {
@@ -40,7 +41,15 @@ impl ApiError {
             message: message.into(),
             fields: None,
             retry_after: None,
+            close: false,
         }
+    }
+
+    /// The same answer, saying `Connection: close`: the connection cannot serve another
+    /// request (a request body left unread, say).
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     /// 400 `validation_failed`, naming every failing field.
@@ -128,6 +137,20 @@ struct Body<'a> {
     retry_after_ms: Option<u64>,
 }
 
+/// The envelope `{"error": {"code": ..., "message": ...}}` as JSON bytes, for answers
+/// written outside the router (see `crate::connection`).
+pub fn envelope_json(code: &str, message: &str) -> Vec<u8> {
+    let envelope = Envelope {
+        error: Body {
+            code,
+            message,
+            fields: None,
+            retry_after_ms: None,
+        },
+    };
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Envelope {
@@ -145,6 +168,11 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

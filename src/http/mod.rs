@@ -2,17 +2,22 @@
 //! are thin: they parse input into domain types, call a service, and shape its answer;
 //! they decide nothing and never touch a store.
 
+mod client_addr;
 mod error;
 mod extract;
 mod middleware;
 pub(crate) mod routes;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use error::{ApiError, Validator};
+pub use client_addr::ClientAddr;
+pub use error::{ApiError, Validator, envelope_json};
 pub use extract::{ApiJson, ApiQuery, bearer_token};
+pub use middleware::SECURITY_HEADERS;
 
 use crate::state::AppState;
 
@@ -50,7 +55,12 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
-        .layer(axum::middleware::from_fn(middleware::log_request));
+        .layer(axum::middleware::from_fn(middleware::log_request))
+        // Outside the log, so that the log has the client's address.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::from(state.config().trusted_proxies.as_slice()),
+            client_addr::resolve,
+        ));
     for layer in middleware::security_headers() {
         router = router.layer(layer);
     }

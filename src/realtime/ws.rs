@@ -134,6 +134,11 @@ fn read_error(e: axum::Error) -> Ending {
     let inner = e.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(_)) => Ending::close(close::TOO_BIG, "frame too large"),
+        // tungstenite checks text frames as they are assembled; the socket is still
+        // usable, so the client is told why (RFC 6455 §8.1) instead of being cut off.
+        Some(tungstenite::Error::Utf8(_)) => {
+            Ending::close(close::INVALID_PAYLOAD, "text frame is not UTF-8")
+        }
         // A peer that vanished without a closing handshake is simply gone.
         Some(tungstenite::Error::Protocol(
             tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,

@@ -9,7 +9,7 @@ use actors::store::InsertUserError;
 use actors::{Messenger, Store};
 
 use super::ServiceError;
-use crate::auth::{Claims, KeyedLimiter, PasswordHasher, Tokens};
+use crate::auth::{Claims, KeyedLimiter, LoginGuard, LoginPolicy, PasswordHasher, Tokens};
 use crate::config::Config;
 
 /// The authenticated caller: who, with which token.
@@ -36,7 +36,9 @@ pub struct Accounts {
     messenger: Messenger,
     tokens: Tokens,
     hasher: PasswordHasher,
-    login_by_email: KeyedLimiter<String>,
+    /// Login attempts per email and client address, with backoff: guessing from one
+    /// address slows down without refusing the owner elsewhere.
+    login: LoginGuard,
     auth_by_address: KeyedLimiter<IpAddr>,
 }
 
@@ -54,10 +56,10 @@ impl Accounts {
             messenger,
             tokens,
             hasher,
-            login_by_email: KeyedLimiter::per_minute(
-                "login_by_email",
+            login: LoginGuard::new(LoginPolicy::new(
+                config.login_failures_per_address,
                 config.login_per_email_per_minute,
-            ),
+            )),
             auth_by_address: KeyedLimiter::per_minute(
                 "auth_by_address",
                 config.auth_per_address_per_minute,
@@ -65,7 +67,7 @@ impl Accounts {
         }
     }
 
-    /// Counts an attempt to register or log in from `address`.
+    /// Counts an attempt to register or log in from `address` (a client's rate key).
     pub fn check_address(&self, address: IpAddr) -> Result<(), ServiceError> {
         Ok(self.auth_by_address.check(&address)?)
     }
@@ -104,14 +106,21 @@ impl Accounts {
     /// A token for valid credentials. An unknown email and a wrong password get the same
     /// answer after the same work.
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, email: Email, password: &str) -> Result<Issued, ServiceError> {
-        self.login_by_email.check(&email.as_str().to_owned())?;
+    pub async fn login(
+        &self,
+        email: Email,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<Issued, ServiceError> {
+        let attempt = self.login.begin(email.as_str(), client)?;
         let record = self.store.user_by_email(&email).await?;
         let hash = record.as_ref().map(|r| r.password_hash.as_str());
         let valid = self.hasher.verify(password, hash).await?;
-        let record = record
-            .filter(|_| valid)
-            .ok_or(ServiceError::InvalidCredentials)?;
+        let Some(record) = record.filter(|_| valid) else {
+            attempt.failed();
+            return Err(ServiceError::InvalidCredentials);
+        };
+        attempt.succeeded();
         self.issue(record.user)
     }
 
@@ -155,7 +164,7 @@ impl Accounts {
 
     /// Forgets idle rate-limit keys.
     pub fn sweep(&self) {
-        self.login_by_email.sweep();
+        self.login.sweep();
         self.auth_by_address.sweep();
     }
 

@@ -53,6 +53,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     .expect("test config parses");
     config.jwt_secret = None;
     config.login_per_email_per_minute = 10_000;
+    config.login_failures_per_address = 10_000;
     config.auth_per_address_per_minute = 10_000;
     config.send_rate_per_second = 100_000;
     config.send_burst = 100_000;

@@ -9,6 +9,7 @@ mod helpers;
 mod server;
 
 mod accounts;
+mod connections;
 mod contacts;
 mod restart;
 mod tokens;

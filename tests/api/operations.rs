@@ -672,6 +672,40 @@ async fn no_password_token_or_message_body_reaches_the_log_even_at_trace_level()
     }
 }
 
+#[tokio::test]
+async fn the_request_log_names_the_forwarded_client_only_behind_a_trusted_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), "info", &["--trusted-proxy", "127.0.0.1"]).await;
+    let from = |n: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+            .build()
+            .unwrap()
+    };
+    for n in [1, 2] {
+        let res = from(n)
+            .get(format!("{}/healthz", server.base()))
+            .header("x-forwarded-for", "198.51.100.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    server
+        .wait_count(|l| l["message"] == "request" && l["route"] == "/healthz", 2)
+        .await;
+    let clients: Vec<Value> = server
+        .lines()
+        .await
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "request" && l["route"] == "/healthz")
+        .map(|l| l["client"].clone())
+        .collect();
+    // Through the trusted proxy, the forwarded client; from 127.0.0.2, the peer itself.
+    assert_eq!(clients, [json!("198.51.100.7"), json!("127.0.0.2")]);
+}
+
 /// The id of the token's user.
 async fn server_user(http: &reqwest::Client, base: &str, token: &str) -> String {
     let me: Value = http

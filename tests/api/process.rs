@@ -115,6 +115,129 @@ fn a_configured_secret_shorter_than_32_bytes_is_refused_at_start() {
     );
 }
 
+/// Every entry under `dir` (and `dir` itself) with its permission bits and whether it
+/// is a dir.
+fn tree_modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32, bool)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).unwrap();
+    let mut all = vec![(dir.to_path_buf(), meta.mode() & 0o777, meta.is_dir())];
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            all.extend(tree_modes(&entry.unwrap().path()));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn under_umask_022_the_data_dir_is_private_to_its_owner() {
+    use std::os::unix::process::CommandExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("parley-data");
+    // The umask most shells have: files 0644 and dirs 0755 unless Parley says otherwise.
+    let server = Server::start_with(&dir, "info", &[], |command| {
+        // SAFETY: umask(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let (_, ada) = register(&http, &server.base(), "ada").await;
+    let (bob_id, _) = register(&http, &server.base(), "bob").await;
+    let res = http
+        .post(format!("{}/api/messages/send", server.base()))
+        .bearer_auth(&ada)
+        .json(&json!({"receiverId": bob_id, "content": "private", "clientId": "p1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut server = server;
+    server.signal("TERM");
+    assert_eq!(server.exit_code().await, 0);
+
+    let tree = tree_modes(&dir);
+    let files = tree.iter().filter(|(_, _, is_dir)| !is_dir).count();
+    assert!(
+        files >= 5,
+        "the store and the secret were written: {tree:#?}"
+    );
+    for (path, mode, is_dir) in &tree {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, want, "{} is {mode:03o}", path.display());
+    }
+}
+
+/// Runs `parley serve` on `dir`, expecting it to refuse to start: its exit code and
+/// standard error. A server that starts anyway is killed after 10 s (exit code `None`).
+fn serve_once(dir: &std::path::Path) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env_remove("PARLEY_JWT_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (code, stderr)
+}
+
+#[test]
+fn a_data_dir_that_group_or_others_can_write_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    for mode in [0o770, 0o757, 0o777] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let (code, stderr) = serve_once(dir.path());
+        assert_eq!(code, Some(1), "mode {mode:o}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains("group or others can write") && stderr.contains("chmod 700"),
+            "the reason and the fix: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing was written there"
+        );
+    }
+}
+
+#[test]
+fn a_data_dir_owned_by_another_user_is_refused_at_start() {
+    // SAFETY: geteuid(2) cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root can give a dir to another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // nobody:nogroup
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    let (code, stderr) = serve_once(dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("owned by uid 65534"), "{stderr}");
+}
+
 #[tokio::test]
 async fn idle_actors_stop_and_start_again_on_demand_as_the_log_shows() {
     let dir = tempfile::tempdir().unwrap();

@@ -46,7 +46,20 @@ impl Server {
     /// log at `rust_log` and the `extra` flags (no secret or admin token from the
     /// environment), and waits (60 s at most) for its `listening` line.
     pub(crate) async fn start(data_dir: &Path, rust_log: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        Self::start_with(data_dir, rust_log, extra, |_| {}).await
+    }
+
+    /// [`Server::start`], with the command adjusted by `adjust` first (to set the
+    /// child's umask, say).
+    pub(crate) async fn start_with(
+        data_dir: &Path,
+        rust_log: &str,
+        extra: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
+        adjust(&mut command);
+        let mut child = command
             .args([
                 "serve",
                 "--listen",

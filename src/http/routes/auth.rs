@@ -1,14 +1,12 @@
 //! Accounts: register, login, logout, me.
 
-use std::net::SocketAddr;
-
 use actors::domain::{DisplayName, Email, Invalid, Password};
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, Validator};
+use crate::http::{ApiError, ApiJson, ClientAddr, Validator};
 use crate::service::{AuthUser, Issued};
 use crate::state::AppState;
 use crate::wire::UserJson;
@@ -46,11 +44,11 @@ fn issued(issued: Issued) -> AuthResponse {
 #[tracing::instrument(skip_all)]
 pub(crate) async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> Result<(StatusCode, Json<AuthResponse>), ApiError> {
     let accounts = state.accounts();
-    accounts.check_address(peer.ip())?;
+    accounts.check_address(client.rate_key())?;
     let mut v = Validator::default();
     let name = v.field("name", body.name.as_deref(), DisplayName::parse);
     let email = v.field("email", body.email.as_deref(), Email::parse);
@@ -67,11 +65,11 @@ pub(crate) async fn register(
 #[tracing::instrument(skip_all)]
 pub(crate) async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<AuthResponse>, ApiError> {
     let accounts = state.accounts();
-    accounts.check_address(peer.ip())?;
+    accounts.check_address(client.rate_key())?;
     let mut v = Validator::default();
     let email = v.field("email", body.email.as_deref(), Email::parse);
     let password = v.field("password", body.password.as_deref(), |p| {
@@ -85,7 +83,9 @@ pub(crate) async fn login(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::internal("validator passed a missing field"));
     };
-    Ok(Json(issued(accounts.login(email, &password).await?)))
+    Ok(Json(issued(
+        accounts.login(email, &password, client.0).await?,
+    )))
 }
 
 /// `POST /api/auth/logout`: revokes the token used, for the rest of its lifetime.
