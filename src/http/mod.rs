@@ -21,10 +21,12 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
-    use routes::{admin, auth, contacts, conversations, health, messages, ws};
+    use routes::{admin, auth, contacts, conversations, health, messages, web, ws};
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
     let mut router = Router::new()
+        .route("/", get(web::index))
+        .route("/web/{file}", get(web::asset))
         .route("/healthz", get(health::health))
         .route("/metrics", get(admin::metrics))
         .route("/api/auth/register", post(auth::register))

@@ -22,3 +22,4 @@ mod process;
 mod protocol_errors;
 mod session_end;
 mod supervision;
+mod web;
