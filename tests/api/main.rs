@@ -13,6 +13,7 @@ mod contacts;
 mod restart;
 mod tokens;
 
+mod dashboard;
 mod history;
 mod lanes;
 mod limits;

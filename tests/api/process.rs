@@ -243,3 +243,33 @@ async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
         "every committed send was acked, and every ack is in history"
     );
 }
+
+#[test]
+fn seed_users_shows_its_progress_on_stderr_and_writes_only_json_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args([
+            "admin",
+            "seed-users",
+            "--count",
+            "40",
+            "--out",
+            "-",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env_remove("PARLEY_JWT_SECRET")
+        .output()
+        .expect("seed-users runs");
+    assert!(out.status.success());
+    let users: Vec<Value> = serde_json::from_slice(&out.stdout).expect("stdout is the JSON");
+    assert_eq!(users.len(), 40);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("seeding accounts: "))
+        .collect();
+    // Not a terminal: one line per tenth at most, and the last one says it is done.
+    assert!(lines.len() >= 2 && lines.len() <= 11, "{stderr}");
+    assert_eq!(lines.last(), Some(&"seeding accounts: 40/40 (100%)"));
+}
