@@ -23,7 +23,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: Cow<'static, str>,
-    fields: Option<BTreeMap<&'static str, String>>,
+    fields: Option<BTreeMap<Cow<'static, str>, String>>,
     retry_after: Option<Duration>,
 }
 
@@ -44,7 +44,7 @@ impl ApiError {
     }
 
     /// 400 `validation_failed`, naming every failing field.
-    pub fn validation(fields: BTreeMap<&'static str, String>) -> Self {
+    pub fn validation(fields: BTreeMap<Cow<'static, str>, String>) -> Self {
         let mut e = Self::new(
             StatusCode::BAD_REQUEST,
             "validation_failed",
@@ -121,7 +121,7 @@ struct Body<'a> {
     code: &'a str,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a BTreeMap<&'static str, String>>,
+    fields: Option<&'a BTreeMap<Cow<'static, str>, String>>,
     /// With `rate_limited`: when to try again, in milliseconds (the `Retry-After`
     /// header has whole seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,7 +157,7 @@ fn retry_after_ms(wait: Duration) -> u64 {
 
 /// Collects per-field validation failures, so one answer names all of them.
 #[derive(Default)]
-pub struct Validator(BTreeMap<&'static str, String>);
+pub struct Validator(BTreeMap<Cow<'static, str>, String>);
 
 impl Validator {
     /// Parses a required field; records why it failed.
@@ -168,13 +168,13 @@ impl Validator {
         parse: impl FnOnce(&str) -> Result<T, Invalid>,
     ) -> Option<T> {
         let Some(raw) = raw else {
-            self.0.insert(name, "is required".into());
+            self.0.insert(name.into(), "is required".into());
             return None;
         };
         match parse(raw) {
             Ok(v) => Some(v),
             Err(Invalid(why)) => {
-                self.0.insert(name, why.into());
+                self.0.insert(name.into(), why.into());
                 None
             }
         }
@@ -182,7 +182,7 @@ impl Validator {
 
     /// Records a failure found some other way.
     pub fn fail(&mut self, name: &'static str, why: &str) {
-        self.0.insert(name, why.into());
+        self.0.insert(name.into(), why.into());
     }
 
     /// Ok when nothing failed, else the 400 naming every failure.
