@@ -12,7 +12,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use crate::service::{AuthUser, ServiceError};
+use crate::service::{AuthUser, ServiceError, TokenProblem};
 use crate::state::AppState;
 
 /// A JSON request body (`Content-Type: application/json`, at most the body limit).
@@ -96,6 +96,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// Why a request has no bearer token: none at all, or an `Authorization` header that
+/// is not `Bearer <token>`.
+pub fn missing_token(headers: &axum::http::HeaderMap) -> TokenProblem {
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        TokenProblem::NotBearer
+    } else {
+        TokenProblem::Missing
+    }
+}
+
 /// The token of an `Authorization: Bearer …` header, if there is one.
 pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     let value = headers
@@ -111,7 +121,9 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(&parts.headers).ok_or(ServiceError::Unauthorized)?;
+        let token = bearer_token(&parts.headers)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ServiceError::Unauthorized(missing_token(&parts.headers)))?;
         Ok(state.accounts().authenticate(token).await?)
     }
 }

@@ -12,7 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use error::{ApiError, Validator};
-pub use extract::{ApiJson, ApiQuery, bearer_token};
+pub use extract::{ApiJson, ApiQuery, bearer_token, missing_token};
 
 use crate::state::AppState;
 

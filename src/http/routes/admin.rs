@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::http::{ApiError, ApiQuery, bearer_token};
-use crate::service::ServiceError;
+use crate::service::{ServiceError, TokenProblem};
 use crate::state::AppState;
 
 /// Prometheus' text exposition format.
@@ -154,12 +154,12 @@ pub(crate) async fn actors(
 /// configured length; the length itself is not secret).
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.config().admin_token.as_ref() else {
-        return Err(ServiceError::Unauthorized.into());
+        return Err(ServiceError::Unauthorized(TokenProblem::NotAdmin).into());
     };
     let given = bearer_token(headers).unwrap_or_default();
     if bool::from(given.as_bytes().ct_eq(expected.0.as_bytes())) {
         Ok(())
     } else {
-        Err(ServiceError::Unauthorized.into())
+        Err(ServiceError::Unauthorized(TokenProblem::NotAdmin).into())
     }
 }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::http::{ApiError, ApiQuery, bearer_token};
+use crate::http::{ApiError, ApiQuery, bearer_token, missing_token};
 use crate::realtime::ws::{READ_BUFFER, WRITE_BUFFER, run};
 use crate::service::ServiceError;
 use crate::state::AppState;
@@ -30,7 +30,8 @@ pub(crate) async fn upgrade(
 ) -> Result<Response, ApiError> {
     let token = bearer_token(&headers)
         .or(query.token.as_deref())
-        .ok_or(ServiceError::Unauthorized)?;
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ServiceError::Unauthorized(missing_token(&headers)))?;
     let me = state.accounts().authenticate(token).await?;
     let ws = ws.map_err(|_| {
         ApiError::new(
