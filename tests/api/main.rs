@@ -14,6 +14,7 @@ mod restart;
 mod tokens;
 
 mod dashboard;
+mod example_chat;
 mod history;
 mod lanes;
 mod limits;
