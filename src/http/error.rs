@@ -109,18 +109,24 @@ impl From<StoreError> for ApiError {
 }
 
 /// The body of every error answer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
+#[schema(as = Error)]
+pub(crate) struct ErrorEnvelope<'a> {
     error: Body<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ErrorBody)]
 struct Body<'a> {
+    /// Machine-readable, snake_case.
     code: &'a str,
+    /// A sentence for a person.
     message: &'a str,
+    /// With `validation_failed`: why each field failed, by its name in the request.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
     fields: Option<&'a BTreeMap<Cow<'static, str>, String>>,
     /// With `rate_limited`: when to try again, in milliseconds (the `Retry-After`
     /// header has whole seconds).
@@ -130,7 +136,7 @@ struct Body<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope {
+        let body = ErrorEnvelope {
             error: Body {
                 code: self.code,
                 message: &self.message,

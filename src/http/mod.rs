@@ -5,12 +5,14 @@
 mod error;
 mod extract;
 mod middleware;
+mod openapi;
 pub(crate) mod routes;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
+pub(crate) use error::ErrorEnvelope;
 pub use error::{ApiError, Validator};
 pub use extract::{ApiJson, ApiQuery, bearer_token, missing_token};
 
@@ -28,6 +30,7 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .route("/", get(web::index))
         .route("/web/{file}", get(web::asset))
         .route("/healthz", get(health::health))
+        .route("/openapi.json", get(openapi::openapi))
         .route("/metrics", get(admin::metrics))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))

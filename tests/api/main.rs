@@ -19,6 +19,7 @@ mod history;
 mod lanes;
 mod limits;
 mod messaging;
+mod openapi;
 mod operations;
 mod process;
 mod protocol_errors;

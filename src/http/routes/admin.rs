@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::http::{ApiError, ApiQuery, bearer_token};
+use crate::http::{ApiError, ApiQuery, ErrorEnvelope, bearer_token};
 use crate::service::{ServiceError, TokenProblem};
 use crate::state::AppState;
 
@@ -17,6 +17,8 @@ use crate::state::AppState;
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /metrics`: every metric in Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text =
         crate::metrics::render(state.messenger(), state.sessions().len()).ok_or_else(|| {
@@ -33,7 +35,8 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ActorsQuery {
     limit: Option<usize>,
@@ -44,7 +47,7 @@ const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 20;
 
 /// The body of `GET /admin/actors` (camelCase, like every JSON body).
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ActorsReport {
     /// Live actors by kind.
@@ -66,7 +69,7 @@ pub(crate) struct ActorsReport {
 }
 
 /// Live actors by kind.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Counts {
     /// User actors.
@@ -76,7 +79,7 @@ pub(crate) struct Counts {
 }
 
 /// One actor in `/admin/actors`.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ActorReport {
     /// `user` or `conversation`.
@@ -130,6 +133,8 @@ impl From<actors::ActorTree> for ActorsReport {
     }
 }
 
+#[utoipa::path(get, path = "/admin/actors", tag = "operations", security(("admin" = [])), params(ActorsQuery),
+    responses((status = 200, description = "Actor counts and the busiest actors (only with --admin-token)", body = ActorsReport), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `GET /admin/actors?limit=`: counts by kind and the busiest actors (20 by default, at
 /// most 1000). Requires `Authorization: Bearer <admin token>`; the route exists only
 /// when an admin token is configured.

@@ -12,13 +12,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, ApiQuery, Validator};
+use crate::http::{ApiError, ApiJson, ApiQuery, ErrorEnvelope, Validator};
 use crate::service::{AuthUser, Page};
 use crate::state::AppState;
 use crate::wire::{ClientFrame, MessageJson, V1_SEND_FIELDS, v1_field_refusal};
 
 /// The answer to `POST /api/messages/send`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MessageResponse<'a> {
     message: MessageJson<'a>,
@@ -26,17 +26,21 @@ pub(crate) struct MessageResponse<'a> {
 }
 
 /// A page of one conversation's history.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HistoryPage<'a> {
     conversation_id: String,
     messages: Vec<MessageJson<'a>>,
     /// The `before` of the previous (older) page; null when there is none.
+    #[schema(value_type = Option<u64>)]
     next_before: Option<Seq>,
     /// The `after` of the next (newer) page; null when there is none.
+    #[schema(value_type = Option<u64>)]
     next_after: Option<Seq>,
 }
 
+#[utoipa::path(post, path = "/api/messages/send", tag = "messages", security(("bearer" = [])), request_body = ClientFrame,
+    responses((status = 201, description = "Stored and durable", body = MessageResponse), (status = 200, description = "A retry of a known clientId", body = MessageResponse), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `POST /api/messages/send`: sends `content` to `receiverId` (their 1:1 conversation,
 /// created on first use) or into `conversationId` (a conversation of the caller's);
 /// exactly one of the two. 201 once durable, 200 with `duplicate: true` for a retry of
@@ -116,7 +120,8 @@ pub(crate) async fn send(
 }
 
 /// Paging parameters shared by the history routes.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
     pub(crate) before: Option<u64>,
     pub(crate) after: Option<u64>,
@@ -153,6 +158,9 @@ pub(crate) fn page_response(page: &Page) -> Response {
     Json(body).into_response()
 }
 
+#[utoipa::path(get, path = "/api/messages/{contact_id}", tag = "messages", security(("bearer" = [])),
+    params(("contact_id" = String, Path, description = "The other user's id"), PageQuery),
+    responses((status = 200, description = "A page of history, oldest first", body = HistoryPage), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `GET /api/messages/{contactId}?before=&limit=`: the 1:1 history with a user,
 /// oldest first; `nextBefore` is the cursor for the previous page.
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]

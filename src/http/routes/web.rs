@@ -7,7 +7,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::http::ApiError;
+use crate::http::{ApiError, ErrorEnvelope};
 
 /// What the page needs and nothing else: its own scripts, styles and icon, and fetch and
 /// WebSocket to its own origin (`'self'` covers `ws:`/`wss:` on the same host). No inline
@@ -65,11 +65,14 @@ const ASSETS: &[Asset] = &[
 ];
 
 /// `GET /`: the web client's page.
+#[utoipa::path(get, path = "/", tag = "web client", responses((status = 200, description = "The page", body = String, content_type = "text/html")))]
 pub(crate) async fn index() -> Response {
     serve("index.html")
 }
 
 /// `GET /web/{file}`: one of the web client's scripts, styles or images.
+#[utoipa::path(get, path = "/web/{file}", tag = "web client", params(("file" = String, Path, description = "A file name such as app.js")),
+    responses((status = 200, description = "The file", body = String), (status = 404, description = "No such file", body = ErrorEnvelope)))]
 pub(crate) async fn asset(Path(file): Path<String>) -> Response {
     serve(&file)
 }
