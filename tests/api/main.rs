@@ -9,6 +9,7 @@ mod helpers;
 mod server;
 
 mod accounts;
+mod asyncapi;
 mod contacts;
 mod restart;
 mod tokens;
