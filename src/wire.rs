@@ -144,12 +144,10 @@ pub fn rfc3339(t: Timestamp) -> String {
 
 /// A client frame of any type, before validation; also the body of a REST send, which
 /// takes the same fields as a `send` frame.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[schema(as = SendBody)]
 pub struct ClientFrame {
     /// The frame's `type`.
-    #[schema(ignore)]
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// `send`: the direct conversation with this user.
@@ -161,23 +159,18 @@ pub struct ClientFrame {
     /// `send`: the retry key.
     pub client_id: Option<String>,
     /// `sync`: the last seq seen, by conversation.
-    #[schema(ignore)]
     pub cursors: Option<HashMap<String, Seq>>,
     // v1 names of `send` fields, read only to refuse them (see `wire::V1_SEND_FIELDS`).
     /// Given under its v1 name `to`.
-    #[schema(ignore)]
     #[serde(rename = "to", default, deserialize_with = "present")]
     pub v1_to: bool,
     /// Given under its v1 name `conversation`.
-    #[schema(ignore)]
     #[serde(rename = "conversation", default, deserialize_with = "present")]
     pub v1_conversation: bool,
     /// Given under its v1 name `body`.
-    #[schema(ignore)]
     #[serde(rename = "body", default, deserialize_with = "present")]
     pub v1_body: bool,
     /// Given under its v1 name `client_id`.
-    #[schema(ignore)]
     #[serde(rename = "client_id", default, deserialize_with = "present")]
     pub v1_client_id: bool,
 }

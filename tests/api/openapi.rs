@@ -180,3 +180,21 @@ async fn real_answers_have_the_shapes_the_document_gives_them() {
     assert_shape(&doc, "Error", &error);
     assert_shape(&doc, "ErrorBody", &error["error"]);
 }
+
+#[tokio::test]
+async fn a_seq_beyond_the_documented_int64_is_validation_failed() {
+    let app = spawn_app_with(|_| {}).await;
+    let ada = app.new_user("Ada").await;
+    let bob = app.new_user("Bob").await;
+    let res = app
+        .get(
+            &format!("/api/messages/{}?before=9223372036854775808", bob.id),
+            Some(&ada.token),
+        )
+        .await;
+    let body = crate::helpers::assert_error(res, 400, "validation_failed").await;
+    assert_eq!(
+        body["error"]["fields"],
+        json!({"before": "must be at most 9223372036854775807"})
+    );
+}

@@ -39,6 +39,9 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
 #[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ActorsQuery {
+    /// How many of the busiest actors to list (20 by default; at most 1000, more is
+    /// taken as 1000).
+    #[param(value_type = Option<u32>)]
     limit: Option<usize>,
 }
 

@@ -63,7 +63,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/conversations/{id}/messages", tag = "conversations", security(("bearer" = [])),
-    params(("id" = String, Path, description = "The conversation's id"), PageQuery),
+    params(("id" = uuid::Uuid, Path, description = "The conversation's id"), PageQuery),
     responses((status = 200, description = "A page of history, oldest first", body = super::messages::HistoryPage), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `GET /api/conversations/{id}/messages?before=&after=&limit=`: a page of one
 /// conversation's history, oldest first. Anyone but a participant gets 404.

@@ -71,8 +71,9 @@ pub(crate) async fn index() -> Response {
 }
 
 /// `GET /web/{file}`: one of the web client's scripts, styles or images.
-#[utoipa::path(get, path = "/web/{file}", tag = "web client", params(("file" = String, Path, description = "A file name such as app.js")),
-    responses((status = 200, description = "The file", body = String), (status = 404, description = "No such file", body = ErrorEnvelope)))]
+#[utoipa::path(get, path = "/web/{file}", tag = "web client", params(("file" = String, Path, description = "A file name such as app.js", example = "app.js")),
+    responses((status = 200, description = "The file", content((String = "text/javascript"), (String = "text/css"), (String = "image/svg+xml"), (String = "text/html"))),
+        (status = 404, description = "No such file", body = ErrorEnvelope)))]
 pub(crate) async fn asset(Path(file): Path<String>) -> Response {
     serve(&file)
 }
