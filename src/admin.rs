@@ -8,9 +8,10 @@
 //! with the server's own secret. Run it while the server is stopped (the store is
 //! locked by a running server).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actors::Store;
 use actors::domain::{DisplayName, Email, Password, Timestamp, User, UserId, UserRecord};
@@ -77,6 +78,7 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut seeded = Vec::with_capacity(args.count);
+    let mut progress = Progress::new("seeding accounts", args.count);
     for i in 0..args.count {
         let email = Email::parse(&format!("{}-{i}@load.parley.test", args.prefix))
             .map_err(|e| startup(format!("email {e}")))?;
@@ -109,12 +111,15 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
         while tasks.len() >= 64 {
             if let Some(done) = tasks.join_next().await {
                 seeded.push(done.map_err(startup)??);
+                progress.set(seeded.len());
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
         seeded.push(done.map_err(startup)??);
+        progress.set(seeded.len());
     }
+    progress.finish();
     seeded.sort_by_key(|(i, _, _)| *i);
     let mut out = Vec::with_capacity(seeded.len());
     for (_, id, email) in seeded {
@@ -134,6 +139,64 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
         eprintln!("seeded {} accounts into {}", out.len(), args.out);
     }
     Ok(())
+}
+
+/// A long operation's progress on stderr (stdout may be the operation's output): on a
+/// terminal one line redrawn at most ten times a second; otherwise, such as in a CI log,
+/// one line per tenth of the work.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    done: usize,
+    terminal: bool,
+    drawn: Option<Instant>,
+    tenths: usize,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Self {
+        Self {
+            what,
+            total,
+            done: 0,
+            terminal: std::io::stderr().is_terminal(),
+            drawn: None,
+            tenths: 0,
+        }
+    }
+
+    fn line(&self) -> String {
+        let percent = (self.done * 100).checked_div(self.total).unwrap_or(100);
+        format!("{}: {}/{} ({percent}%)", self.what, self.done, self.total)
+    }
+
+    fn set(&mut self, done: usize) {
+        self.done = done;
+        if self.terminal {
+            if self
+                .drawn
+                .is_none_or(|at| at.elapsed() >= Duration::from_millis(100))
+            {
+                self.drawn = Some(Instant::now());
+                eprint!("\r{}", self.line());
+            }
+        } else {
+            let tenths = (done * 10).checked_div(self.total).unwrap_or(10);
+            if tenths > self.tenths && done < self.total {
+                self.tenths = tenths;
+                eprintln!("{}", self.line());
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = self.total;
+        if self.terminal {
+            eprintln!("\r{}", self.line());
+        } else {
+            eprintln!("{}", self.line());
+        }
+    }
 }
 
 /// Options of `parley admin stats`.

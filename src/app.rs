@@ -49,8 +49,15 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, starts the actors and binds the listener.
+    /// Binds the listener, then opens the store and starts the actors. Binding first: an
+    /// address in use leaves nothing behind (no data dir, no generated secret).
     pub async fn build(config: Config) -> Result<Self, AppError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: config.listen,
+                source,
+            })?;
         crate::data_dir::prepare(&config.data_dir)?;
         let secret = crate::secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
         let store: Arc<dyn Store> = Arc::new(FjallStore::open(&config.data_dir.join("store"))?);
@@ -73,12 +80,6 @@ impl Application {
             .map_or(cores.saturating_sub(1).max(1), usize::from);
         let hasher = PasswordHasher::new(hashers).map_err(|e| AppError::Startup(e.to_string()))?;
         let tokens = Tokens::new(&secret, config.token_ttl);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: config.listen,
-                source,
-            })?;
         let state = AppState::new(config, store, messenger, tokens, hasher);
         let router = router(state.clone()).map_err(AppError::Startup)?;
         Ok(Self {

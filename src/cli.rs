@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::app::Application;
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "parley", version, about = "A real-time chat backend")]
@@ -12,9 +12,17 @@ struct Cli {
     command: Command,
 }
 
+/// What `serve --help` says after the flags: the one setting that has no flag.
+const SERVE_AFTER_HELP: &str = "\
+Environment only (never a flag, which would show in `ps`):
+  PARLEY_JWT_SECRET  HMAC secret for tokens, at least 32 bytes. When unset, a random one is
+                     generated on first start and kept in the data dir (mode 0600), so
+                     tokens survive restarts. Set it to share tokens between servers.";
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
+    #[command(after_help = SERVE_AFTER_HELP)]
     Serve(Box<Config>),
     /// Operator commands.
     #[command(subcommand)]
@@ -57,12 +65,17 @@ async fn serve(mut config: Config) -> i32 {
     config.jwt_secret = std::env::var("PARLEY_JWT_SECRET")
         .ok()
         .map(crate::config::Secret);
-    crate::telemetry::init(config.log_format);
+    let log_format = config.log_format;
+    crate::telemetry::init(log_format);
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            eprintln!("parley: {e}");
+            // Once: a JSON log gets it as a line for the log shipper; a person at a
+            // terminal reads it on stderr (the pretty log would say it a second time).
+            match log_format {
+                LogFormat::Json => tracing::error!(error = %e, "cannot start"),
+                LogFormat::Pretty => eprintln!("parley: {e}"),
+            }
             return 1;
         }
     };

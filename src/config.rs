@@ -50,7 +50,8 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
-    /// Lifetime of issued tokens (e.g. 7d, 12h, 30m).
+    /// Lifetime of issued tokens (e.g. 7d, 12h, 30m). REST accepts a token up to 5 s
+    /// past its expiry (clock skew); a session opened with it ends at the expiry.
     #[arg(long, env = "PARLEY_TOKEN_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,
 
@@ -154,7 +155,8 @@ pub struct Config {
     #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
-    /// Interval of server pings; a session silent for two intervals is closed.
+    /// Interval of server pings; a session silent for 1.5 intervals is closed (4000),
+    /// so a dead peer is found within two.
     #[arg(long, env = "PARLEY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
 

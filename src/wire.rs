@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A user as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserJson {
     /// Id.
@@ -34,7 +34,7 @@ impl From<&User> for UserJson {
 }
 
 /// What kind of message it is: always `text` for now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum MessageType {
     /// A text message.
@@ -42,19 +42,24 @@ pub enum MessageType {
 }
 
 /// A message as clients see it, on REST and WebSocket alike.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Message)]
 pub struct MessageJson<'a> {
     /// Unique id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: EventId,
     /// Conversation id.
+    #[schema(value_type = String, format = Uuid)]
     pub conversation_id: ConversationId,
     /// Position in the conversation.
     pub seq: u64,
     /// Sender's user id.
+    #[schema(value_type = String, format = Uuid)]
     pub sender: UserId,
     /// The other participant's user id, in a 1:1 conversation.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub receiver: Option<UserId>,
     /// Text.
     pub content: &'a str,
@@ -65,6 +70,7 @@ pub struct MessageJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<&'a str>,
     /// When the server accepted it.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Rfc3339,
 }
 

@@ -36,12 +36,16 @@ impl Claims {
     }
 }
 
-/// Why a token was refused. Callers answer every case with the same 401.
+/// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    /// Malformed, wrongly signed, wrong algorithm, expired, not yet valid or oversized.
+    /// Malformed, wrongly signed, wrong algorithm, not yet valid or oversized.
     #[error("invalid token")]
     Invalid,
+    /// Correctly signed, but past its expiry and the leeway. Told apart only after the
+    /// signature is checked, so it reveals nothing to a forger.
+    #[error("expired token")]
+    Expired,
     /// Signing failed.
     #[error("token signing failed: {0}")]
     Signing(String),
@@ -94,7 +98,11 @@ impl Tokens {
             return Err(TokenError::Invalid);
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
+            .map_err(|e| match e.kind() {
+                // jsonwebtoken checks the signature before the claims.
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
         let now = Timestamp::now().as_millis() / 1000;
         // A token "issued" in the future was not issued by this server's clock.
         if data.claims.iat > now + self.validation.leeway {

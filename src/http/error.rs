@@ -23,7 +23,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: Cow<'static, str>,
-    fields: Option<BTreeMap<&'static str, String>>,
+    fields: Option<BTreeMap<Cow<'static, str>, String>>,
     retry_after: Option<Duration>,
     close: bool,
 }
@@ -53,7 +53,7 @@ impl ApiError {
     }
 
     /// 400 `validation_failed`, naming every failing field.
-    pub fn validation(fields: BTreeMap<&'static str, String>) -> Self {
+    pub fn validation(fields: BTreeMap<Cow<'static, str>, String>) -> Self {
         let mut e = Self::new(
             StatusCode::BAD_REQUEST,
             "validation_failed",
@@ -118,19 +118,25 @@ impl From<StoreError> for ApiError {
 }
 
 /// The body of every error answer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
+#[schema(as = Error)]
+pub(crate) struct ErrorEnvelope<'a> {
     error: Body<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ErrorBody)]
 struct Body<'a> {
+    /// Machine-readable, snake_case.
     code: &'a str,
+    /// A sentence for a person.
     message: &'a str,
+    /// With `validation_failed`: why each field failed, by its name in the request.
     #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a BTreeMap<&'static str, String>>,
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
+    fields: Option<&'a BTreeMap<Cow<'static, str>, String>>,
     /// With `rate_limited`: when to try again, in milliseconds (the `Retry-After`
     /// header has whole seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,7 +146,7 @@ struct Body<'a> {
 /// The envelope `{"error": {"code": ..., "message": ...}}` as JSON bytes, for answers
 /// written outside the router (see `crate::connection`).
 pub fn envelope_json(code: &str, message: &str) -> Vec<u8> {
-    let envelope = Envelope {
+    let envelope = ErrorEnvelope {
         error: Body {
             code,
             message,
@@ -153,7 +159,7 @@ pub fn envelope_json(code: &str, message: &str) -> Vec<u8> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope {
+        let body = ErrorEnvelope {
             error: Body {
                 code: self.code,
                 message: &self.message,
@@ -185,7 +191,7 @@ fn retry_after_ms(wait: Duration) -> u64 {
 
 /// Collects per-field validation failures, so one answer names all of them.
 #[derive(Default)]
-pub struct Validator(BTreeMap<&'static str, String>);
+pub struct Validator(BTreeMap<Cow<'static, str>, String>);
 
 impl Validator {
     /// Parses a required field; records why it failed.
@@ -196,13 +202,13 @@ impl Validator {
         parse: impl FnOnce(&str) -> Result<T, Invalid>,
     ) -> Option<T> {
         let Some(raw) = raw else {
-            self.0.insert(name, "is required".into());
+            self.0.insert(name.into(), "is required".into());
             return None;
         };
         match parse(raw) {
             Ok(v) => Some(v),
             Err(Invalid(why)) => {
-                self.0.insert(name, why.into());
+                self.0.insert(name.into(), why.into());
                 None
             }
         }
@@ -210,7 +216,7 @@ impl Validator {
 
     /// Records a failure found some other way.
     pub fn fail(&mut self, name: &'static str, why: &str) {
-        self.0.insert(name, why.into());
+        self.0.insert(name.into(), why.into());
     }
 
     /// Ok when nothing failed, else the 400 naming every failure.

@@ -6,6 +6,7 @@ mod client_addr;
 mod error;
 mod extract;
 mod middleware;
+mod openapi;
 pub(crate) mod routes;
 
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use client_addr::ClientAddr;
+pub(crate) use error::ErrorEnvelope;
 pub use error::{ApiError, Validator, envelope_json};
-pub use extract::{ApiJson, ApiQuery, bearer_token};
+pub use extract::{ApiJson, ApiQuery, bearer_token, missing_token};
 pub use middleware::SECURITY_HEADERS;
 
 use crate::state::AppState;
@@ -26,11 +28,14 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
-    use routes::{admin, auth, contacts, conversations, health, messages, ws};
+    use routes::{admin, auth, contacts, conversations, health, messages, web, ws};
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
     let mut router = Router::new()
+        .route("/", get(web::index))
+        .route("/web/{file}", get(web::asset))
         .route("/healthz", get(health::health))
+        .route("/openapi.json", get(openapi::openapi))
         .route("/metrics", get(admin::metrics))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))

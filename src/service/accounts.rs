@@ -8,8 +8,10 @@ use actors::domain::{DisplayName, Email, Password, Timestamp, User, UserId, User
 use actors::store::InsertUserError;
 use actors::{Messenger, Store};
 
-use super::ServiceError;
-use crate::auth::{Claims, KeyedLimiter, LoginGuard, LoginPolicy, PasswordHasher, Tokens};
+use super::{ServiceError, TokenProblem};
+use crate::auth::{
+    Claims, KeyedLimiter, LoginGuard, LoginPolicy, PasswordHasher, TokenError, Tokens,
+};
 use crate::config::Config;
 
 /// The authenticated caller: who, with which token.
@@ -139,23 +141,26 @@ impl Accounts {
 
     /// Verifies a token completely: signature, algorithm, expiry, revocation, account.
     pub async fn authenticate(&self, token: &str) -> Result<AuthUser, ServiceError> {
-        let claims = self
-            .tokens
-            .verify(token)
-            .map_err(|_| ServiceError::Unauthorized)?;
-        let id = claims.user_id().map_err(|_| ServiceError::Unauthorized)?;
+        let claims = self.tokens.verify(token).map_err(|e| {
+            ServiceError::Unauthorized(match e {
+                TokenError::Expired => TokenProblem::Expired,
+                _ => TokenProblem::Invalid,
+            })
+        })?;
+        let invalid = ServiceError::Unauthorized(TokenProblem::Invalid);
+        let id = claims.user_id().map_err(|_| invalid.clone())?;
         // Our tokens carry a UUID; anything else was not issued here.
         if claims.jti.is_empty() || claims.jti.len() > 64 {
-            return Err(ServiceError::Unauthorized);
+            return Err(invalid);
         }
         if self.store.is_token_revoked(&claims.jti).await? {
-            return Err(ServiceError::Unauthorized);
+            return Err(ServiceError::Unauthorized(TokenProblem::Revoked));
         }
         let record = self
             .store
             .user(id)
             .await?
-            .ok_or(ServiceError::Unauthorized)?;
+            .ok_or(ServiceError::Unauthorized(TokenProblem::AccountGone))?;
         Ok(AuthUser {
             user: record.user,
             claims,

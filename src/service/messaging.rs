@@ -8,7 +8,7 @@ use actors::domain::{ConversationId, Event, Seq, SessionId, UserId};
 use actors::store::HistoryRange;
 use actors::{Messenger, SendRequest, Sent, SessionLink, Store};
 
-use super::{AuthUser, ServiceError};
+use super::{AuthUser, ServiceError, TokenProblem};
 use crate::auth::KeyedLimiter;
 use crate::config::Config;
 
@@ -77,7 +77,7 @@ impl Messaging {
         // the token but found no session to end: look again now that it is attached.
         if self.store.is_token_revoked(&me.claims.jti).await? {
             self.messenger.detach(me.user.id, session);
-            return Err(ServiceError::Unauthorized);
+            return Err(ServiceError::Unauthorized(TokenProblem::Revoked));
         }
         Ok(link)
     }

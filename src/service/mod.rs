@@ -16,5 +16,5 @@ pub mod messaging;
 pub use accounts::{Accounts, AuthUser, Issued};
 pub use contacts::Contacts;
 pub use conversations::{ConversationView, Conversations, Page};
-pub use error::{ErrorKind, ServiceError};
+pub use error::{ErrorKind, ServiceError, TokenProblem};
 pub use messaging::Messaging;

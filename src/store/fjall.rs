@@ -101,7 +101,10 @@ impl FjallStore {
         let context =
             |e: &dyn fmt::Display| StoreError::msg(format!("opening {}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(|e| context(&e))?;
-        let db = Database::builder(dir).open().map_err(|e| context(&e))?;
+        let db = Database::builder(dir).open().map_err(|e| match e {
+            fjall::Error::Locked => StoreError::msg(in_use(dir)),
+            e => context(&e),
+        })?;
         let keyspace = |name: &str| {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(|e| context(&e))
@@ -534,6 +537,53 @@ impl Store for FjallStore {
         })
         .await
     }
+}
+
+/// Why a store cannot be opened because another process holds it: which process, when
+/// `/proc/locks` says (fjall holds an exclusive `flock` on `lock` while open).
+fn in_use(dir: &Path) -> String {
+    let data_dir = dir.parent().unwrap_or(dir);
+    let holder = lock_holder(&dir.join("lock")).map_or_else(
+        || "another process".to_owned(),
+        |(pid, command)| format!("process {pid} ({command})"),
+    );
+    format!(
+        "the data dir {} is in use by {holder}; stop it, or give this server another --data-dir",
+        data_dir.display()
+    )
+}
+
+/// Elsewhere the holder is not looked up.
+#[cfg(not(target_os = "linux"))]
+fn lock_holder(_file: &Path) -> Option<(u32, String)> {
+    None
+}
+
+/// The pid and command line of the process holding a lock on `file`, on Linux.
+#[cfg(target_os = "linux")]
+fn lock_holder(file: &Path) -> Option<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(file).ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    // `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF`: pid, then dev:inode.
+    let pid = locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| f.matches(':').count() == 2)?;
+        let lock_inode: u64 = fields[at].rsplit(':').next()?.parse().ok()?;
+        (lock_inode == inode).then(|| fields.get(at - 1)?.parse::<u32>().ok())?
+    })?;
+    let command = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| String::from_utf8_lossy(part).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "command unknown".to_owned());
+    Some((pid, command))
 }
 
 #[cfg(test)]

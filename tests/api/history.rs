@@ -234,7 +234,7 @@ async fn rest_sends_validate_their_input_and_recognise_retries() {
     assert_error(
         send(json!({"receiverId": bob.id, "content": 7})).await,
         400,
-        "malformed_json",
+        "validation_failed",
     )
     .await;
     let nobody = "01000000-0000-7000-8000-000000000000";

@@ -9,17 +9,22 @@ mod helpers;
 mod server;
 
 mod accounts;
+mod asyncapi;
 mod connections;
 mod contacts;
 mod restart;
 mod tokens;
 
+mod dashboard;
+mod example_chat;
 mod history;
 mod lanes;
 mod limits;
 mod messaging;
+mod openapi;
 mod operations;
 mod process;
 mod protocol_errors;
 mod session_end;
 mod supervision;
+mod web;

@@ -366,3 +366,132 @@ async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
         "every committed send was acked, and every ack is in history"
     );
 }
+
+#[test]
+fn seed_users_shows_its_progress_on_stderr_and_writes_only_json_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args([
+            "admin",
+            "seed-users",
+            "--count",
+            "40",
+            "--out",
+            "-",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env_remove("PARLEY_JWT_SECRET")
+        .output()
+        .expect("seed-users runs");
+    assert!(out.status.success());
+    let users: Vec<Value> = serde_json::from_slice(&out.stdout).expect("stdout is the JSON");
+    assert_eq!(users.len(), 40);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("seeding accounts: "))
+        .collect();
+    // Not a terminal: one line per tenth at most, and the last one says it is done.
+    assert!(lines.len() >= 2 && lines.len() <= 11, "{stderr}");
+    assert_eq!(lines.last(), Some(&"seeding accounts: 40/40 (100%)"));
+}
+
+fn parley() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
+    command
+        .env_remove("PARLEY_JWT_SECRET")
+        .env_remove("PARLEY_ADMIN_TOKEN")
+        .env_remove("RUST_LOG");
+    command
+}
+
+#[test]
+fn serve_help_names_the_jwt_secret_variable_and_the_heartbeat_rule_of_the_docs() {
+    let out = parley().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("PARLEY_JWT_SECRET"), "{help}");
+    // The same rule as README and docs/protocol.md: closed after 1.5 silent intervals.
+    assert!(help.contains("silent for 1.5 intervals"), "{help}");
+    assert!(help.contains("5 s past its expiry"), "{help}");
+}
+
+#[test]
+fn a_failed_bind_leaves_no_data_dir_or_secret_and_says_so_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let out = parley()
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!data.exists(), "nothing is created before the bind");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let said = format!("{stdout}{stderr}");
+    assert_eq!(said.matches("cannot listen on").count(), 1, "{said}");
+}
+
+#[tokio::test]
+async fn a_second_server_on_a_data_dir_in_use_names_the_process_holding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = serve(dir.path(), &[]).await;
+    let out = parley()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("in use by process {} (", first.pid())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Locked"), "{stderr}");
+}
+
+#[test]
+fn the_default_log_has_no_storage_engine_chatter_and_no_colour_codes_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = parley()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = line.contains("listening");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.last().is_some_and(|l| l.contains("listening")),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains('\x1b')), "{lines:#?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("fjall") || l.contains("lsm_tree")),
+        "{lines:#?}"
+    );
+}
