@@ -460,6 +460,120 @@ async fn check_messages_are_found_by_client_id_per_sender_and_conversation(store
     assert_eq!(find(conv, UserId::generate(), "c-1").await, None);
 }
 
+/// 7b. Appending events that are already stored (a retried group commit) is harmless:
+///     each is there once, unchanged, and still found by its client id.
+async fn check_appending_the_same_events_again_is_harmless(store: &dyn Store) {
+    let (conv, neighbour) = adjacent_conversations();
+    let (alice, bob) = (UserId::generate(), UserId::generate());
+    let batch: Vec<Event> = (1..=6)
+        .map(|seq| {
+            let from = if seq % 2 == 0 { alice } else { bob };
+            with_client_id(
+                message(conv, seq, from, &format!("m{seq}")),
+                &format!("c{seq}"),
+            )
+        })
+        .chain([message(neighbour, 1, alice, "elsewhere")])
+        .collect();
+    append(store, &batch).await.unwrap();
+    append(store, &batch).await.unwrap();
+    // Part of it again, as a retry after a failure that wrote only some of it would.
+    append(store, &batch[2..4]).await.unwrap();
+
+    let history = store
+        .events(conv, range(None, None, 100, false))
+        .await
+        .unwrap();
+    assert_eq!(history, batch[..6]);
+    assert_eq!(
+        seqs(store, neighbour, range(None, None, 100, true)).await,
+        vec![1]
+    );
+    assert_eq!(
+        store.last_event(conv).await.unwrap().as_ref(),
+        Some(&batch[5])
+    );
+    for m in &batch[..6] {
+        let found = store
+            .event_by_client_id(conv, m.sender, m.client_id.as_ref().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(found.as_ref(), Some(m));
+    }
+}
+
+/// 7c. A long history reads back whole and in order, in both directions and in small
+///     pages, across whatever partitions the store splits a conversation into.
+async fn check_a_long_history_reads_back_whole_in_pages(store: &dyn Store) {
+    const N: Seq = 300;
+    let (conv, neighbour) = adjacent_conversations();
+    let from = UserId::generate();
+    let all: Vec<Event> = (1..=N)
+        .map(|seq| {
+            with_client_id(
+                message(conv, seq, from, &format!("m{seq}")),
+                &format!("c{seq}"),
+            )
+        })
+        .collect();
+    // In several commits of uneven sizes, as the group commit would.
+    for chunk in all.chunks(37) {
+        append(store, chunk).await.unwrap();
+    }
+    append(store, &[message(neighbour, 1, from, "next door")])
+        .await
+        .unwrap();
+
+    let every: Vec<Seq> = (1..=N).collect();
+    for from_newest in [false, true] {
+        let whole = store
+            .events(conv, range(None, None, 1000, from_newest))
+            .await
+            .unwrap();
+        assert_eq!(whole, all, "from_newest: {from_newest}");
+    }
+    // Forwards from a cursor, 7 at a time, as a sync does.
+    let mut forwards = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = seqs(store, conv, range(Some(after), None, 7, false)).await;
+        let Some(&last) = page.last() else { break };
+        assert!(page.len() <= 7);
+        forwards.extend(page);
+        after = last;
+    }
+    assert_eq!(forwards, every);
+    // Backwards from the newest, 11 at a time, as the history endpoint does.
+    let mut backwards = Vec::new();
+    let mut before = None;
+    loop {
+        let page = seqs(store, conv, range(None, before, 11, true)).await;
+        let Some(&first) = page.first() else { break };
+        assert!(page.len() <= 11);
+        backwards.splice(0..0, page);
+        before = Some(first);
+    }
+    assert_eq!(backwards, every);
+    assert_eq!(
+        seqs(store, conv, range(Some(250), Some(260), 1000, true)).await,
+        (251..260).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(store, conv, range(Some(5), None, 3, true)).await,
+        vec![N - 2, N - 1, N]
+    );
+    assert_eq!(store.last_event(conv).await.unwrap().as_ref(), all.last());
+    let c1 = ClientId::parse("c1").unwrap();
+    assert_eq!(
+        store
+            .event_by_client_id(conv, from, &c1)
+            .await
+            .unwrap()
+            .as_ref(),
+        all.first()
+    );
+}
+
 /// Strings that break naive quoting, escaping, truncation or NUL-terminated code.
 const HOSTILE: &[&str] = &[
     "O'Brien said \"hi\" \\ back`slash`",
@@ -768,6 +882,8 @@ conformance! {
     conversations_are_indexed_under_their_participants => check_conversations_are_indexed_under_their_participants,
     history_ranges_are_exact_and_stay_in_their_conversation => check_history_ranges_are_exact_and_stay_in_their_conversation,
     messages_are_found_by_client_id_per_sender_and_conversation => check_messages_are_found_by_client_id_per_sender_and_conversation,
+    appending_the_same_events_again_is_harmless => check_appending_the_same_events_again_is_harmless,
+    a_long_history_reads_back_whole_in_pages => check_a_long_history_reads_back_whole_in_pages,
     hostile_strings_round_trip_exactly => check_hostile_strings_round_trip_exactly,
     a_written_fixture_reads_back => check_a_written_fixture_reads_back,
     every_kind_of_event_round_trips => check_every_kind_of_event_round_trips,
