@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actors::domain::Timestamp;
 use actors::{Messenger, MessengerConfig, Store};
 use tokio::net::TcpListener;
 
@@ -110,9 +111,19 @@ impl Application {
             let state = state.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
+                for minute in 0u64.. {
                     tick.tick().await;
                     state.limits().sweep();
+                    // Expired revocations: a scan of all of them, so not every minute.
+                    if minute % 10 == 0 {
+                        match state.store().collect_expired(Timestamp::now()).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(records = n, "expired records collected"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "collecting expired records failed")
+                            }
+                        }
+                    }
                 }
             })
         };

@@ -253,6 +253,36 @@ async fn check_revoked_tokens_are_remembered(store: &dyn Store) {
     assert!(store.is_token_revoked(&jti).await.unwrap());
 }
 
+/// 4b. A revocation lasts until its expiry and no longer: one already expired is not
+///     remembered, one that expires while stored is forgotten (by a TTL, or on read and
+///     by the sweep).
+async fn check_revocations_expire(store: &dyn Store) {
+    let now = Timestamp::now().as_millis();
+    let old = format!("jti-{}", UserId::generate());
+    store
+        .revoke_token(&old, Timestamp::from_millis(now - 1))
+        .await
+        .unwrap();
+    assert!(!store.is_token_revoked(&old).await.unwrap());
+
+    let soon = format!("jti-{}", UserId::generate());
+    let expires_at = now + 1_500;
+    store
+        .revoke_token(&soon, Timestamp::from_millis(expires_at))
+        .await
+        .unwrap();
+    assert!(store.is_token_revoked(&soon).await.unwrap());
+    // A TTL counts whole seconds, rounded up: give it one more.
+    let wait = (expires_at + 1_200).saturating_sub(Timestamp::now().as_millis());
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    assert!(!store.is_token_revoked(&soon).await.unwrap());
+    store
+        .collect_expired(Timestamp::now())
+        .await
+        .expect("collecting expired records");
+    assert!(!store.is_token_revoked(&soon).await.unwrap());
+}
+
 /// 5. Conversations round-trip, are indexed under their participants only, and
 ///    inserting one again is harmless.
 async fn check_conversations_are_indexed_under_their_participants(store: &dyn Store) {
@@ -664,7 +694,7 @@ async fn check_hostile_strings_round_trip_exactly(store: &dyn Store) {
     for hostile in HOSTILE {
         let jti = format!("{hostile}{}", UserId::generate());
         store
-            .revoke_token(&jti, Timestamp::from_millis(1))
+            .revoke_token(&jti, Timestamp::from_millis(1_800_000_000_000))
             .await
             .unwrap();
         assert!(store.is_token_revoked(&jti).await.unwrap());
@@ -879,6 +909,7 @@ conformance! {
     one_account_per_email_even_under_concurrency => check_one_account_per_email_even_under_concurrency,
     contacts_are_mutual_and_added_once => check_contacts_are_mutual_and_added_once,
     revoked_tokens_are_remembered => check_revoked_tokens_are_remembered,
+    revocations_expire => check_revocations_expire,
     conversations_are_indexed_under_their_participants => check_conversations_are_indexed_under_their_participants,
     history_ranges_are_exact_and_stay_in_their_conversation => check_history_ranges_are_exact_and_stay_in_their_conversation,
     messages_are_found_by_client_id_per_sender_and_conversation => check_messages_are_found_by_client_id_per_sender_and_conversation,

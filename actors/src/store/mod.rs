@@ -70,11 +70,19 @@ pub trait Store: Send + Sync + 'static {
     /// The contacts of `user`, in no particular order.
     async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
 
-    /// Remembers that the token `jti` is revoked, until it would have expired anyway.
+    /// Remembers that the token `jti` is revoked until `expires_at`, the last moment the
+    /// token could still be accepted. After that the store forgets it (a TTL, or a
+    /// sweep): an expired token is refused anyway, so keeping it would only grow the
+    /// store. A revocation that is already past `expires_at` need not be stored at all.
     async fn revoke_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()>;
 
-    /// Whether the token `jti` was revoked.
+    /// Whether the token `jti` was revoked (and its revocation has not expired).
     async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool>;
+
+    /// Forgets records past their expiry (revoked tokens); called periodically. A store
+    /// that expires records by itself (ScyllaDB's TTLs) has nothing to do. Returns how
+    /// many records went.
+    async fn collect_expired(&self, now: Timestamp) -> StoreResult<usize>;
 
     /// Durably records a conversation and indexes it under each participant. Writing
     /// the same conversation again is harmless.

@@ -145,7 +145,7 @@ pub(crate) async fn logout(
 ) -> Result<StatusCode, ApiError> {
     state
         .store()
-        .revoke_token(&me.claims.jti, me.claims.expires_at())
+        .revoke_token(&me.claims.jti, me.claims.accepted_until())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
