@@ -168,10 +168,10 @@ impl ScyllaStore {
             // (and may still land) carries the later timestamp, so the later write wins.
             .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
             .connection_timeout(config.request_timeout)
-            // Only the replication of our keyspace is needed (for token-aware routing);
-            // prepared statements carry their own column metadata.
+            // Token-aware routing needs our keyspace's replication and tables, not their
+            // columns: prepared statements carry their own.
             .keyspaces_to_fetch([config.keyspace.as_str()])
-            .fetch_schema_metadata(false)
+            .fetch_full_schema_metadata(false)
             .build()
             .await
             .map_err(|e| StoreError::context(format!("cannot reach {}", config.nodes), e))?;
