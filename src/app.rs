@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
 use crate::http::{AppState, router};
-use crate::store::FjallStore;
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +51,7 @@ impl Application {
             AppError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
         let secret = crate::secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(FjallStore::open(&config.data_dir.join("store"))?);
+        let store: Arc<dyn Store> = crate::store::open(&config.store, &config.data_dir).await?;
         let messenger_config = MessengerConfig {
             idle_timeout: config.actor_idle_timeout,
             session_queue: config.session_queue,

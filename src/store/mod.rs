@@ -13,3 +13,14 @@ pub mod scylla;
 pub use self::fjall::FjallStore;
 pub use self::scylla::{ScyllaConfig, ScyllaStore};
 
+/// Opens the store `args` name: the embedded one in `data_dir/store` (blocking while
+/// fjall recovers its journal, so call it at startup), or connects to ScyllaDB.
+pub async fn open(
+    args: &crate::config::StoreArgs,
+    data_dir: &std::path::Path,
+) -> Result<std::sync::Arc<dyn actors::Store>, actors::StoreError> {
+    Ok(match args.scylla() {
+        Some(config) => std::sync::Arc::new(ScyllaStore::connect(&config).await?),
+        None => std::sync::Arc::new(FjallStore::open(&data_dir.join("store"))?),
+    })
+}
