@@ -99,8 +99,16 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// 503 `store_unavailable`, the code a failed send has: a store that is down (a
+    /// ScyllaDB cluster out of reach) is worth retrying, and every request that reads
+    /// the store, authentication included, then fails this way.
     fn from(e: StoreError) -> Self {
-        Self::internal(e)
+        tracing::error!(error = %e, "store error");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "The store is unavailable; try again shortly.",
+        )
     }
 }
 
