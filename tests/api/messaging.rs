@@ -104,6 +104,11 @@ async fn the_senders_other_session_gets_a_copy_even_when_the_sending_one_is_gone
     };
     let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
     let mut ada_laptop = app.connect(&ada.token).await;
+    // The conversation's actor runs before the phones come and go. A send that must
+    // first load its conversation can be dropped with its session (below); on a store
+    // with network round trips (ScyllaDB) every one was, and the copies went untested.
+    ada_laptop.send_to(&bob.id, "hello", "laptop-1").await;
+    assert_eq!(ada_laptop.recv().await["type"], "ack");
     for i in 0..20 {
         // The phone sends and hangs up without waiting for its ack: whether it is gone
         // before or after the commit, the laptop must not miss a stored message.
