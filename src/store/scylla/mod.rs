@@ -29,7 +29,9 @@
 //! when the keyspace is created. `event_buckets` lists the buckets a conversation has
 //! opened, so the newest one is one read away; history reads walk buckets from there
 //! (or from the cursor), in the direction asked, each bucket read page by page until the
-//! server says there is no more: a short page is never taken for the end.
+//! server says there is no more: a short page is never taken for the end. A bucket is
+//! opened by the batch that holds its first seq, which relies on the stream's own
+//! invariant: seqs start at 1 and have no gaps.
 //!
 //! # Writes and durability
 //!

@@ -192,7 +192,7 @@ pub(super) async fn prepare(
     tracing::info!(
         keyspace = ks,
         server = %server.release,
-        tablets_disabled = server.tablets,
+        server_has_tablets = server.tablets,
         schema_version = latest,
         bucket_size,
         "store ready"
