@@ -5,15 +5,15 @@
 //!
 //! `seed-users` works on a data dir directly: it provisions many accounts for load tests without paying one argon2 hash
 //! each: every seeded account shares one hash of one password, and tokens are minted
-//! with the server's own secret. Run it while the server is stopped (the store is
-//! locked by a running server).
+//! with the server's own secret. With the embedded store, run it while the server is
+//! stopped (the store is locked by a running server); with `--store scylla` it writes
+//! to the cluster like any server would.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actors::Store;
 use actors::domain::{DisplayName, Email, Password, Timestamp, User, UserId, UserRecord};
 use actors::store::InsertUserError;
 use clap::Args;
@@ -22,14 +22,16 @@ use serde::Serialize;
 use crate::app::AppError;
 use crate::auth::{PasswordHasher, Tokens};
 use crate::http::routes::admin::ActorsReport;
-use crate::store::FjallStore;
 
 /// Options of `parley admin seed-users`.
 #[derive(Debug, Clone, Args)]
 pub struct SeedUsers {
-    /// Data directory of the server (stopped).
+    /// Data directory of the server (stopped): its token secret, and its embedded
+    /// store unless `--store scylla`.
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: crate::config::StoreArgs,
     /// How many accounts.
     #[arg(long)]
     pub count: usize,
@@ -66,7 +68,7 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
         .map(crate::config::Secret);
     crate::data_dir::prepare(&args.data_dir)?;
     let secret = crate::secret::load_or_create(configured.as_ref(), &args.data_dir)?;
-    let store = Arc::new(FjallStore::open(&args.data_dir.join("store"))?);
+    let store = crate::store::open(&args.store, &args.data_dir).await?;
     let tokens = Tokens::new(&secret, args.token_ttl);
     let password = Password::parse(&args.password).map_err(|e| startup(format!("password {e}")))?;
     let hash: Arc<str> = PasswordHasher::new(1)

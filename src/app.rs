@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actors::domain::Timestamp;
 use actors::{Messenger, MessengerConfig, Store};
 use tokio::net::TcpListener;
 
@@ -14,7 +15,6 @@ use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
 use crate::http::router;
 use crate::state::AppState;
-use crate::store::FjallStore;
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,7 @@ impl Application {
             })?;
         crate::data_dir::prepare(&config.data_dir)?;
         let secret = crate::secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(FjallStore::open(&config.data_dir.join("store"))?);
+        let store: Arc<dyn Store> = crate::store::open(&config.store, &config.data_dir).await?;
         let messenger_config = MessengerConfig {
             idle_timeout: config.actor_idle_timeout,
             session_queue: config.session_queue,
@@ -113,9 +113,19 @@ impl Application {
             let state = state.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
+                for minute in 0u64.. {
                     tick.tick().await;
                     state.sweep();
+                    // Expired revocations: a scan of all of them, so not every minute.
+                    if minute % 10 == 0 {
+                        match state.accounts().collect_expired(Timestamp::now()).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(records = n, "expired records collected"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "collecting expired records failed")
+                            }
+                        }
+                    }
                 }
             })
         };

@@ -32,7 +32,7 @@ enum Command {
 #[derive(Subcommand)]
 enum Admin {
     /// Create many accounts at once for load tests (server stopped), printing tokens.
-    SeedUsers(crate::admin::SeedUsers),
+    SeedUsers(Box<crate::admin::SeedUsers>),
     /// Show a running server's actor tree: counts, queues, the busiest actors.
     Stats(crate::admin::Stats),
 }
@@ -44,7 +44,7 @@ pub async fn run() -> i32 {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(config) => serve(*config).await,
-        Command::Admin(Admin::SeedUsers(args)) => match crate::admin::seed_users(args).await {
+        Command::Admin(Admin::SeedUsers(args)) => match crate::admin::seed_users(*args).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("parley: {e}");

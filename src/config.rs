@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::store::scylla::{
+    ConsistencyLevel, ContactPoints, KeyspaceName, Replication, ScyllaConfig,
+};
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -34,9 +38,13 @@ pub struct Config {
     #[arg(long, env = "PARLEY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Directory of the embedded store (created if missing).
+    /// Directory of the embedded store and the generated token secret (created if
+    /// missing).
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
     pub data_dir: PathBuf,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// Log format.
     #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value = "pretty")]
@@ -176,6 +184,74 @@ pub struct Config {
     pub jwt_secret: Option<Secret>,
 }
 
+/// Which store Parley keeps its state in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// The embedded store, in the data dir: one machine, nothing to install.
+    Fjall,
+    /// A ScyllaDB (or Apache Cassandra) cluster.
+    Scylla,
+}
+
+/// Where Parley keeps its state, shared by `parley serve` and the admin commands that
+/// open the store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The store: `fjall` (embedded, in the data dir) or `scylla` (a ScyllaDB or
+    /// Cassandra cluster, see the `--scylla-*` flags).
+    #[arg(
+        long = "store",
+        env = "PARLEY_STORE",
+        value_enum,
+        default_value = "fjall"
+    )]
+    pub kind: StoreKind,
+
+    /// ScyllaDB contact points, `HOST:PORT[,HOST:PORT...]` (required with `--store
+    /// scylla`); the driver discovers the other nodes.
+    #[arg(long, env = "PARLEY_SCYLLA_URI", required_if_eq("kind", "scylla"))]
+    pub scylla_uri: Option<ContactPoints>,
+
+    /// Keyspace of Parley's tables, created (and migrated) at start if needed.
+    #[arg(long, env = "PARLEY_SCYLLA_KEYSPACE", default_value = "parley")]
+    pub scylla_keyspace: KeyspaceName,
+
+    /// Replication of the keyspace when Parley creates it: `SimpleStrategy:N` or
+    /// `NetworkTopologyStrategy:DC=N[,DC=N...]` (ignored for an existing keyspace).
+    #[arg(
+        long,
+        env = "PARLEY_SCYLLA_REPLICATION",
+        default_value = "SimpleStrategy:1"
+    )]
+    pub scylla_replication: Replication,
+
+    /// Consistency level of every read and write (`QUORUM`, `LOCAL_QUORUM`, `ONE`...);
+    /// a message is acknowledged once written at this level.
+    #[arg(long, env = "PARLEY_SCYLLA_CONSISTENCY", default_value = "QUORUM")]
+    pub scylla_consistency: ConsistencyLevel,
+
+    /// How long one ScyllaDB request may take before it fails (a send then answers
+    /// `store_unavailable`).
+    #[arg(long, env = "PARLEY_SCYLLA_REQUEST_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub scylla_request_timeout: Duration,
+}
+
+impl StoreArgs {
+    /// The ScyllaDB settings, when that is the store.
+    pub fn scylla(&self) -> Option<ScyllaConfig> {
+        match (self.kind, &self.scylla_uri) {
+            (StoreKind::Scylla, Some(nodes)) => Some(ScyllaConfig::new(
+                nodes.clone(),
+                self.scylla_keyspace.clone(),
+                self.scylla_replication.clone(),
+                self.scylla_consistency,
+                self.scylla_request_timeout,
+            )),
+            _ => None,
+        }
+    }
+}
+
 /// Shortest admin token accepted.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
@@ -243,6 +319,49 @@ pub fn parse_trusted_proxy(value: &str) -> Result<ipnet::IpNet, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_embedded_store_is_the_default_and_scylla_needs_contact_points() {
+        let default = Config::from_args(std::iter::empty::<&str>()).unwrap();
+        assert_eq!(default.store.kind, StoreKind::Fjall);
+        assert!(default.store.scylla().is_none());
+        assert!(Config::from_args(["--store", "scylla"]).is_err());
+        let scylla = Config::from_args([
+            "--store",
+            "scylla",
+            "--scylla-uri",
+            "10.0.0.1:9042,10.0.0.2:9042",
+            "--scylla-keyspace",
+            "chat",
+            "--scylla-replication",
+            "NetworkTopologyStrategy:dc1=3,dc2=3",
+            "--scylla-consistency",
+            "local_quorum",
+        ])
+        .unwrap();
+        let s = scylla.store.scylla().expect("scylla settings");
+        assert_eq!(s.nodes.to_string(), "10.0.0.1:9042,10.0.0.2:9042");
+        assert_eq!(s.keyspace.as_str(), "chat");
+        assert_eq!(
+            s.replication.to_string(),
+            "NetworkTopologyStrategy:dc1=3,dc2=3"
+        );
+        assert_eq!(s.consistency, ConsistencyLevel::LocalQuorum);
+        assert_eq!(s.request_timeout, Duration::from_secs(5));
+        for bad in [
+            ["--scylla-uri", "nohost"],
+            ["--scylla-keyspace", "bad-name"],
+            ["--scylla-replication", "SimpleStrategy:0"],
+            ["--scylla-consistency", "ANY"],
+        ] {
+            let mut args = vec!["--store", "scylla"];
+            if bad[0] != "--scylla-uri" {
+                args.extend(["--scylla-uri", "h:1"]);
+            }
+            args.extend(bad);
+            assert!(Config::from_args(args).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn password_threads_default_to_the_server_and_refuse_zero() {

@@ -6,7 +6,8 @@
 //! What never reaches the log: passwords, tokens and message bodies. Parley's own lines
 //! carry ids, codes and counts only (the request line has the route template, never the
 //! path or query string, which may hold `?token=`). The WebSocket library logs whole
-//! frames at debug and trace level, so its targets are capped at `info` whatever
+//! frames at debug and trace level, and the CQL driver traces each request's partition
+//! key (an email, a token id), so their targets are capped at `info` whatever
 //! `RUST_LOG` asks for.
 
 use std::io::IsTerminal;
@@ -19,9 +20,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
-/// Targets (and their sub-targets) whose debug and trace lines print frame payloads:
-/// message bodies, tokens.
-const CAPPED: &[&str] = &["tungstenite", "tokio_tungstenite"];
+/// Targets (and their sub-targets) whose debug and trace lines print frame payloads
+/// (message bodies, tokens) or partition keys (emails, token ids).
+const CAPPED: &[&str] = &["tungstenite", "tokio_tungstenite", "scylla"];
 
 /// The filter when `RUST_LOG` is unset: fjall and its LSM tree log every journal
 /// ingestion at INFO, eight lines at each start.

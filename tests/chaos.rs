@@ -25,6 +25,9 @@
 //!
 //! The long run: `scripts/chaos.sh`, or
 //! `CHAOS_KILLS=10 CHAOS_SECONDS=120 cargo test --release --test chaos -- --nocapture`.
+//!
+//! The kill test runs once more on the ScyllaDB store when `SCYLLA_URI` names a live CQL
+//! node (in a fresh keyspace); otherwise that run returns at once and says so.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -45,6 +48,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 #[path = "common/server.rs"]
 mod server;
 use server::Server;
+#[path = "support/live_cql.rs"]
+mod live_cql;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -124,12 +129,14 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// `parley admin seed-users` on the (stopped) data dir: `(id, token)` of each account.
-fn seed_users(dir: &Path, count: usize) -> Vec<(String, String)> {
+/// `parley admin seed-users` on the (stopped) data dir and `store` flags: `(id, token)`
+/// of each account.
+fn seed_users(dir: &Path, count: usize, store: &[&str]) -> Vec<(String, String)> {
     let out = dir.join("users.json");
     let output = Command::new(BIN)
         .args(["admin", "seed-users", "--data-dir"])
         .arg(dir.join("data"))
+        .args(store)
         .args(["--count", &count.to_string(), "--prefix", "chaos", "--out"])
         .arg(&out)
         .env_remove("PARLEY_JWT_SECRET")
@@ -920,6 +927,31 @@ async fn check(base: &str, clients: &mut [Client]) -> Report {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_load_loses_and_duplicates_nothing() {
+    sigkill_mid_load(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_load_loses_and_duplicates_nothing_on_scylla() {
+    let Some(uri) = live_cql::uri() else {
+        live_cql::say_skipped("the chaos test on the ScyllaDB store");
+        return;
+    };
+    live_cql::drop_stale_keyspaces(&uri).await;
+    let keyspace = live_cql::unique_keyspace();
+    sigkill_mid_load(&[
+        "--store",
+        "scylla",
+        "--scylla-uri",
+        &uri,
+        "--scylla-keyspace",
+        &keyspace,
+    ])
+    .await;
+    live_cql::drop_keyspace(&uri, &keyspace).await;
+}
+
+/// SIGKILLs under load on the store that `store` flags name (the embedded one when empty).
+async fn sigkill_mid_load(store: &[&str]) {
     let _serial = SERIAL.lock().await;
     let n_clients = env_or("CHAOS_CLIENTS", 20usize).max(2) & !1;
     let kills = env_or("CHAOS_KILLS", 3usize);
@@ -931,9 +963,11 @@ async fn sigkill_mid_load_loses_and_duplicates_nothing() {
     );
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("temp dir");
-    let users = seed_users(dir.path(), n_clients);
+    let users = seed_users(dir.path(), n_clients, store);
+    let flags: Vec<&str> = UNLIMITED.iter().chain(store).copied().collect();
+    let flags = flags.as_slice();
 
-    let mut server = serve(dir.path(), UNLIMITED).await;
+    let mut server = serve(dir.path(), flags).await;
     let rss = RssSampler::start(server.pid());
     let ctl = Control::new(&server.addr, window);
     let clients = pair_up(&users, seed);
@@ -970,7 +1004,7 @@ async fn sigkill_mid_load_loses_and_duplicates_nothing() {
         let killed_at = Instant::now();
         let pause = Duration::from_millis(rng.random_range(0..300));
         tokio::time::sleep(pause).await;
-        server = serve(dir.path(), UNLIMITED).await;
+        server = serve(dir.path(), flags).await;
         rss.follow(server.pid());
         ctl.set_addr(&server.addr);
         let down = killed_at.elapsed();
@@ -998,7 +1032,7 @@ async fn sigkill_mid_load_loses_and_duplicates_nothing() {
         "clean stop after the chaos (took {took:?})"
     );
     let warnings = server.warnings();
-    let mut server = serve(dir.path(), UNLIMITED).await;
+    let mut server = serve(dir.path(), flags).await;
     let report = check(&server.base(), &mut clients).await;
     server.signal("TERM");
     let (status, _) = server.wait_exit(Duration::from_secs(20)).await;
@@ -1032,7 +1066,7 @@ async fn sigterm_under_load_closes_1001_exits_0_and_loses_nothing_acked() {
     let deadline = Duration::from_secs(2 * shutdown_timeout);
     println!("shutdown: clients={n_clients} window={window} CHAOS_SEED={seed}");
     let dir = tempfile::tempdir().expect("temp dir");
-    let users = seed_users(dir.path(), n_clients);
+    let users = seed_users(dir.path(), n_clients, &[]);
     let timeout_flag = format!("{shutdown_timeout}s");
     let mut flags = UNLIMITED.to_vec();
     flags.extend(["--shutdown-timeout", &timeout_flag]);

@@ -28,7 +28,7 @@ pub(crate) async fn settle(target: &Target, common: &crate::Common) -> f64 {
     if common.quiet_wait == 0 {
         return 0.0;
     }
-    let ours: Vec<u32> = target.pid.into_iter().collect();
+    let ours: Vec<u32> = target.pid.into_iter().chain(target.store_pid).collect();
     procstat::wait_quiet(
         &ours,
         common.quiet_limit,
@@ -352,7 +352,7 @@ pub(crate) async fn chat(args: ChatArgs) {
         let connected = run.connected;
         // Parley's own count of group commits over the measured window.
         let mut commits = None;
-        if system == System::Parley {
+        if system.is_parley() {
             run.sleep_until_s(args.warmup as f64).await;
             let a = scrape_commits(target.addr).await;
             run.sleep_until_s(stop as f64).await;
@@ -448,15 +448,17 @@ fn ratios(rows: &[(System, Window)], f: impl Fn(&Window) -> f64) -> Value {
     json!({
         "parley_over_relay": ratio(get(System::Parley), get(System::Relay)),
         "parley_over_socketio": ratio(get(System::Parley), get(System::Socketio)),
+        "parley_scylla_over_parley": ratio(get(System::ParleyScylla), get(System::Parley)),
     })
 }
 
 fn print_ratios(what: &str, ratios: &Value) {
     let show = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.2}"));
     println!(
-        "ratios of {what}: parley/relay {}, parley/socketio {}",
+        "ratios of {what}: parley/relay {}, parley/socketio {}, parley-scylla/parley {}",
         show(&ratios["parley_over_relay"]),
-        show(&ratios["parley_over_socketio"])
+        show(&ratios["parley_over_socketio"]),
+        show(&ratios["parley_scylla_over_parley"])
     );
 }
 
@@ -536,6 +538,7 @@ pub(crate) async fn ramp(args: RampArgs) {
         if let (Some(s), Some(d)) = (r["system"].as_str(), delivered) {
             let system = match s {
                 "parley" => System::Parley,
+                "parley-scylla" => System::ParleyScylla,
                 "relay" => System::Relay,
                 _ => System::Socketio,
             };
@@ -653,7 +656,7 @@ pub(crate) async fn catchup(args: CatchupArgs) {
         "to synced ms",
     ]);
     for (i, &system) in systems.iter().enumerate() {
-        if system != System::Parley {
+        if !system.is_parley() {
             println!("{system}: catchup does not apply (no history, no sync)");
             results.push(json!({"system": system, "skipped": "no persistence, no sync"}));
             continue;
@@ -793,7 +796,7 @@ pub(crate) async fn login_storm(args: StormArgs) {
         "chat p99 during / before",
     ]);
     for (i, &system) in systems.iter().enumerate() {
-        if system != System::Parley {
+        if !system.is_parley() {
             println!("{system}: login-storm does not apply (no login)");
             results.push(json!({"system": system, "skipped": "no login endpoint"}));
             continue;

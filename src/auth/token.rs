@@ -34,9 +34,18 @@ impl Claims {
     pub fn expires_at(&self) -> Timestamp {
         Timestamp::from_millis(self.exp.saturating_mul(1000))
     }
+
+    /// The last moment [`Tokens::verify`] accepts the token: its expiry plus the clock
+    /// leeway. A revocation must be remembered until then.
+    pub fn accepted_until(&self) -> Timestamp {
+        Timestamp::from_millis(self.exp.saturating_add(LEEWAY_SECS).saturating_mul(1000))
+    }
 }
 
-/// Why a token was refused.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY_SECS: u64 = 5;
+
+/// Why a token was refused. Callers answer every case with the same 401.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// Malformed, wrongly signed, wrong algorithm, not yet valid or oversized.
@@ -68,7 +77,7 @@ impl Tokens {
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),

@@ -112,6 +112,9 @@ impl From<ServiceError> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// 503 `store_unavailable`, the code a failed send has: a store that is down (a
+    /// ScyllaDB cluster out of reach) is worth retrying, and every request that reads
+    /// the store, authentication included, then fails this way.
     fn from(e: StoreError) -> Self {
         ServiceError::from(e).into()
     }

@@ -131,7 +131,7 @@ impl Accounts {
     #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
     pub async fn logout(&self, me: &AuthUser) -> Result<(), ServiceError> {
         self.store
-            .revoke_token(&me.claims.jti, me.claims.expires_at())
+            .revoke_token(&me.claims.jti, me.claims.accepted_until())
             .await?;
         // After the store, so a session attaching meanwhile either is ended here or
         // finds the token revoked when it re-checks (see `Messaging::open`).
@@ -165,6 +165,12 @@ impl Accounts {
             user: record.user,
             claims,
         })
+    }
+
+    /// Deletes revocations (and other records) that have expired by `now`; returns how
+    /// many. A scan of all of them: run it now and then, not per request.
+    pub async fn collect_expired(&self, now: Timestamp) -> Result<usize, ServiceError> {
+        Ok(self.store.collect_expired(now).await?)
     }
 
     /// Forgets idle rate-limit keys.
