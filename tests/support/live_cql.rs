@@ -21,9 +21,12 @@ pub fn uri() -> Option<String> {
         .filter(|u| !u.trim().is_empty())
 }
 
-/// The line a skipping binary prints.
+/// The line a skipping binary prints. Written to the stream itself, not through
+/// `eprintln!`, which the test harness captures and shows only for failing tests.
 pub fn say_skipped(what: &str) {
-    eprintln!(
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "skipped: {what} against a live CQL node (set SCYLLA_URI, e.g. \
          `export SCYLLA_URI=$(scripts/cql-node start)`)"
     );
