@@ -71,7 +71,7 @@ fn routing(c: &mut Criterion) {
         // Every recipient has a live session whose queue is drained, as in a server.
         for &(_, to) in &pairs {
             let mut link = messenger
-                .attach(to, SessionId::next())
+                .attach(to, SessionId::next(), "bench")
                 .await
                 .expect("attached");
             tokio::spawn(async move { while link.events.recv().await.is_some() {} });

@@ -5,14 +5,15 @@
 //!
 //! `seed-users` works on a data dir directly: it provisions many accounts for load tests without paying one argon2 hash
 //! each: every seeded account shares one hash of one password, and tokens are minted
-//! with the server's own secret. Run it while the server is stopped (the store is
-//! locked by a running server).
+//! with the server's own secret. With the embedded store, run it while the server is
+//! stopped (the store is locked by a running server); with `--store scylla` it writes
+//! to the cluster like any server would.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actors::Store;
 use actors::domain::{DisplayName, Email, Password, Timestamp, User, UserId, UserRecord};
 use actors::store::InsertUserError;
 use clap::Args;
@@ -21,14 +22,16 @@ use serde::Serialize;
 use crate::app::AppError;
 use crate::auth::{PasswordHasher, Tokens};
 use crate::http::routes::admin::ActorsReport;
-use crate::store::FjallStore;
 
 /// Options of `parley admin seed-users`.
 #[derive(Debug, Clone, Args)]
 pub struct SeedUsers {
-    /// Data directory of the server (stopped).
+    /// Data directory of the server (stopped): its token secret, and its embedded
+    /// store unless `--store scylla`.
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: crate::config::StoreArgs,
     /// How many accounts.
     #[arg(long)]
     pub count: usize,
@@ -63,8 +66,9 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
     let configured = std::env::var("PARLEY_JWT_SECRET")
         .ok()
         .map(crate::config::Secret);
+    crate::data_dir::prepare(&args.data_dir)?;
     let secret = crate::secret::load_or_create(configured.as_ref(), &args.data_dir)?;
-    let store = Arc::new(FjallStore::open(&args.data_dir.join("store"))?);
+    let store = crate::store::open(&args.store, &args.data_dir).await?;
     let tokens = Tokens::new(&secret, args.token_ttl);
     let password = Password::parse(&args.password).map_err(|e| startup(format!("password {e}")))?;
     let hash: Arc<str> = PasswordHasher::new(1)
@@ -76,6 +80,7 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut seeded = Vec::with_capacity(args.count);
+    let mut progress = Progress::new("seeding accounts", args.count);
     for i in 0..args.count {
         let email = Email::parse(&format!("{}-{i}@load.parley.test", args.prefix))
             .map_err(|e| startup(format!("email {e}")))?;
@@ -108,12 +113,15 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
         while tasks.len() >= 64 {
             if let Some(done) = tasks.join_next().await {
                 seeded.push(done.map_err(startup)??);
+                progress.set(seeded.len());
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
         seeded.push(done.map_err(startup)??);
+        progress.set(seeded.len());
     }
+    progress.finish();
     seeded.sort_by_key(|(i, _, _)| *i);
     let mut out = Vec::with_capacity(seeded.len());
     for (_, id, email) in seeded {
@@ -133,6 +141,64 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
         eprintln!("seeded {} accounts into {}", out.len(), args.out);
     }
     Ok(())
+}
+
+/// A long operation's progress on stderr (stdout may be the operation's output): on a
+/// terminal one line redrawn at most ten times a second; otherwise, such as in a CI log,
+/// one line per tenth of the work.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    done: usize,
+    terminal: bool,
+    drawn: Option<Instant>,
+    tenths: usize,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Self {
+        Self {
+            what,
+            total,
+            done: 0,
+            terminal: std::io::stderr().is_terminal(),
+            drawn: None,
+            tenths: 0,
+        }
+    }
+
+    fn line(&self) -> String {
+        let percent = (self.done * 100).checked_div(self.total).unwrap_or(100);
+        format!("{}: {}/{} ({percent}%)", self.what, self.done, self.total)
+    }
+
+    fn set(&mut self, done: usize) {
+        self.done = done;
+        if self.terminal {
+            if self
+                .drawn
+                .is_none_or(|at| at.elapsed() >= Duration::from_millis(100))
+            {
+                self.drawn = Some(Instant::now());
+                eprint!("\r{}", self.line());
+            }
+        } else {
+            let tenths = (done * 10).checked_div(self.total).unwrap_or(10);
+            if tenths > self.tenths && done < self.total {
+                self.tenths = tenths;
+                eprintln!("{}", self.line());
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.done = self.total;
+        if self.terminal {
+            eprintln!("\r{}", self.line());
+        } else {
+            eprintln!("{}", self.line());
+        }
+    }
 }
 
 /// Options of `parley admin stats`.

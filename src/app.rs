@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actors::domain::Timestamp;
 use actors::{Messenger, MessengerConfig, Store};
 use tokio::net::TcpListener;
 
@@ -14,7 +15,6 @@ use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
 use crate::http::router;
 use crate::state::AppState;
-use crate::store::FjallStore;
 
 /// Why the server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,9 @@ pub enum AppError {
     /// The token secret is unusable.
     #[error(transparent)]
     Secret(#[from] crate::secret::SecretError),
+    /// The data dir is unsafe or unusable.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// The store could not be opened or flushed.
     #[error(transparent)]
     Store(#[from] actors::StoreError),
@@ -46,13 +49,18 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, starts the actors and binds the listener.
+    /// Binds the listener, then opens the store and starts the actors. Binding first: an
+    /// address in use leaves nothing behind (no data dir, no generated secret).
     pub async fn build(config: Config) -> Result<Self, AppError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            AppError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
-        })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| AppError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        crate::data_dir::prepare(&config.data_dir)?;
         let secret = crate::secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(FjallStore::open(&config.data_dir.join("store"))?);
+        let store: Arc<dyn Store> = crate::store::open(&config.store, &config.data_dir).await?;
         let messenger_config = MessengerConfig {
             idle_timeout: config.actor_idle_timeout,
             session_queue: config.session_queue,
@@ -72,12 +80,6 @@ impl Application {
             .map_or(cores.saturating_sub(1).max(1), usize::from);
         let hasher = PasswordHasher::new(hashers).map_err(|e| AppError::Startup(e.to_string()))?;
         let tokens = Tokens::new(&secret, config.token_ttl);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| AppError::Bind {
-                addr: config.listen,
-                source,
-            })?;
         let state = AppState::new(config, store, messenger, tokens, hasher);
         let router = router(state.clone()).map_err(AppError::Startup)?;
         Ok(Self {
@@ -111,9 +113,19 @@ impl Application {
             let state = state.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
+                for minute in 0u64.. {
                     tick.tick().await;
                     state.sweep();
+                    // Expired revocations: a scan of all of them, so not every minute.
+                    if minute % 10 == 0 {
+                        match state.accounts().collect_expired(Timestamp::now()).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(records = n, "expired records collected"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "collecting expired records failed")
+                            }
+                        }
+                    }
                 }
             })
         };
@@ -129,14 +141,15 @@ impl Application {
                 signal.cancel();
             }
         };
-        serve(
-            listener,
-            router,
-            state.config().header_read_timeout,
-            state.config().shutdown_timeout,
-            stop,
-        )
-        .await;
+        let settings = crate::connection::Settings {
+            timeouts: crate::connection::Timeouts {
+                idle: state.config().idle_connection_timeout,
+                header: state.config().header_read_timeout,
+            },
+            max_connections: state.config().max_http_connections,
+            grace: state.config().shutdown_timeout,
+        };
+        crate::connection::serve(listener, router, settings, stop).await;
         signal.cancel();
         sweeper.abort();
         let deadline = state.config().shutdown_timeout;
@@ -155,70 +168,5 @@ impl Application {
     /// The application's state (for tests and admin tools in the same process).
     pub fn state(&self) -> &AppState {
         &self.state
-    }
-}
-
-/// Accepts connections until `stop` resolves, then lets in-flight requests finish (up to
-/// `grace`). Each connection gets its peer address (for per-address limits) and a
-/// header-read timeout, so a client dribbling its headers cannot hold a connection.
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    header_timeout: Duration,
-    grace: Duration,
-    stop: impl Future<Output = ()>,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::server::graceful::GracefulShutdown;
-    use tower::ServiceExt;
-
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(stop);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors, typically: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let app = router
-            .clone()
-            .map_request(move |mut req: axum::extract::Request| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
-            });
-        let hyper_service =
-            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _open = crate::metrics::connection_opened();
-            let _ = conn.await;
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some requests did not finish in time");
     }
 }

@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::store::scylla::{
+    ConsistencyLevel, ContactPoints, KeyspaceName, Replication, ScyllaConfig,
+};
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -34,9 +38,13 @@ pub struct Config {
     #[arg(long, env = "PARLEY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Directory of the embedded store (created if missing).
+    /// Directory of the embedded store and the generated token secret (created if
+    /// missing).
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "./parley-data")]
     pub data_dir: PathBuf,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// Log format.
     #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value = "pretty")]
@@ -50,17 +58,33 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
-    /// Lifetime of issued tokens (e.g. 7d, 12h, 30m).
+    /// Lifetime of issued tokens (e.g. 7d, 12h, 30m). REST accepts a token up to 5 s
+    /// past its expiry (clock skew); a session opened with it ends at the expiry.
     #[arg(long, env = "PARLEY_TOKEN_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,
 
-    /// Login attempts allowed per email per minute.
+    /// Failed logins for one email from one client address before that address must
+    /// wait (1 s, doubling to 15 min) before trying that email again; a success clears
+    /// them. Other addresses are not affected, so a stranger cannot lock the owner out.
+    #[arg(long, env = "PARLEY_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 5)]
+    pub login_failures_per_address: u32,
+
+    /// Failed logins per email per minute, from all addresses together, past which the
+    /// email is taken to be under a distributed attack: every failure then makes its
+    /// address wait. An address with no failure for that email is never refused.
     #[arg(long, env = "PARLEY_LOGIN_PER_EMAIL_PER_MINUTE", default_value_t = 10)]
     pub login_per_email_per_minute: u32,
 
     /// Login and registration attempts allowed per client address per minute.
     #[arg(long, env = "PARLEY_AUTH_PER_ADDRESS_PER_MINUTE", default_value_t = 60)]
     pub auth_per_address_per_minute: u32,
+
+    /// Reverse proxy whose `X-Forwarded-For` is believed (repeatable; an address or a
+    /// CIDR network; comma-separated in the variable). From such a peer, the client is
+    /// the right-most forwarded address that is not itself a trusted proxy; from any
+    /// other peer the header is ignored.
+    #[arg(long = "trusted-proxy", env = "PARLEY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Longest message body, in characters.
     #[arg(long, env = "PARLEY_MAX_MESSAGE_CHARS", default_value_t = 4096)]
@@ -98,6 +122,15 @@ pub struct Config {
     #[arg(long, env = "PARLEY_SYNC_BATCH", default_value_t = 1000)]
     pub sync_batch: usize,
 
+    /// `sync` requests one user may make per minute, all sessions together (a burst of
+    /// this many, refilling over the minute; beyond, `rate_limited` with `retryAfterMs`).
+    #[arg(long, env = "PARLEY_SYNCS_PER_MINUTE", default_value_t = 60)]
+    pub syncs_per_minute: u32,
+
+    /// Realtime sessions one user may open per minute (beyond: 429 at the upgrade).
+    #[arg(long, env = "PARLEY_SESSION_OPENS_PER_MINUTE", default_value_t = 60)]
+    pub session_opens_per_minute: u32,
+
     /// Longest WebSocket message or frame, in bytes (larger ones close with 1009).
     #[arg(long, env = "PARLEY_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub max_frame_bytes: usize,
@@ -111,12 +144,27 @@ pub struct Config {
     #[arg(long, env = "PARLEY_PASSWORD_THREADS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub password_threads: Option<u16>,
 
-    /// A client must send a request's headers within this long, or the connection is
-    /// closed (also bounds a stalled WebSocket handshake).
+    /// A connection must begin a request within this long of being accepted or of its
+    /// last response (else it is closed), and send a request's whole body within this
+    /// long of its headers (else 408). Upgraded WebSocket sessions are exempt: their
+    /// heartbeat finds dead peers.
+    #[arg(long, env = "PARLEY_IDLE_CONNECTION_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub idle_connection_timeout: Duration,
+
+    /// Connections held at once, HTTP and WebSocket together. Beyond it a connection is
+    /// answered 503 `too_many_connections` and closed. Keep it below the process's file
+    /// descriptor limit, leaving room for the store's files.
+    #[arg(long, env = "PARLEY_MAX_HTTP_CONNECTIONS", default_value_t = 19_000)]
+    pub max_http_connections: usize,
+
+    /// A client must send a request's headers within this long of its first byte, or
+    /// it is answered 408 and the connection closed (also bounds a stalled WebSocket
+    /// handshake).
     #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
-    /// Interval of server pings; a session silent for two intervals is closed.
+    /// Interval of server pings; a session silent for 1.5 intervals is closed (4000),
+    /// so a dead peer is found within two.
     #[arg(long, env = "PARLEY_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub heartbeat_interval: Duration,
 
@@ -134,6 +182,74 @@ pub struct Config {
     /// unset, a random one is generated on first start and kept in the data dir.
     #[arg(skip)]
     pub jwt_secret: Option<Secret>,
+}
+
+/// Which store Parley keeps its state in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// The embedded store, in the data dir: one machine, nothing to install.
+    Fjall,
+    /// A ScyllaDB (or Apache Cassandra) cluster.
+    Scylla,
+}
+
+/// Where Parley keeps its state, shared by `parley serve` and the admin commands that
+/// open the store.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The store: `fjall` (embedded, in the data dir) or `scylla` (a ScyllaDB or
+    /// Cassandra cluster, see the `--scylla-*` flags).
+    #[arg(
+        long = "store",
+        env = "PARLEY_STORE",
+        value_enum,
+        default_value = "fjall"
+    )]
+    pub kind: StoreKind,
+
+    /// ScyllaDB contact points, `HOST:PORT[,HOST:PORT...]` (required with `--store
+    /// scylla`); the driver discovers the other nodes.
+    #[arg(long, env = "PARLEY_SCYLLA_URI", required_if_eq("kind", "scylla"))]
+    pub scylla_uri: Option<ContactPoints>,
+
+    /// Keyspace of Parley's tables, created (and migrated) at start if needed.
+    #[arg(long, env = "PARLEY_SCYLLA_KEYSPACE", default_value = "parley")]
+    pub scylla_keyspace: KeyspaceName,
+
+    /// Replication of the keyspace when Parley creates it: `SimpleStrategy:N` or
+    /// `NetworkTopologyStrategy:DC=N[,DC=N...]` (ignored for an existing keyspace).
+    #[arg(
+        long,
+        env = "PARLEY_SCYLLA_REPLICATION",
+        default_value = "SimpleStrategy:1"
+    )]
+    pub scylla_replication: Replication,
+
+    /// Consistency level of every read and write (`QUORUM`, `LOCAL_QUORUM`, `ONE`...);
+    /// a message is acknowledged once written at this level.
+    #[arg(long, env = "PARLEY_SCYLLA_CONSISTENCY", default_value = "QUORUM")]
+    pub scylla_consistency: ConsistencyLevel,
+
+    /// How long one ScyllaDB request may take before it fails (a send then answers
+    /// `store_unavailable`).
+    #[arg(long, env = "PARLEY_SCYLLA_REQUEST_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub scylla_request_timeout: Duration,
+}
+
+impl StoreArgs {
+    /// The ScyllaDB settings, when that is the store.
+    pub fn scylla(&self) -> Option<ScyllaConfig> {
+        match (self.kind, &self.scylla_uri) {
+            (StoreKind::Scylla, Some(nodes)) => Some(ScyllaConfig::new(
+                nodes.clone(),
+                self.scylla_keyspace.clone(),
+                self.scylla_replication.clone(),
+                self.scylla_consistency,
+                self.scylla_request_timeout,
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Shortest admin token accepted.
@@ -190,9 +306,62 @@ impl Config {
     }
 }
 
+/// Parses a `--trusted-proxy` value: an address (one host) or a network in CIDR form.
+pub fn parse_trusted_proxy(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{value:?} is not an IP address or a CIDR network"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_embedded_store_is_the_default_and_scylla_needs_contact_points() {
+        let default = Config::from_args(std::iter::empty::<&str>()).unwrap();
+        assert_eq!(default.store.kind, StoreKind::Fjall);
+        assert!(default.store.scylla().is_none());
+        assert!(Config::from_args(["--store", "scylla"]).is_err());
+        let scylla = Config::from_args([
+            "--store",
+            "scylla",
+            "--scylla-uri",
+            "10.0.0.1:9042,10.0.0.2:9042",
+            "--scylla-keyspace",
+            "chat",
+            "--scylla-replication",
+            "NetworkTopologyStrategy:dc1=3,dc2=3",
+            "--scylla-consistency",
+            "local_quorum",
+        ])
+        .unwrap();
+        let s = scylla.store.scylla().expect("scylla settings");
+        assert_eq!(s.nodes.to_string(), "10.0.0.1:9042,10.0.0.2:9042");
+        assert_eq!(s.keyspace.as_str(), "chat");
+        assert_eq!(
+            s.replication.to_string(),
+            "NetworkTopologyStrategy:dc1=3,dc2=3"
+        );
+        assert_eq!(s.consistency, ConsistencyLevel::LocalQuorum);
+        assert_eq!(s.request_timeout, Duration::from_secs(5));
+        for bad in [
+            ["--scylla-uri", "nohost"],
+            ["--scylla-keyspace", "bad-name"],
+            ["--scylla-replication", "SimpleStrategy:0"],
+            ["--scylla-consistency", "ANY"],
+        ] {
+            let mut args = vec!["--store", "scylla"];
+            if bad[0] != "--scylla-uri" {
+                args.extend(["--scylla-uri", "h:1"]);
+            }
+            args.extend(bad);
+            assert!(Config::from_args(args).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn password_threads_default_to_the_server_and_refuse_zero() {

@@ -1,8 +1,9 @@
 //! Parley: a real-time chat backend. Modules are listed from the bottom layer up; each
 //! uses only those above it in this list (see ARCHITECTURE.md).
 //!
-//! - [`config`], [`telemetry`], [`secret`], [`metrics`]: settings from flags and
-//!   `PARLEY_*` variables, logging, the token secret, Prometheus metrics.
+//! - [`config`], [`telemetry`], [`secret`], [`data_dir`], [`metrics`]: settings from
+//!   flags and `PARLEY_*` variables, logging, the token secret, the data dir (private
+//!   to Parley's user), Prometheus metrics.
 //! - [`store`]: the store implementations behind `actors::Store`.
 //! - [`auth`]: password hashing, tokens, keyed rate limiters (primitives only).
 //! - [`service`]: the business rules: accounts, contacts, conversations, messaging.
@@ -10,6 +11,8 @@
 //! - [`wire`]: the JSON shapes of the protocol, shared by REST and the realtime layer.
 //! - [`realtime`]: the transport-neutral session core and the WebSocket transport.
 //! - [`http`]: the REST API and the WebSocket upgrade: router, handlers, error envelope.
+//! - `connection`: the accept loop, the connection cap, and each connection's deadlines
+//!   and head checks, below hyper.
 //! - [`app`]: the composition root: builds everything from settings and runs it.
 //! - [`admin`], [`cli`]: operator commands and the command line.
 //!
@@ -20,6 +23,8 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+mod connection;
+pub mod data_dir;
 pub mod http;
 pub mod metrics;
 pub mod realtime;

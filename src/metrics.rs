@@ -27,6 +27,8 @@ use crate::wire::close as close_code;
 
 /// Gauge: TCP connections open (HTTP and WebSocket), while a [`ConnectionGuard`] lives.
 pub const CONNECTIONS_OPEN: &str = "parley_connections_open";
+/// Counter: connections refused or cut off by the connection layer, by `reason`.
+pub const CONNECTIONS_REFUSED: &str = "parley_connections_refused_total";
 /// Counter: WebSocket sessions opened.
 pub const SESSIONS_OPENED: &str = "parley_sessions_opened_total";
 /// Counter: WebSocket sessions closed, by `reason`.
@@ -152,6 +154,10 @@ fn describe() {
         CONNECTIONS_OPEN,
         "TCP connections open (HTTP and WebSocket)."
     );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused or cut off before a request was served, by reason."
+    );
     describe_counter!(SESSIONS_OPENED, "WebSocket sessions opened.");
     describe_counter!(SESSIONS_CLOSED, "WebSocket sessions closed, by reason.");
     describe_gauge!(SESSIONS_OPEN, "WebSocket sessions open.");
@@ -198,11 +204,23 @@ fn register() {
     ] {
         closed_counter(code, reason).increment(0);
     }
+    for reason in [
+        "too_many_connections",
+        "idle_timeout",
+        "header_timeout",
+        "bad_request",
+        "uri_too_long",
+        "headers_too_large",
+    ] {
+        counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(0);
+    }
     counter!(MESSAGES_DELIVERED).increment(0);
     counter!(MESSAGES_REPLAYED).increment(0);
     counter!(RATE_LIMIT_HITS, "limiter" => "sends").increment(0);
     counter!(RATE_LIMIT_HITS, "limiter" => "auth_by_address").increment(0);
-    counter!(RATE_LIMIT_HITS, "limiter" => "login_by_email").increment(0);
+    counter!(RATE_LIMIT_HITS, "limiter" => "login_backoff").increment(0);
+    counter!(RATE_LIMIT_HITS, "limiter" => "session_opens").increment(0);
+    counter!(RATE_LIMIT_HITS, "limiter" => "syncs").increment(0);
 }
 
 /// Prometheus text for one server: samples its gauges, then renders the process's
@@ -214,8 +232,8 @@ pub fn render(messenger: &actors::Messenger, sessions: usize) -> Option<String> 
     Some(handle.render())
 }
 
-/// One open TCP connection, counted in `parley_connections_open` until dropped. The
-/// accept loop holds one in each connection's task.
+/// One open TCP connection, counted in `parley_connections_open` until dropped. Each
+/// connection's socket holds one, so an upgraded WebSocket is counted until it closes.
 #[must_use = "the connection is counted only while the guard lives"]
 pub struct ConnectionGuard(());
 
@@ -254,10 +272,13 @@ fn closed_counter(code: Option<u16>, reason: &str) -> metrics::Counter {
             counter!(SESSIONS_CLOSED, "reason" => "heartbeat_timeout")
         }
         Some(close::RESTART) => counter!(SESSIONS_CLOSED, "reason" => "session_reset"),
+        Some(close::TOKEN_EXPIRED) => counter!(SESSIONS_CLOSED, "reason" => "token_expired"),
+        Some(close::TOKEN_REVOKED) => counter!(SESSIONS_CLOSED, "reason" => "token_revoked"),
         Some(close::TOO_BIG) => counter!(SESSIONS_CLOSED, "reason" => "frame_too_large"),
         Some(close::UNSUPPORTED_DATA) => {
             counter!(SESSIONS_CLOSED, "reason" => "unsupported_data")
         }
+        Some(close::INVALID_PAYLOAD) => counter!(SESSIONS_CLOSED, "reason" => "invalid_payload"),
         Some(close::INTERNAL) => counter!(SESSIONS_CLOSED, "reason" => "internal_error"),
         Some(close::PROTOCOL_ERROR) => counter!(SESSIONS_CLOSED, "reason" => "protocol_error"),
         Some(_) => counter!(SESSIONS_CLOSED, "reason" => "other"),
@@ -281,6 +302,12 @@ pub(crate) fn replayed() {
 }
 
 /// Counts a request refused by the rate limiter `name`.
+/// Counts a connection refused or cut off by the connection layer.
+pub(crate) fn connection_refused(reason: &'static str) {
+    counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Counts a request refused by a rate limit.
 pub(crate) fn rate_limited(name: &'static str) {
     counter!(RATE_LIMIT_HITS, "limiter" => name).increment(1);
 }

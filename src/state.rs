@@ -35,9 +35,9 @@ impl AppState {
         tokens: Tokens,
         hasher: PasswordHasher,
     ) -> Self {
-        let messaging = Arc::new(Messaging::new(store.clone(), messenger, &config));
+        let messaging = Arc::new(Messaging::new(store.clone(), messenger.clone(), &config));
         Self(Arc::new(Inner {
-            accounts: Accounts::new(store.clone(), tokens, hasher, &config),
+            accounts: Accounts::new(store.clone(), messenger.clone(), tokens, hasher, &config),
             contacts: Contacts::new(store.clone()),
             conversations: Conversations::new(store.clone()),
             calls: Calls::new(store, messaging.clone()),

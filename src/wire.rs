@@ -6,15 +6,15 @@
 use std::collections::HashMap;
 
 use actors::domain::{
-    CallInfo, CallSignal, ContentType, Event, EventKind, MessageContent, RoomId, Seq, Signal,
-    SignalKind, Timestamp, User, UserId,
+    CallInfo, CallSignal, ContentType, ConversationId, Event, EventId, EventKind, MessageContent,
+    RoomId, Seq, Signal, SignalKind, Timestamp, User, UserId,
 };
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 /// A user as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserJson {
     /// Id.
@@ -49,7 +49,7 @@ impl UserJson {
 }
 
 /// What kind of message it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum MessageType {
     /// A text message.
@@ -71,7 +71,7 @@ impl From<ContentType> for MessageType {
 }
 
 /// A call as recorded in its message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallInfoJson {
     /// `video` or `audio`, as the message's `type`.
@@ -102,24 +102,30 @@ impl CallInfoJson {
 }
 
 /// A message as clients see it, on REST and WebSocket alike.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Message)]
 pub struct MessageJson<'a> {
     /// Unique id.
-    pub id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub id: EventId,
     /// The id again, under the name the backend Parley replaces used (REST and
     /// Socket.IO; not in native WebSocket frames).
     #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
-    pub underscore_id: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub underscore_id: Option<EventId>,
     /// Conversation id.
-    pub conversation_id: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub conversation_id: ConversationId,
     /// Position in the conversation.
     pub seq: u64,
     /// Sender's user id.
-    pub sender: String,
+    #[schema(value_type = String, format = Uuid)]
+    pub sender: UserId,
     /// The other participant's user id, in a 1:1 conversation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub receiver: Option<String>,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub receiver: Option<UserId>,
     /// Text.
     pub content: &'a str,
     /// `text`, or `video` or `audio` for a call's record.
@@ -136,9 +142,13 @@ pub struct MessageJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<&'a str>,
     /// When the server accepted it.
-    pub created_at: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Rfc3339,
 }
 
+// Ids and the time serialize straight into the frame (their `Serialize` writes their
+// text form), so building and encoding a message allocates nothing but the frame: it
+// is done once per recipient per message.
 impl<'a> From<&'a Event> for MessageJson<'a> {
     fn from(e: &'a Event) -> Self {
         let (content, amends) = match &e.kind {
@@ -147,19 +157,19 @@ impl<'a> From<&'a Event> for MessageJson<'a> {
             _ => (None, None),
         };
         Self {
-            id: e.id.to_string(),
+            id: e.id,
             underscore_id: None,
-            conversation_id: e.conversation.to_string(),
+            conversation_id: e.conversation,
             seq: e.seq,
-            sender: e.sender.to_string(),
-            receiver: content.and_then(|m| m.receiver.map(|r| r.to_string())),
+            sender: e.sender,
+            receiver: content.and_then(|m| m.receiver),
             content: e.text().map_or("", |t| t.as_str()),
             kind: content.map_or(MessageType::Text, |m| m.content_type.into()),
             call_info: content
                 .and_then(|m| m.call.as_ref().map(|c| CallInfoJson::new(m, c, e.sender))),
             amends,
             client_id: e.client_id.as_ref().map(|c| c.as_str()),
-            created_at: rfc3339(e.at),
+            created_at: Rfc3339(e.at),
         }
     }
 }
@@ -167,7 +177,7 @@ impl<'a> From<&'a Event> for MessageJson<'a> {
 impl MessageJson<'_> {
     /// With `_id` beside `id`, as REST and Socket.IO answer.
     pub fn with_underscore_id(mut self) -> Self {
-        self.underscore_id = Some(self.id.clone());
+        self.underscore_id = Some(self.id);
         self
     }
 }
@@ -271,7 +281,23 @@ impl<'a> CallJson<'a> {
 
 /// RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339(t: Timestamp) -> String {
-    humantime::format_rfc3339_millis(t.as_system_time()).to_string()
+    Rfc3339(t).to_string()
+}
+
+/// A time written as RFC 3339 with milliseconds, in UTC, without an intermediate string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339(pub Timestamp);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        humantime::format_rfc3339_millis(self.0.as_system_time()).fmt(f)
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// A client frame of any type, before validation; also the body of a REST send, which
@@ -350,6 +376,8 @@ pub mod close {
     pub const PROTOCOL_ERROR: u16 = 1002;
     /// A binary frame was sent; the protocol is text only.
     pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A text frame whose payload is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A frame or message over the size limit.
     pub const TOO_BIG: u16 = 1009;
     /// An unexpected server error.
@@ -358,6 +386,10 @@ pub mod close {
     pub const RESTART: u16 = 1012;
     /// No frame (not even a pong) within two heartbeat intervals.
     pub const HEARTBEAT_TIMEOUT: u16 = 4000;
+    /// The token the session was opened with expired: log in again.
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The token the session was opened with was revoked (logout): log in again.
+    pub const TOKEN_REVOKED: u16 = 4003;
     /// The session's outbound queue overflowed: reconnect and sync.
     pub const SLOW_CONSUMER: u16 = 4008;
 }

@@ -25,13 +25,15 @@
 //!
 //! The long run: `scripts/chaos.sh`, or
 //! `CHAOS_KILLS=10 CHAOS_SECONDS=120 cargo test --release --test chaos -- --nocapture`.
+//!
+//! The kill test runs once more on the ScyllaDB store when `SCYLLA_URI` names a live CQL
+//! node (in a fresh keyspace); otherwise that run returns at once and says so.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, mpsc};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -42,6 +44,12 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+#[path = "common/server.rs"]
+mod server;
+use server::Server;
+#[path = "support/live_cql.rs"]
+mod live_cql;
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -66,163 +74,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 // The server process
 // ----------------------------------------------------------------------------------
 
-/// A `parley serve` child with its JSON log lines.
-struct Server {
-    child: Child,
-    addr: String,
-    lines: mpsc::Receiver<Value>,
-    /// Warnings, errors and lifecycle lines seen so far.
-    notable: Vec<Value>,
-    stderr_path: PathBuf,
-}
-
-impl Server {
-    /// Starts the server on `dir/data` and waits for its `listening` line.
-    async fn start(dir: &Path, extra: &[&str], generation: usize) -> Self {
-        let stderr_path = dir.join(format!("server-{generation}.stderr"));
-        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--data-dir",
-            ])
-            .arg(dir.join("data"))
-            .args(extra)
-            .env_remove("PARLEY_JWT_SECRET")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("parley starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        let mut server = Self {
-            child,
-            addr: String::new(),
-            lines,
-            notable: Vec::new(),
-            stderr_path,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            match server.lines.try_recv() {
-                Ok(line) if line["message"] == "listening" => {
-                    server.addr = line["addr"]
-                        .as_str()
-                        .expect("the listening line has the address")
-                        .to_owned();
-                    return server;
-                }
-                Ok(line) => server.note(line),
-                Err(_) => {
-                    if let Ok(Some(status)) = server.child.try_wait() {
-                        panic!(
-                            "server exited ({status}) before listening; stderr: {}",
-                            server.stderr()
-                        );
-                    }
-                    assert!(Instant::now() < deadline, "server not listening in 60 s");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn base(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    fn note(&mut self, line: Value) {
-        let level = line["level"].as_str().unwrap_or("");
-        let message = line["message"].as_str().unwrap_or("");
-        if matches!(level, "WARN" | "ERROR") || matches!(message, "shutting down" | "stopped") {
-            self.notable.push(line);
-        }
-    }
-
-    fn collect(&mut self) {
-        while let Ok(line) = self.lines.try_recv() {
-            self.note(line);
-        }
-    }
-
-    /// SIGKILL, and reap.
-    fn kill9(&mut self) -> ExitStatus {
-        self.child.kill().expect("SIGKILL");
-        let status = self.child.wait().expect("reaped");
-        self.collect();
-        status
-    }
-
-    /// SIGTERM; waits up to `limit` for the exit. The status (None: still running) and
-    /// how long the exit took.
-    async fn terminate(&mut self, limit: Duration) -> (Option<ExitStatus>, Duration) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(ok.success(), "kill -TERM failed");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let took = start.elapsed();
-                // The reader thread ends at EOF; take every line it read.
-                let drain_until = Instant::now() + Duration::from_secs(5);
-                while Instant::now() < drain_until {
-                    match self.lines.try_recv() {
-                        Ok(line) => self.note(line),
-                        Err(mpsc::TryRecvError::Disconnected) => break,
-                        Err(mpsc::TryRecvError::Empty) => {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                }
-                return (Some(status), took);
-            }
-            if start.elapsed() > limit {
-                return (None, start.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn saw(&self, message: &str) -> bool {
-        self.notable.iter().any(|l| l["message"] == message)
-    }
-
-    fn warnings(&self) -> Vec<String> {
-        self.notable
-            .iter()
-            .filter(|l| matches!(l["level"].as_str(), Some("WARN" | "ERROR")))
-            .map(Value::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `parley serve` on `dir/data`, with the chaos flags `extra`, logging at `info`.
+async fn serve(dir: &Path, extra: &[&str]) -> Server {
+    Server::start(&dir.join("data"), "info", extra).await
 }
 
 /// Samples the resident set of whichever server process is current.
@@ -275,12 +129,14 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// `parley admin seed-users` on the (stopped) data dir: `(id, token)` of each account.
-fn seed_users(dir: &Path, count: usize) -> Vec<(String, String)> {
+/// `parley admin seed-users` on the (stopped) data dir and `store` flags: `(id, token)`
+/// of each account.
+fn seed_users(dir: &Path, count: usize, store: &[&str]) -> Vec<(String, String)> {
     let out = dir.join("users.json");
     let output = Command::new(BIN)
         .args(["admin", "seed-users", "--data-dir"])
         .arg(dir.join("data"))
+        .args(store)
         .args(["--count", &count.to_string(), "--prefix", "chaos", "--out"])
         .arg(&out)
         .env_remove("PARLEY_JWT_SECRET")
@@ -1071,6 +927,31 @@ async fn check(base: &str, clients: &mut [Client]) -> Report {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_load_loses_and_duplicates_nothing() {
+    sigkill_mid_load(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_load_loses_and_duplicates_nothing_on_scylla() {
+    let Some(uri) = live_cql::uri() else {
+        live_cql::say_skipped("the chaos test on the ScyllaDB store");
+        return;
+    };
+    live_cql::drop_stale_keyspaces(&uri).await;
+    let keyspace = live_cql::unique_keyspace();
+    sigkill_mid_load(&[
+        "--store",
+        "scylla",
+        "--scylla-uri",
+        &uri,
+        "--scylla-keyspace",
+        &keyspace,
+    ])
+    .await;
+    live_cql::drop_keyspace(&uri, &keyspace).await;
+}
+
+/// SIGKILLs under load on the store that `store` flags name (the embedded one when empty).
+async fn sigkill_mid_load(store: &[&str]) {
     let _serial = SERIAL.lock().await;
     let n_clients = env_or("CHAOS_CLIENTS", 20usize).max(2) & !1;
     let kills = env_or("CHAOS_KILLS", 3usize);
@@ -1082,10 +963,11 @@ async fn sigkill_mid_load_loses_and_duplicates_nothing() {
     );
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir().expect("temp dir");
-    let users = seed_users(dir.path(), n_clients);
+    let users = seed_users(dir.path(), n_clients, store);
+    let flags: Vec<&str> = UNLIMITED.iter().chain(store).copied().collect();
+    let flags = flags.as_slice();
 
-    let mut generation = 0;
-    let mut server = Server::start(dir.path(), UNLIMITED, generation).await;
+    let mut server = serve(dir.path(), flags).await;
     let rss = RssSampler::start(server.pid());
     let ctl = Control::new(&server.addr, window);
     let clients = pair_up(&users, seed);
@@ -1122,8 +1004,7 @@ async fn sigkill_mid_load_loses_and_duplicates_nothing() {
         let killed_at = Instant::now();
         let pause = Duration::from_millis(rng.random_range(0..300));
         tokio::time::sleep(pause).await;
-        generation += 1;
-        server = Server::start(dir.path(), UNLIMITED, generation).await;
+        server = serve(dir.path(), flags).await;
         rss.follow(server.pid());
         ctl.set_addr(&server.addr);
         let down = killed_at.elapsed();
@@ -1143,17 +1024,18 @@ async fn sigkill_mid_load_loses_and_duplicates_nothing() {
     let drained_secs = started.elapsed().as_secs_f64();
 
     // A clean stop, then check against a fresh start on the same data dir.
-    let (status, took) = server.terminate(Duration::from_secs(20)).await;
+    server.signal("TERM");
+    let (status, took) = server.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(0),
         "clean stop after the chaos (took {took:?})"
     );
     let warnings = server.warnings();
-    generation += 1;
-    let mut server = Server::start(dir.path(), UNLIMITED, generation).await;
+    let mut server = serve(dir.path(), flags).await;
     let report = check(&server.base(), &mut clients).await;
-    let (status, _) = server.terminate(Duration::from_secs(20)).await;
+    server.signal("TERM");
+    let (status, _) = server.wait_exit(Duration::from_secs(20)).await;
     let peak = rss.peak_mib();
 
     println!(
@@ -1184,12 +1066,12 @@ async fn sigterm_under_load_closes_1001_exits_0_and_loses_nothing_acked() {
     let deadline = Duration::from_secs(2 * shutdown_timeout);
     println!("shutdown: clients={n_clients} window={window} CHAOS_SEED={seed}");
     let dir = tempfile::tempdir().expect("temp dir");
-    let users = seed_users(dir.path(), n_clients);
+    let users = seed_users(dir.path(), n_clients, &[]);
     let timeout_flag = format!("{shutdown_timeout}s");
     let mut flags = UNLIMITED.to_vec();
     flags.extend(["--shutdown-timeout", &timeout_flag]);
 
-    let mut server = Server::start(dir.path(), &flags, 0).await;
+    let mut server = serve(dir.path(), &flags).await;
     let rss = RssSampler::start(server.pid());
     let ctl = Control::new(&server.addr, window);
     // Until the signal: no reconnects, so each client's last ending is the server's close.
@@ -1207,7 +1089,8 @@ async fn sigterm_under_load_closes_1001_exits_0_and_loses_nothing_acked() {
     }
     let acked_before = ctl.acked.load(Ordering::Relaxed);
     let in_flight = ctl.unacked.load(Ordering::Relaxed);
-    let (status, took) = server.terminate(deadline).await;
+    server.signal("TERM");
+    let (status, took) = server.wait_exit(deadline).await;
     let clients = runner.await.expect("clients");
     let acked_at_close = ctl.acked.load(Ordering::Relaxed);
     let in_doubt = ctl.unacked.load(Ordering::Relaxed);
@@ -1247,7 +1130,7 @@ async fn sigterm_under_load_closes_1001_exits_0_and_loses_nothing_acked() {
     let dup_before: u64 = clients.iter().map(|c| c.stats.duplicates_returned).sum();
 
     // Restart on the same dir: resolve every in-doubt send by retrying it, then check.
-    let mut server = Server::start(dir.path(), &flags, 1).await;
+    let mut server = serve(dir.path(), &flags).await;
     rss.follow(server.pid());
     ctl.set_addr(&server.addr);
     ctl.sending.store(false, Ordering::Relaxed);
@@ -1255,7 +1138,8 @@ async fn sigterm_under_load_closes_1001_exits_0_and_loses_nothing_acked() {
     let mut clients = run_all(clients, &ctl, Duration::from_secs(60)).await;
     let dup_after: u64 = clients.iter().map(|c| c.stats.duplicates_returned).sum();
     let report = check(&server.base(), &mut clients).await;
-    let (status, _) = server.terminate(deadline).await;
+    server.signal("TERM");
+    let (status, _) = server.wait_exit(deadline).await;
     println!(
         "shutdown result: in doubt at the close {in_doubt}, of which committed by the shutdown \
          flush {} (duplicate on retry), peak-rss={:.1}MiB",

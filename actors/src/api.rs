@@ -120,4 +120,7 @@ impl AttachError {
 pub enum Kick {
     /// Its durable queue overflowed: it must reconnect and sync.
     SlowConsumer,
+    /// The credential it was opened with was revoked (logout, a password change, the
+    /// account's deletion): it must log in again.
+    Revoked,
 }

@@ -164,11 +164,13 @@ impl Messenger {
             .is_some_and(|live| live.sessions.any_open())
     }
 
-    /// Attaches a new session of `user`; deliveries arrive on the returned link.
+    /// Attaches a new session of `user`, opened with `credential` (an opaque id, such as
+    /// a token's, that [`Self::revoke`] can name); deliveries arrive on the returned link.
     pub async fn attach(
         &self,
         user: UserId,
         session: SessionId,
+        credential: &str,
     ) -> Result<SessionLink, AttachError> {
         let config = &self.shared.config;
         for _ in 0..3 {
@@ -177,8 +179,13 @@ impl Messenger {
                 Err(RegistryError::NotFound) => return Err(AttachError::UserNotFound),
                 Err(_) => return Err(AttachError::Unavailable),
             };
-            let (sink, link) =
-                SessionSink::new(session, user, config.session_queue, config.signal_queue);
+            let (sink, link) = SessionSink::new(
+                session,
+                user,
+                credential.to_owned(),
+                config.session_queue,
+                config.signal_queue,
+            );
             self.shared.sessions.insert(&sink);
             let answer = actor
                 .call(
@@ -203,6 +210,16 @@ impl Messenger {
             }
         }
         Err(AttachError::Unavailable)
+    }
+
+    /// Ends at once the live sessions of `user` opened with `credential`, or all of them
+    /// with `None`; each is kicked with [`Kick::Revoked`](crate::Kick::Revoked). Returns
+    /// how many ended.
+    pub fn revoke(&self, user: UserId, credential: Option<&str>) -> usize {
+        self.shared
+            .directory
+            .live_user(user)
+            .map_or(0, |live| live.sessions.revoke(credential))
     }
 
     /// Detaches a session (when its connection ends).

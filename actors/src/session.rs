@@ -28,6 +28,9 @@ pub struct SessionLink {
 pub(crate) struct SessionSink {
     pub(crate) id: SessionId,
     pub(crate) user: UserId,
+    /// The opaque id of the credential the session was opened with (a token id), so
+    /// revoking that credential ends exactly its sessions.
+    credential: String,
     events: mpsc::Sender<Arc<Event>>,
     signals: mpsc::Sender<Arc<Signal>>,
     /// Taken when the session is kicked, so it is told once.
@@ -39,6 +42,7 @@ impl SessionSink {
     pub(crate) fn new(
         id: SessionId,
         user: UserId,
+        credential: String,
         durable: usize,
         sheddable: usize,
     ) -> (Arc<Self>, SessionLink) {
@@ -48,6 +52,7 @@ impl SessionSink {
         let sink = Arc::new(Self {
             id,
             user,
+            credential,
             events: events_tx,
             signals: signals_tx,
             kick: Mutex::new(Some(kick)),
@@ -94,8 +99,15 @@ impl SessionSink {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(kick) = taken {
-            tracing::info!(user_id = %self.user, session = %self.id, "slow consumer kicked");
-            crate::metrics::slow_consumer();
+            match why {
+                Kick::SlowConsumer => {
+                    tracing::info!(user_id = %self.user, session = %self.id, "slow consumer kicked");
+                    crate::metrics::slow_consumer();
+                }
+                Kick::Revoked => {
+                    tracing::info!(user_id = %self.user, session = %self.id, "credential revoked")
+                }
+            }
             // The session may have just gone: then nobody is left to tell.
             let _ = kick.send(why);
         }
@@ -125,6 +137,22 @@ impl UserSessions {
         }
         list.push(sink);
         true
+    }
+
+    /// Ends the sessions opened with `credential` (every session when `None`): each is
+    /// told it was revoked and forgotten, so nothing more is queued for it.
+    pub(crate) fn revoke(&self, credential: Option<&str>) -> usize {
+        let mut list = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let mut ended = 0;
+        list.retain(|s| {
+            let matches = credential.is_none_or(|c| c == s.credential);
+            if matches {
+                s.kick(Kick::Revoked);
+                ended += 1;
+            }
+            !matches
+        });
+        ended
     }
 
     /// Forgets a session.

@@ -55,12 +55,14 @@ struct Second {
     errors: BTreeMap<String, u64>,
 }
 
-/// The process stats at one second of the run: (second, server, generator, machine).
+/// The process stats at one second of the run: (second, server, generator, machine,
+/// the store's own process).
 type Tick = (
     u64,
     Option<Sample>,
     Option<Sample>,
     Option<procstat::Machine>,
+    Option<Sample>,
 );
 
 /// Where every reader and writer records.
@@ -201,16 +203,21 @@ impl Recorder {
             if let (Some(x), Some(y)) = (&a.2, &b.2) {
                 w.generator_cpu_percent = Some(procstat::cpu_percent(x, y));
             }
+            if let (Some(x), Some(y)) = (&a.4, &b.4) {
+                w.store_cpu_percent = Some(procstat::cpu_percent(x, y));
+            }
             if let (Some(x), Some(y)) = (&a.3, &b.3) {
                 let total = procstat::machine_cpu_percent(x, y);
-                let ours =
-                    w.server_cpu_percent.unwrap_or(0.0) + w.generator_cpu_percent.unwrap_or(0.0);
+                let ours = w.server_cpu_percent.unwrap_or(0.0)
+                    + w.generator_cpu_percent.unwrap_or(0.0)
+                    + w.store_cpu_percent.unwrap_or(0.0);
                 w.other_cpu_percent = Some((total - ours).max(0.0));
             }
             if w.received > 0 {
                 let per =
                     |pct: Option<f64>| pct.map(|p| p / 100.0 * secs * 1e6 / w.received as f64);
                 w.server_cpu_us_per_message = per(w.server_cpu_percent);
+                w.store_cpu_us_per_message = per(w.store_cpu_percent);
                 w.generator_cpu_us_per_message = per(w.generator_cpu_percent);
             }
         }
@@ -284,6 +291,11 @@ pub(crate) struct Window {
     /// its end.
     pub(crate) server_rss_max_mib: Option<f64>,
     pub(crate) generator_cpu_percent: Option<f64>,
+    /// CPU of the store's own process (the CQL node of `parley-scylla`, when its pid
+    /// is known), in percent of one core.
+    pub(crate) store_cpu_percent: Option<f64>,
+    /// The store's CPU time per delivered message, in microseconds.
+    pub(crate) store_cpu_us_per_message: Option<f64>,
     /// CPU used by every other process on the machine (builds, other sessions), in
     /// percent of one core: when it is high, the window's latencies are not the
     /// server's alone.
@@ -434,7 +446,11 @@ impl Run {
             tasks.push(tokio::spawn(writer.run(sink, ctrl_rx)));
         }
         if side_t0.is_none() {
-            tasks.push(tokio::spawn(sample_loop(rec.clone(), target.pid)));
+            tasks.push(tokio::spawn(sample_loop(
+                rec.clone(),
+                target.pid,
+                target.store_pid,
+            )));
         }
         Self {
             rec,
@@ -493,7 +509,7 @@ impl Run {
     }
 }
 
-async fn sample_loop(rec: Arc<Recorder>, pid: Option<u32>) {
+async fn sample_loop(rec: Arc<Recorder>, pid: Option<u32>, store_pid: Option<u32>) {
     let mut s = 0u64;
     loop {
         let at = rec.t0 + Duration::from_secs(s);
@@ -501,7 +517,8 @@ async fn sample_loop(rec: Arc<Recorder>, pid: Option<u32>) {
         let server = pid.and_then(|p| procstat::sample(Some(p)));
         let me = procstat::sample(None);
         let machine = procstat::machine();
-        lock(&rec.samples).push((s, server, me, machine));
+        let store = store_pid.and_then(|p| procstat::sample(Some(p)));
+        lock(&rec.samples).push((s, server, me, machine, store));
         s += 1;
     }
 }

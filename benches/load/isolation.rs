@@ -35,7 +35,7 @@ fn parley_only(scenario: &str, common: &Common, why: &str) {
     let others: Vec<String> = common
         .systems
         .iter()
-        .filter(|s| **s != System::Parley)
+        .filter(|s| !s.is_parley())
         .map(ToString::to_string)
         .collect();
     if !others.is_empty() {

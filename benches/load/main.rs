@@ -23,6 +23,9 @@
 //! - `socketio-cost`: Parley over Socket.IO beside the Node.js Socket.IO peer, each
 //!   driven the same way: RSS per idle connection, then CPU per message under chat, on
 //!   one server per system, in one run.
+//! - `silent` (Parley only): many TCP connections that never send a byte, from several
+//!   processes: how many the server holds, refuses (503) and closes, when, its
+//!   descriptors and memory, and `/healthz` meanwhile.
 //!
 //! A `[[bench]]` with `harness = false`, so it is built with the release profile by
 //! `cargo bench`, gets the `parley` binary of the same build (`CARGO_BIN_EXE_parley`),
@@ -38,6 +41,7 @@ mod procstat;
 mod relay;
 mod report;
 mod scenarios;
+mod silent;
 mod target;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -82,6 +86,25 @@ enum Command {
     /// Parley over Socket.IO beside the Node.js Socket.IO peer: RSS per idle connection
     /// and server CPU per message, measured on the same server in one run.
     SocketioCost(CostArgs),
+    /// Parley only: many TCP connections that never send a byte (from several processes):
+    /// how many are held, refused with 503 and closed, when, the server's descriptors and
+    /// memory, and `/healthz` meanwhile.
+    Silent(SilentArgs),
+    /// Open silent sockets in a child process (used by `silent`).
+    #[command(hide = true)]
+    SilentWorker {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        source_ip: Option<Ipv4Addr>,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+        /// Seconds to wait for the server to close each socket.
+        #[arg(long, default_value_t = 90)]
+        wait: u64,
+    },
     /// Run the bare relay peer (used by the harness as a child process).
     #[command(hide = true)]
     ServeRelay {
@@ -160,6 +183,27 @@ pub(crate) struct ConnectArgs {
     /// cost of a session from the cost of a user's actor.
     #[arg(long, default_value_t = 1)]
     sessions_per_user: usize,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct SilentArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Silent sockets to open, in all.
+    #[arg(long, default_value_t = 20_000)]
+    sockets: usize,
+    /// Sockets per worker process (each from its own source address, 127.0.0.2, ...).
+    #[arg(long, default_value_t = 5_000)]
+    per_process: usize,
+    /// Connects in flight at once, per worker.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Seconds a worker waits for the server to close a socket before giving up on it.
+    #[arg(long, default_value_t = 90)]
+    wait: u64,
+    /// Also print every sample (every half second).
+    #[arg(long)]
+    timeline: bool,
 }
 
 #[derive(Args, Clone)]
@@ -394,6 +438,23 @@ fn main() {
             Command::SlowConsumer(a) => isolation::slow_consumer(a).await,
             Command::Flood(a) => isolation::flood(a).await,
             Command::SocketioCost(a) => scenarios::socketio_cost(a).await,
+            Command::Silent(a) => silent::silent(a).await,
+            Command::SilentWorker {
+                addr,
+                source_ip,
+                count,
+                concurrency,
+                wait,
+            } => {
+                silent::worker(
+                    addr,
+                    source_ip,
+                    count,
+                    concurrency,
+                    std::time::Duration::from_secs(wait),
+                )
+                .await
+            }
             Command::ServeRelay {
                 listen,
                 read_buffer,

@@ -172,6 +172,7 @@ pub(crate) fn window_row(label: &str, w: &Window) -> Vec<String> {
         opt1(w.server_cpu_percent),
         opt1(w.server_cpu_us_per_message),
         opt1(w.server_rss_mib),
+        opt1(w.store_cpu_percent),
         opt1(w.generator_cpu_percent),
         opt1(w.other_cpu_percent),
     ]
@@ -188,6 +189,7 @@ pub(crate) const WINDOW_HEAD: &[&str] = &[
     "server CPU %",
     "server CPU µs/msg",
     "server RSS MiB",
+    "store CPU %",
     "generator CPU %",
     "other CPU %",
 ];

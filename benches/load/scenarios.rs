@@ -28,7 +28,7 @@ pub(crate) async fn settle(target: &Target, common: &crate::Common) -> f64 {
     if common.quiet_wait == 0 {
         return 0.0;
     }
-    let ours: Vec<u32> = target.pid.into_iter().collect();
+    let ours: Vec<u32> = target.pid.into_iter().chain(target.store_pid).collect();
     procstat::wait_quiet(
         &ours,
         common.quiet_limit,
@@ -452,16 +452,18 @@ fn ratios(rows: &[(System, Window)], f: impl Fn(&Window) -> f64) -> Value {
         "parley_over_relay": ratio(get(System::Parley), get(System::Relay)),
         "parley_over_socketio": ratio(get(System::Parley), get(System::Socketio)),
         "parley_socketio_over_socketio": ratio(get(System::ParleySocketio), get(System::Socketio)),
+        "parley_scylla_over_parley": ratio(get(System::ParleyScylla), get(System::Parley)),
     })
 }
 
 fn print_ratios(what: &str, ratios: &Value) {
     let show = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.2}"));
     println!(
-        "ratios of {what}: parley/relay {}, parley/socketio {}, parley-socketio/socketio {}",
+        "ratios of {what}: parley/relay {}, parley/socketio {}, parley-socketio/socketio {}, parley-scylla/parley {}",
         show(&ratios["parley_over_relay"]),
         show(&ratios["parley_over_socketio"]),
-        show(&ratios["parley_socketio_over_socketio"])
+        show(&ratios["parley_socketio_over_socketio"]),
+        show(&ratios["parley_scylla_over_parley"])
     );
 }
 
@@ -621,6 +623,7 @@ pub(crate) async fn ramp(args: RampArgs) {
             let system = match s {
                 "parley" => System::Parley,
                 "parley-socketio" => System::ParleySocketio,
+                "parley-scylla" => System::ParleyScylla,
                 "relay" => System::Relay,
                 _ => System::Socketio,
             };
@@ -738,7 +741,7 @@ pub(crate) async fn catchup(args: CatchupArgs) {
         "to synced ms",
     ]);
     for (i, &system) in systems.iter().enumerate() {
-        if system != System::Parley {
+        if !system.is_parley() {
             println!("{system}: catchup does not apply (no history, no sync)");
             results.push(json!({"system": system, "skipped": "no persistence, no sync"}));
             continue;
@@ -868,7 +871,7 @@ pub(crate) async fn login_storm(args: StormArgs) {
         "chat p99 during / before",
     ]);
     for (i, &system) in systems.iter().enumerate() {
-        if system != System::Parley {
+        if !system.is_parley() {
             println!("{system}: login-storm does not apply (no login)");
             results.push(json!({"system": system, "skipped": "no login endpoint"}));
             continue;

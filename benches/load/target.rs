@@ -1,6 +1,10 @@
-//! The systems under test: Parley, the bare relay and the Socket.IO server. The harness
-//! starts each as a child process (so its CPU and memory can be read from /proc), or
-//! attaches to one already running (`--addr`, `--pid`, `--users-file`).
+//! The systems under test: Parley (on its embedded store, or on ScyllaDB as
+//! `parley-scylla`), the bare relay and the Socket.IO server. The harness starts each as
+//! a child process (so its CPU and memory can be read from /proc), or attaches to one
+//! already running (`--addr`, `--pid`, `--users-file`). `parley-scylla` runs on the CQL
+//! node of `--scylla-uri` (default `SCYLLA_URI`), in a fresh keyspace per start; the
+//! node is the caller's (`scripts/cql-node start`), and `--scylla-pid` lets the harness
+//! report its CPU beside the server's.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,22 +18,18 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum System {
-    /// This server, over its native WebSocket protocol.
+    /// This server, on its embedded store, over its native WebSocket protocol.
     Parley,
     /// This server, over Socket.IO (`/socket.io/`), driven exactly as the Node.js
     /// Socket.IO peer is: `register`, then `sendMessage` with an ack callback.
     ParleySocketio,
+    /// This server on ScyllaDB (`--store scylla`), against the node of `--scylla-uri`.
+    #[serde(rename = "parley-scylla")]
+    ParleyScylla,
     /// The bare tokio-tungstenite relay in `benches/peers/relay.rs`.
     Relay,
     /// The Node.js Socket.IO server in `benches/peers/socketio`.
     Socketio,
-}
-
-impl System {
-    /// Whether this is Parley (the same server, whichever protocol).
-    pub(crate) fn is_parley(self) -> bool {
-        matches!(self, Self::Parley | Self::ParleySocketio)
-    }
 }
 
 impl fmt::Display for System {
@@ -37,9 +37,20 @@ impl fmt::Display for System {
         f.write_str(match self {
             Self::Parley => "parley",
             Self::ParleySocketio => "parley-socketio",
+            Self::ParleyScylla => "parley-scylla",
             Self::Relay => "relay",
             Self::Socketio => "socketio",
         })
+    }
+}
+
+impl System {
+    /// Parley, whatever its store or protocol: its login, its history.
+    pub(crate) fn is_parley(self) -> bool {
+        matches!(
+            self,
+            Self::Parley | Self::ParleySocketio | Self::ParleyScylla
+        )
     }
 }
 
@@ -85,6 +96,12 @@ pub(crate) struct StartOptions {
     /// With `--addr` and parley: the output of `parley admin seed-users`.
     #[arg(long)]
     pub(crate) users_file: Option<PathBuf>,
+    /// The CQL node `parley-scylla` runs on.
+    #[arg(long, env = "SCYLLA_URI")]
+    pub(crate) scylla_uri: Option<String>,
+    /// The CQL node's pid, to report its CPU (`cat /tmp/parley-cql-node/pid`).
+    #[arg(long)]
+    pub(crate) scylla_pid: Option<u32>,
     /// Load flags (`--send-rate`, ...) a scenario leaves out, so that Parley's own
     /// defaults apply (set by the scenario, not on the command line).
     #[arg(skip)]
@@ -123,6 +140,8 @@ pub(crate) struct Target {
     pub(crate) system: System,
     pub(crate) addr: SocketAddr,
     pub(crate) pid: Option<u32>,
+    /// The store's own process (the CQL node), when it has one.
+    pub(crate) store_pid: Option<u32>,
     pub(crate) users: Vec<User>,
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
@@ -170,13 +189,15 @@ impl Target {
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).map_err(err)?;
         let (child, accounts) = match system {
-            System::Parley | System::ParleySocketio => {
-                let accounts = seed_parley(&opts.parley_bin, dir.path(), users)?;
+            System::Parley | System::ParleySocketio | System::ParleyScylla => {
+                let store = store_flags(system, opts)?;
+                let accounts = seed_parley(&opts.parley_bin, dir.path(), users, &store)?;
                 let mut cmd = Command::new(&opts.parley_bin);
                 cmd.arg("serve")
                     .arg("--data-dir")
                     .arg(dir.path())
                     .arg(format!("--listen={addr}"))
+                    .args(&store)
                     .args(parley_flags(opts))
                     .env(
                         "RUST_LOG",
@@ -213,6 +234,7 @@ impl Target {
             system,
             addr,
             pid: Some(child.id()),
+            store_pid: opts.scylla_pid.filter(|_| system == System::ParleyScylla),
             users: accounts,
             child: Some(child),
             _dir: Some(dir),
@@ -232,11 +254,9 @@ impl Target {
         addr: SocketAddr,
         users: usize,
     ) -> Result<Self, String> {
-        let accounts = match (system, &opts.users_file) {
-            (s, Some(file)) if s.is_parley() => read_users(file)?,
-            (s, None) if s.is_parley() => {
-                return Err("--addr with parley needs --users-file".into());
-            }
+        let accounts = match (system.is_parley(), &opts.users_file) {
+            (true, Some(file)) => read_users(file)?,
+            (true, None) => return Err("--addr with parley needs --users-file".into()),
             _ => anonymous_users(users),
         };
         if accounts.len() < users {
@@ -249,6 +269,7 @@ impl Target {
             system,
             addr,
             pid: opts.pid,
+            store_pid: opts.scylla_pid.filter(|_| system == System::ParleyScylla),
             users: accounts,
             child: None,
             _dir: None,
@@ -320,12 +341,39 @@ fn spawn(mut cmd: Command, log: std::fs::File) -> Result<Child, String> {
         .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))
 }
 
+/// The store flags of `parley serve` and `seed-users`: none on the embedded store; on
+/// ScyllaDB, the node and a keyspace of this start's own (`parley_bench_<secs>_<n>`).
+fn store_flags(system: System, opts: &StartOptions) -> Result<Vec<String>, String> {
+    if system != System::ParleyScylla {
+        return Ok(Vec::new());
+    }
+    let uri = opts
+        .scylla_uri
+        .clone()
+        .ok_or("parley-scylla needs --scylla-uri or SCYLLA_URI (scripts/cql-node start)")?;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let keyspace = format!("parley_bench_{secs}_{}", std::process::id());
+    Ok(vec![
+        "--store=scylla".into(),
+        format!("--scylla-uri={uri}"),
+        format!("--scylla-keyspace={keyspace}"),
+    ])
+}
+
 /// `parley admin seed-users`: accounts sharing one argon2 hash, tokens minted with the
 /// data dir's secret.
-fn seed_parley(bin: &Path, dir: &Path, count: usize) -> Result<Vec<User>, String> {
+fn seed_parley(
+    bin: &Path,
+    dir: &Path,
+    count: usize,
+    store: &[String],
+) -> Result<Vec<User>, String> {
     let out = dir.join("users.json");
     let status = Command::new(bin)
         .args(["admin", "seed-users", "--prefix", "load"])
+        .args(store)
         .arg("--data-dir")
         .arg(dir)
         .arg(format!("--count={count}"))

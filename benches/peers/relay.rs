@@ -208,7 +208,7 @@ fn on_text(relay: &Relay, user: &str, me: &Outbox, text: &str) {
             .to_string(),
         seq: relay.seq.fetch_add(1, Ordering::Relaxed) + 1,
         sender: user,
-        receiver: None,
+        receiver: Some(to),
         content,
         kind: "text",
         client_id: send.client_id,

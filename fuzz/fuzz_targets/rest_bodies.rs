@@ -259,7 +259,7 @@ fuzz_target!(|data: &[u8]| {
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let fx = fixture();
     if CALLS.fetch_add(1, Ordering::Relaxed).is_multiple_of(10_000) {
-        fx.state.limits().sweep(); // what the server's minutely sweeper does
+        fx.state.sweep(); // what the server's minutely sweeper does
     }
 
     let (input, bytes) = match readable(data) {

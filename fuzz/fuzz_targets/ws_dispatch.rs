@@ -8,25 +8,27 @@
 //! - `parse` must accept it iff the contents are valid and a send uses no v1 field name
 //!   (the oracle is written here, independently of the domain parsers), and the command
 //!   must carry them exactly;
-//! - a parsed `send` becomes a domain `Message`, then `message` and `ack` frames through
+//! - a parsed `send` becomes a domain message `Event`, then `message` and `ack` frames through
 //!   `MessageJson`/`OutFrame`, whose JSON must decode back to the very same body,
 //!   client id, conversation and sender;
 //! - when `dispatch` is set, the send goes to the real `Messenger` (fjall store, actors),
 //!   as Alice: it must succeed iff the target exists and is not Alice herself, and the
-//!   committed message, its `ack` frame and the stored history must carry the body
+//!   committed message event, its `ack` frame and the stored history must carry the body
 //!   exactly; a retry with the same client id must be a duplicate of the first.
 
 #![no_main]
 
 use std::collections::BTreeMap;
 
-use actors::domain::{ConversationId, Message, MessageId, Seq, Timestamp, UserId};
+use actors::domain::{
+    ConversationId, Event, EventId, EventKind, MessageContent, Seq, Timestamp, UserId,
+};
 use actors::store::HistoryRange;
 use actors::{SendError, SendRequest, Target};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use parley::wire::MessageJson;
 use parley::realtime::protocol::{Command, OutFrame, parse};
+use parley::wire::MessageJson;
 use parley_fuzz::{MAX_BODY_CHARS, count, fixture, json};
 use serde_json::{Map, Value, json};
 
@@ -238,16 +240,16 @@ fuzz_target!(|input: Input| {
                 Target::User(u) => ConversationId::direct(alice, u),
                 Target::Conversation(c) => c,
             };
-            let message = Message {
-                id: MessageId::generate(),
+            let event = Event {
+                id: EventId::generate(),
                 conversation,
                 seq: 1,
-                from: alice,
-                body: parsed_body.clone(),
+                sender: alice,
                 client_id: client_id.clone(),
-                sent_at: Timestamp::now(),
+                at: Timestamp::now(),
+                kind: EventKind::Message(MessageContent::text(parsed_body.clone())),
             };
-            check_message_frames(&message, false);
+            check_message_frames(&event, false);
 
             if input.dispatch {
                 dispatch(target, parsed_body, client_id, alice, bob);
@@ -306,10 +308,13 @@ fuzz_target!(|input: Input| {
     }
 });
 
-/// Encodes `message` as the `message` and `ack` frames and decodes them again.
-fn check_message_frames(message: &Message, duplicate: bool) {
-    let m = MessageJson::from(message);
-    let client_id = message.client_id.as_ref().map(|c| c.as_str());
+/// Encodes a message `event` as the `message` and `ack` frames and decodes them again.
+fn check_message_frames(event: &Event, duplicate: bool) {
+    let EventKind::Message(content) = &event.kind else {
+        panic!("not a message: {event:?}");
+    };
+    let m = MessageJson::from(event);
+    let client_id = event.client_id.as_ref().map(|c| c.as_str());
     for frame in [
         OutFrame::Message { message: m.clone() },
         OutFrame::Ack {
@@ -322,20 +327,24 @@ fn check_message_frames(message: &Message, duplicate: bool) {
         let got = &v["message"];
         assert_eq!(
             got["content"].as_str(),
-            Some(message.body.as_str()),
+            Some(content.body.as_str()),
             "body changed"
         );
         assert_eq!(got["clientId"].as_str(), client_id);
-        assert_eq!(got["id"].as_str(), Some(message.id.to_string().as_str()));
+        assert_eq!(got["id"].as_str(), Some(event.id.to_string().as_str()));
         assert_eq!(
             got["conversationId"].as_str(),
-            Some(message.conversation.to_string().as_str())
+            Some(event.conversation.to_string().as_str())
         );
         assert_eq!(
             got["sender"].as_str(),
-            Some(message.from.to_string().as_str())
+            Some(event.sender.to_string().as_str())
         );
-        assert_eq!(got["seq"].as_u64(), Some(message.seq));
+        assert_eq!(
+            got["receiver"].as_str(),
+            content.receiver.map(|r| r.to_string()).as_deref()
+        );
+        assert_eq!(got["seq"].as_u64(), Some(event.seq));
         assert_eq!(got["type"], "text");
         if v["type"] == "ack" {
             assert_eq!(v["duplicate"].as_bool(), Some(duplicate));
@@ -357,7 +366,7 @@ fn dispatch(
     let request = SendRequest {
         from: alice,
         target,
-        body: body.clone(),
+        kind: EventKind::Message(MessageContent::text(body.clone())),
         client_id: client_id.clone(),
         origin: None,
     };
@@ -372,18 +381,26 @@ fn dispatch(
         });
         match (&first, reaches_bob) {
             (Ok(sent), true) => {
-                let m = &sent.message;
+                let m = &sent.event;
                 assert_eq!(m.conversation, alice_bob);
-                assert_eq!(m.from, alice);
+                assert_eq!(m.sender, alice);
                 assert_eq!(m.client_id, client_id);
+                assert!(
+                    matches!(m.kind, EventKind::Message(_)),
+                    "a send committed {m:?}"
+                );
                 if !sent.duplicate {
-                    assert_eq!(m.body.as_str(), body.as_str(), "committed another body");
+                    assert_eq!(
+                        m.text().map(|t| t.as_str()),
+                        Some(body.as_str()),
+                        "committed another body"
+                    );
                 }
                 check_message_frames(m, sent.duplicate);
                 // Durable, and read back exactly.
                 let stored = fx
                     .store
-                    .messages(
+                    .events(
                         alice_bob,
                         HistoryRange {
                             after: Some(m.seq - 1),
@@ -403,7 +420,7 @@ fn dispatch(
                 if client_id.is_some() {
                     let again = fx.state.messenger().send(request).await.expect("retry");
                     assert!(again.duplicate, "a retry was committed twice");
-                    assert_eq!(again.message, sent.message);
+                    assert_eq!(again.event, sent.event);
                 }
             }
             (Err(SendError::CannotMessageSelf), false) => {

@@ -17,10 +17,12 @@
 use std::collections::BTreeMap;
 
 use actors::Target;
-use actors::domain::{ConversationId, Message, MessageId, Timestamp, UserId};
+use actors::domain::{
+    ConversationId, Event, EventId, EventKind, MessageContent, Timestamp, UserId,
+};
 use libfuzzer_sys::fuzz_target;
-use parley::wire::MessageJson;
 use parley::realtime::protocol::{Command, OutFrame, parse};
+use parley::wire::MessageJson;
 use parley_fuzz::{FRAME_ERROR_CODES, MAX_BODY_CHARS, json, same_json};
 use serde_json::Value;
 
@@ -61,16 +63,16 @@ fn check(text: &str, max: usize) {
                 Target::User(u) => ConversationId::direct(u, UserId::from_bytes([1; 16])),
                 Target::Conversation(c) => c,
             };
-            let message = Message {
-                id: MessageId::from_bytes([2; 16]),
+            let event = Event {
+                id: EventId::from_bytes([2; 16]),
                 conversation,
                 seq: 1,
-                from: UserId::from_bytes([3; 16]),
-                body: body.clone(),
+                sender: UserId::from_bytes([3; 16]),
                 client_id: client_id.clone(),
-                sent_at: Timestamp::from_millis(1_700_000_000_000),
+                at: Timestamp::from_millis(1_700_000_000_000),
+                kind: EventKind::Message(MessageContent::text(body.clone())),
             };
-            let m = MessageJson::from(&message);
+            let m = MessageJson::from(&event);
             for frame in [
                 OutFrame::Message { message: m.clone() },
                 OutFrame::Ack {

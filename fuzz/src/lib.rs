@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use actors::domain::{
-    DisplayName, Email, MessageBody, Password, Timestamp, User, UserId, UserRecord,
+    DisplayName, Email, EventKind, MessageBody, MessageContent, Password, Timestamp, User, UserId,
+    UserRecord,
 };
 use actors::{Messenger, MessengerConfig, SendRequest, Store, Target};
 use parley::auth::{PasswordHasher, Tokens};
@@ -52,12 +53,14 @@ pub struct Known {
 pub struct Fixture {
     /// The runtime every request runs on.
     pub rt: tokio::runtime::Runtime,
-    /// The app state (store, actors, tokens, hasher, limits).
+    /// The app state (the services over the store and actors, and their rate limits).
     pub state: AppState,
     /// The real router of `parley::http::router`.
     pub router: axum::Router,
-    /// The store, as the actors see it.
+    /// The store, as the actors and services see it (the state no longer hands it out).
     pub store: Arc<dyn Store>,
+    /// The tokens the state verifies with (same secret and lifetime): mints more tokens.
+    pub tokens: Tokens,
     /// Two accounts that can message each other.
     pub alice: Known,
     /// See `alice`.
@@ -100,10 +103,11 @@ fn build() -> Fixture {
     // Rate limits would turn most inputs into 429s; the fuzzer wants the handlers.
     config.auth_per_address_per_minute = 1_000_000_000;
     config.login_per_email_per_minute = 1_000_000_000;
+    config.login_failures_per_address = 1_000_000_000;
     config.send_rate_per_second = 1_000_000_000;
     config.send_burst = 1_000_000_000;
     config.max_message_chars = MAX_BODY_CHARS;
-    let (state, router, store, alice, bob) = rt.block_on(async move {
+    let (state, router, store, tokens, alice, bob) = rt.block_on(async move {
         let store: Arc<dyn Store> =
             Arc::new(FjallStore::open(&dir.join("store")).expect("open the store"));
         let messenger = Messenger::start(store.clone(), MessengerConfig::default())
@@ -111,37 +115,72 @@ fn build() -> Fixture {
             .expect("start the actors");
         let hasher = PasswordHasher::new(1).expect("hasher");
         let tokens = Tokens::new(&[7u8; 32], config.token_ttl);
-        let state = AppState::new(config, store.clone(), messenger, tokens, hasher);
+        // The state keeps its own clones; the fixture keeps these to make accounts and
+        // tokens the way the accounts service does.
+        let state = AppState::new(
+            config,
+            store.clone(),
+            messenger,
+            tokens.clone(),
+            hasher.clone(),
+        );
         let router = parley::http::router(state.clone()).expect("router");
-        let alice = known(&state, "Alice", "alice@example.com", "alice-password").await;
-        let bob = known(&state, "Bob", "bob@example.com", "bob-password").await;
+        let alice = known(
+            &store,
+            &hasher,
+            &tokens,
+            "Alice",
+            "alice@example.com",
+            "alice-password",
+        )
+        .await;
+        let bob = known(
+            &store,
+            &hasher,
+            &tokens,
+            "Bob",
+            "bob@example.com",
+            "bob-password",
+        )
+        .await;
         // Their conversation exists from the start, so sends to it by id can succeed.
         state
             .messenger()
             .send(SendRequest {
                 from: alice.user.id,
                 target: Target::User(bob.user.id),
-                body: MessageBody::parse("hello", MAX_BODY_CHARS).expect("valid body"),
+                kind: EventKind::Message(MessageContent::text(
+                    MessageBody::parse("hello", MAX_BODY_CHARS).expect("valid body"),
+                )),
                 client_id: None,
                 origin: None,
             })
             .await
             .expect("first message");
-        (state, router, store, alice, bob)
+        (state, router, store, tokens, alice, bob)
     });
     Fixture {
         rt,
         state,
         router,
         store,
+        tokens,
         alice,
         bob,
     }
 }
 
-async fn known(state: &AppState, name: &str, email: &str, password: &'static str) -> Known {
-    let hash = state
-        .hasher()
+/// Creates an account directly in the store (as registration would, without its rate
+/// limit) and mints a token for it.
+async fn known(
+    store: &Arc<dyn Store>,
+    hasher: &PasswordHasher,
+    tokens: &Tokens,
+    name: &str,
+    email: &str,
+    password: &'static str,
+) -> Known {
+    let hash = hasher
         .hash(&Password::parse(password).expect("valid password"))
         .await
         .expect("hash");
@@ -155,8 +194,8 @@ async fn known(state: &AppState, name: &str, email: &str, password: &'static str
         password_hash: hash,
         created_at: Timestamp::now(),
     };
-    state.store().insert_user(&record).await.expect("insert");
-    let (token, _) = state.tokens().issue(user.id).expect("token");
+    store.insert_user(&record).await.expect("insert");
+    let (token, _) = tokens.issue(user.id).expect("token");
     Known {
         user,
         password,

@@ -1,10 +1,13 @@
-//! Authentication primitives: password hashing, tokens, and keyed rate limiters. The
-//! rules that use them live in the service layer.
+//! Authentication primitives: password hashing, tokens, keyed rate limiters, and the
+//! login guard (backoff per email and client address). The rules that use them live in
+//! the service layer.
 
 mod limiter;
+mod login_guard;
 mod password;
 mod token;
 
 pub use limiter::{KeyedLimiter, RateLimited};
+pub use login_guard::{LIMITER as LOGIN_LIMITER, LoginAttempt, LoginGuard, LoginPolicy, rate_key};
 pub use password::{HashError, PasswordHasher};
 pub use token::{Claims, TokenError, Tokens};

@@ -34,14 +34,27 @@ impl Claims {
     pub fn expires_at(&self) -> Timestamp {
         Timestamp::from_millis(self.exp.saturating_mul(1000))
     }
+
+    /// The last moment [`Tokens::verify`] accepts the token: its expiry plus the clock
+    /// leeway. A revocation must be remembered until then.
+    pub fn accepted_until(&self) -> Timestamp {
+        Timestamp::from_millis(self.exp.saturating_add(LEEWAY_SECS).saturating_mul(1000))
+    }
 }
+
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY_SECS: u64 = 5;
 
 /// Why a token was refused. Callers answer every case with the same 401.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    /// Malformed, wrongly signed, wrong algorithm, expired, not yet valid or oversized.
+    /// Malformed, wrongly signed, wrong algorithm, not yet valid or oversized.
     #[error("invalid token")]
     Invalid,
+    /// Correctly signed, but past its expiry and the leeway. Told apart only after the
+    /// signature is checked, so it reveals nothing to a forger.
+    #[error("expired token")]
+    Expired,
     /// Signing failed.
     #[error("token signing failed: {0}")]
     Signing(String),
@@ -64,7 +77,7 @@ impl Tokens {
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
         validation.validate_exp = true;
         validation.validate_nbf = true;
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -94,7 +107,11 @@ impl Tokens {
             return Err(TokenError::Invalid);
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?;
+            .map_err(|e| match e.kind() {
+                // jsonwebtoken checks the signature before the claims.
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
         let now = Timestamp::now().as_millis() / 1000;
         // A token "issued" in the future was not issued by this server's clock.
         if data.claims.iat > now + self.validation.leeway {

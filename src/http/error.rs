@@ -25,8 +25,9 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: Cow<'static, str>,
-    fields: Option<BTreeMap<&'static str, String>>,
+    fields: Option<BTreeMap<Cow<'static, str>, String>>,
     retry_after: Option<Duration>,
+    close: bool,
 }
 
 impl ApiError {
@@ -42,11 +43,19 @@ impl ApiError {
             message: message.into(),
             fields: None,
             retry_after: None,
+            close: false,
         }
     }
 
+    /// The same answer, saying `Connection: close`: the connection cannot serve another
+    /// request (a request body left unread, say).
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
+    }
+
     /// 400 `validation_failed`, naming every failing field.
-    pub fn validation(fields: BTreeMap<&'static str, String>) -> Self {
+    pub fn validation(fields: BTreeMap<Cow<'static, str>, String>) -> Self {
         let mut e = Self::new(
             StatusCode::BAD_REQUEST,
             "validation_failed",
@@ -105,36 +114,62 @@ impl From<ServiceError> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// 503 `store_unavailable`, the code a failed send has: a store that is down (a
+    /// ScyllaDB cluster out of reach) is worth retrying, and every request that reads
+    /// the store, authentication included, then fails this way.
     fn from(e: StoreError) -> Self {
         ServiceError::from(e).into()
     }
 }
 
 /// The body of every error answer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
+#[schema(as = Error)]
+pub(crate) struct ErrorEnvelope<'a> {
+    /// Always `false`; with `message`, the shape the old backend's clients read.
     success: bool,
     message: &'a str,
     error: Body<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ErrorBody)]
 struct Body<'a> {
+    /// Machine-readable, snake_case.
     code: &'a str,
+    /// A sentence for a person.
     message: &'a str,
+    /// With `validation_failed`: why each field failed, by its name in the request.
     #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a BTreeMap<&'static str, String>>,
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
+    fields: Option<&'a BTreeMap<Cow<'static, str>, String>>,
     /// With `rate_limited`: when to try again, in milliseconds (the `Retry-After`
     /// header has whole seconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_after_ms: Option<u64>,
 }
 
+/// The envelope `{"error": {"code": ..., "message": ...}}` as JSON bytes, for answers
+/// written outside the router (see `crate::connection`).
+pub fn envelope_json(code: &str, message: &str) -> Vec<u8> {
+    let envelope = ErrorEnvelope {
+        success: false,
+        message,
+        error: Body {
+            code,
+            message,
+            fields: None,
+            retry_after_ms: None,
+        },
+    };
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope {
+        let body = ErrorEnvelope {
             success: false,
             message: &self.message,
             error: Body {
@@ -152,6 +187,11 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -163,7 +203,7 @@ fn retry_after_ms(wait: Duration) -> u64 {
 
 /// Collects per-field validation failures, so one answer names all of them.
 #[derive(Default)]
-pub struct Validator(BTreeMap<&'static str, String>);
+pub struct Validator(BTreeMap<Cow<'static, str>, String>);
 
 impl Validator {
     /// Parses a required field; records why it failed.
@@ -174,13 +214,13 @@ impl Validator {
         parse: impl FnOnce(&str) -> Result<T, Invalid>,
     ) -> Option<T> {
         let Some(raw) = raw else {
-            self.0.insert(name, "is required".into());
+            self.0.insert(name.into(), "is required".into());
             return None;
         };
         match parse(raw) {
             Ok(v) => Some(v),
             Err(Invalid(why)) => {
-                self.0.insert(name, why.into());
+                self.0.insert(name.into(), why.into());
                 None
             }
         }
@@ -188,7 +228,7 @@ impl Validator {
 
     /// Records a failure found some other way.
     pub fn fail(&mut self, name: &'static str, why: &str) {
-        self.0.insert(name, why.into());
+        self.0.insert(name.into(), why.into());
     }
 
     /// Ok when nothing failed, else the 400 naming every failure.

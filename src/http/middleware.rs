@@ -9,10 +9,14 @@ use axum::response::Response;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// Logs method, route template, status and latency. The route template, not the path,
-/// so that ids never land in the log, and no query string, which may carry a token.
+use super::ClientAddr;
+
+/// Logs method, route template, client address, status and latency. The route
+/// template, not the path, so that ids never land in the log, and no query string, which
+/// may carry a token.
 pub(crate) async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -23,6 +27,7 @@ pub(crate) async fn log_request(req: Request, next: Next) -> Response {
         target: "parley::http",
         method = %method,
         route,
+        client = client.map(tracing::field::display),
         status = response.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64,
         "request"
@@ -30,29 +35,32 @@ pub(crate) async fn log_request(req: Request, next: Next) -> Response {
     response
 }
 
-/// The equivalent of helmet's defaults, for an API that serves no pages.
+/// The equivalent of helmet's defaults, for an API that serves no pages: every answer
+/// carries them, the router's and the connection layer's own (`crate::connection`).
+pub const SECURITY_HEADERS: [(&str, &str); 7] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    (
+        "strict-transport-security",
+        "max-age=15552000; includeSubDomains",
+    ),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("x-dns-prefetch-control", "off"),
+];
+
+/// [`SECURITY_HEADERS`] as layers that add each one unless the handler set it.
 pub(crate) fn security_headers() -> [SetResponseHeaderLayer<HeaderValue>; 7] {
-    let h = |name: HeaderName, value: &'static str| {
-        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
-    };
-    [
-        h(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        h(header::X_FRAME_OPTIONS, "DENY"),
-        h(header::REFERRER_POLICY, "no-referrer"),
-        h(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
-        h(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=15552000; includeSubDomains",
-        ),
-        h(
-            HeaderName::from_static("cross-origin-resource-policy"),
-            "same-origin",
-        ),
-        h(header::X_DNS_PREFETCH_CONTROL, "off"),
-    ]
+    SECURITY_HEADERS.map(|(name, value)| {
+        SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
+    })
 }
 
 /// CORS for the configured origins only, with credentials (as the backend Parley

@@ -3,18 +3,25 @@
 //! they decide nothing and never touch a store. The router also mounts the realtime
 //! transports: the `/ws` upgrade and the Socket.IO layer.
 
+mod client_addr;
 mod error;
 mod extract;
 mod middleware;
+mod openapi;
 pub(crate) mod routes;
 mod success;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use error::{ApiError, Validator};
-pub use extract::{ApiJson, ApiQuery, bearer_token};
+pub use client_addr::ClientAddr;
+pub(crate) use error::ErrorEnvelope;
+pub use error::{ApiError, Validator, envelope_json};
+pub use extract::{ApiJson, ApiQuery, bearer_token, missing_token};
+pub use middleware::SECURITY_HEADERS;
 pub use success::Success;
 
 use crate::state::AppState;
@@ -24,11 +31,14 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
-    use routes::{admin, auth, calls, contacts, conversations, health, messages, ws};
+    use routes::{admin, auth, calls, contacts, conversations, health, messages, web, ws};
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
     let mut router = Router::new()
+        .route("/", get(web::index))
+        .route("/web/{file}", get(web::asset))
         .route("/healthz", get(health::health))
+        .route("/openapi.json", get(openapi::openapi))
         .route("/metrics", get(admin::metrics))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
@@ -60,7 +70,12 @@ pub fn router(state: AppState) -> Result<Router, String> {
         // Socket.IO at `/socket.io/`, outside the request log and HTTP metrics (a polling
         // client makes a request every few seconds; its sessions have their own) and
         // inside the security headers and CORS.
-        .layer(crate::realtime::socketio::layer(&state));
+        .layer(crate::realtime::socketio::layer(&state))
+        // Outside the log, so that the log has the client's address.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::from(state.config().trusted_proxies.as_slice()),
+            client_addr::resolve,
+        ));
     for layer in middleware::security_headers() {
         router = router.layer(layer);
     }

@@ -214,6 +214,9 @@ impl<O: Outbound> Core<'_, O> {
         let mut in_flight: FuturesUnordered<SendFuture<O::Reply>> = FuturesUnordered::new();
         let mut work = Work::Start;
         let grace = self.state.config().shutdown_timeout / 2;
+        // The session ends when its token does (revocation kicks it through the core).
+        let expiry = tokio::time::sleep(until(self.me.claims.expires_at()));
+        tokio::pin!(expiry);
         loop {
             // Handle the last event; every write in it races the kick and shutdown, so a
             // client that stops reading cannot pin the session in a blocked write.
@@ -283,6 +286,7 @@ impl<O: Outbound> Core<'_, O> {
                 biased;
                 () = shutdown.cancelled() => break,
                 kick = &mut kicked => return kick_ending(kick),
+                () = &mut expiry => return Ending::close(close::TOKEN_EXPIRED, "token expired: log in again"),
                 Some((client_id, reply, result)) = in_flight.next(), if !in_flight.is_empty() => Work::Sent(client_id, reply, result),
                 event = events.recv() => Work::Event(event),
                 Some(signal) = signals.recv() => Work::Signal(signal),
@@ -325,7 +329,12 @@ impl<O: Outbound> Core<'_, O> {
             Ok(Command::Ping) => self.out.answer(reply, &OutFrame::Pong).await,
             // Boxed, like the gap fill below: the session future is held by every idle
             // connection, and inlining these rarely taken paths made it ~3 KiB.
-            Ok(Command::Sync { cursors }) => Box::pin(self.sync(cursors, reply)).await,
+            Ok(Command::Sync { cursors }) => {
+                if let Err(e) = self.state.messaging().check_sync(self.me.user.id) {
+                    return self.service_error(reply, &e, None).await;
+                }
+                Box::pin(self.sync(cursors, reply)).await
+            }
             Ok(Command::Send {
                 target,
                 body,
@@ -562,7 +571,15 @@ fn kick_ending(kick: Result<Kick, tokio::sync::oneshot::error::RecvError>) -> En
         Ok(Kick::SlowConsumer) => {
             Ending::close(close::SLOW_CONSUMER, "slow consumer: reconnect and sync")
         }
+        Ok(Kick::Revoked) => Ending::close(close::TOKEN_REVOKED, "token revoked: log in again"),
         // The user's actor went away (it failed and is being restarted).
         Err(_) => Ending::close(close::RESTART, "session reset: reconnect and sync"),
     }
+}
+
+/// How long from now until `at` (zero when it has passed).
+fn until(at: actors::domain::Timestamp) -> Duration {
+    at.as_system_time()
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default()
 }

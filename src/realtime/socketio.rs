@@ -333,7 +333,7 @@ async fn attach(link: &Link, user: Value) -> Result<(AuthUser, SessionId, Sessio
         .authenticate(token)
         .await
         .map_err(|e| match e {
-            ServiceError::Unauthorized => refusal::INVALID_TOKEN.to_owned(),
+            ServiceError::Unauthorized(_) => refusal::INVALID_TOKEN.to_owned(),
             other => other.to_string(),
         })?;
     let claimed = user.as_str();
@@ -346,12 +346,12 @@ async fn attach(link: &Link, user: Value) -> Result<(AuthUser, SessionId, Sessio
     if state.sessions().len() >= state.config().max_connections {
         return Err("The server holds as many sessions as it allows; try again later.".to_owned());
     }
-    let id = SessionId::next();
-    let session = state
-        .messaging()
-        .attach(me.user.id, id)
-        .await
+    let messaging = state.messaging();
+    messaging
+        .check_open(me.user.id)
         .map_err(|e| e.to_string())?;
+    let id = SessionId::next();
+    let session = messaging.open(&me, id).await.map_err(|e| e.to_string())?;
     Ok((me, id, session))
 }
 

@@ -148,6 +148,11 @@ pub(crate) async fn run(
 fn read_error(e: tungstenite::Error) -> Ending {
     match e {
         tungstenite::Error::Capacity(_) => Ending::close(close::TOO_BIG, "frame too large"),
+        // tungstenite checks text frames as they are assembled; the socket is still
+        // usable, so the client is told why (RFC 6455 §8.1) instead of being cut off.
+        tungstenite::Error::Utf8(_) => {
+            Ending::close(close::INVALID_PAYLOAD, "text frame is not UTF-8")
+        }
         // A peer that vanished without a closing handshake is simply gone.
         tungstenite::Error::Protocol(
             tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,

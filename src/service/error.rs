@@ -29,12 +29,41 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// What is wrong with the credential a request came with. Each is told to the client:
+/// none says anything about the secret, and the ones past the signature check
+/// (expired, revoked, account gone) are only reachable with a token this server signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenProblem {
+    /// No `Authorization` header (and, for `/ws`, no `?token=`).
+    #[error("A bearer token is required: send Authorization: Bearer <token>.")]
+    Missing,
+    /// An `Authorization` header of another scheme, or without one.
+    #[error("The Authorization header must be \"Bearer <token>\".")]
+    NotBearer,
+    /// Not a token: malformed, too long, wrongly signed, or not from this server.
+    #[error("The token is malformed or was not issued by this server; log in again.")]
+    Invalid,
+    /// Past its expiry (and the 5 s leeway).
+    #[error("The token has expired; log in again.")]
+    Expired,
+    /// Revoked by a logout.
+    #[error("The token was revoked by a logout; log in again.")]
+    Revoked,
+    /// Its account no longer exists.
+    #[error("The token's account no longer exists.")]
+    AccountGone,
+    /// Not the operator's admin token.
+    #[error("The admin token is required.")]
+    NotAdmin,
+}
+
 /// Why a service call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ServiceError {
-    /// The token is missing, malformed, expired, revoked, or its user is gone.
-    #[error("A valid bearer token is required.")]
-    Unauthorized,
+    /// The token is missing, malformed, expired, revoked, or its user is gone: which one,
+    /// so the client fixes the right thing (401 `unauthorized` in every case).
+    #[error("{0}")]
+    Unauthorized(TokenProblem),
     /// Wrong email or password (the same answer for both).
     #[error("Email or password is incorrect.")]
     InvalidCredentials,
@@ -95,7 +124,7 @@ impl ServiceError {
     /// The machine-readable code clients see.
     pub fn code(&self) -> &'static str {
         match self {
-            ServiceError::Unauthorized => "unauthorized",
+            ServiceError::Unauthorized(_) => "unauthorized",
             ServiceError::InvalidCredentials => "invalid_credentials",
             ServiceError::EmailTaken => "email_taken",
             ServiceError::UserNotFound => "user_not_found",
@@ -116,7 +145,7 @@ impl ServiceError {
     /// What kind of failure it is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ServiceError::Unauthorized | ServiceError::InvalidCredentials => {
+            ServiceError::Unauthorized(_) | ServiceError::InvalidCredentials => {
                 ErrorKind::Unauthorized
             }
             ServiceError::EmailTaken | ServiceError::AlreadyContact => ErrorKind::Conflict,

@@ -1,5 +1,6 @@
-//! Messaging: sending (rate-limited per user, across every transport), attaching and
-//! detaching sessions, and the reads a session needs to catch up.
+//! Messaging: sending (rate-limited per user, across every transport), opening and
+//! closing sessions (rate-limited, and ended when their token is revoked), and the
+//! reads a session needs to catch up (rate-limited).
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use actors::domain::{ConversationId, Event, Seq, SessionId, UserId};
 use actors::store::HistoryRange;
 use actors::{Messenger, SendRequest, Sent, SessionLink, Store};
 
-use super::ServiceError;
+use super::{AuthUser, ServiceError, TokenProblem};
 use crate::auth::KeyedLimiter;
 use crate::config::Config;
 
@@ -16,6 +17,11 @@ pub struct Messaging {
     store: Arc<dyn Store>,
     messenger: Messenger,
     sends: KeyedLimiter<UserId>,
+    /// Session opens per user: a client looping reconnects is slowed down.
+    opens: KeyedLimiter<UserId>,
+    /// Syncs per user: each may replay `--sync-batch` events, so a loop of them would
+    /// otherwise make the server send without bound.
+    syncs: KeyedLimiter<UserId>,
 }
 
 impl Messaging {
@@ -29,6 +35,8 @@ impl Messaging {
                 config.send_rate_per_second,
                 config.send_burst,
             ),
+            opens: KeyedLimiter::per_minute("session_opens", config.session_opens_per_minute),
+            syncs: KeyedLimiter::per_minute("syncs", config.syncs_per_minute),
         }
     }
 
@@ -53,13 +61,35 @@ impl Messaging {
         self.messenger.has_live_session(user)
     }
 
-    /// Attaches a session of `user`.
-    pub async fn attach(
+    /// Counts a session about to be opened against its user's rate.
+    pub fn check_open(&self, user: UserId) -> Result<(), ServiceError> {
+        Ok(self.opens.check(&user)?)
+    }
+
+    /// Opens a realtime session for `me`. The session ends by itself when `me`'s token
+    /// is revoked (see `Accounts::logout`); it must end when the token expires too,
+    /// which the session core does with a timer.
+    pub async fn open(
         &self,
-        user: UserId,
+        me: &AuthUser,
         session: SessionId,
     ) -> Result<SessionLink, ServiceError> {
-        Ok(self.messenger.attach(user, session).await?)
+        let link = self
+            .messenger
+            .attach(me.user.id, session, &me.claims.jti)
+            .await?;
+        // A logout between the caller's authentication and the attach above revoked
+        // the token but found no session to end: look again now that it is attached.
+        if self.store.is_token_revoked(&me.claims.jti).await? {
+            self.messenger.detach(me.user.id, session);
+            return Err(ServiceError::Unauthorized(TokenProblem::Revoked));
+        }
+        Ok(link)
+    }
+
+    /// Counts a sync against its user's rate.
+    pub fn check_sync(&self, user: UserId) -> Result<(), ServiceError> {
+        Ok(self.syncs.check(&user)?)
     }
 
     /// Detaches a session.
@@ -98,5 +128,7 @@ impl Messaging {
     /// Forgets idle rate-limit keys.
     pub fn sweep(&self) {
         self.sends.sweep();
+        self.opens.sweep();
+        self.syncs.sweep();
     }
 }

@@ -19,5 +19,5 @@ pub use accounts::{Accounts, AuthUser, Issued};
 pub use calls::Calls;
 pub use contacts::Contacts;
 pub use conversations::{ConversationView, Conversations, Page, Paging};
-pub use error::{ErrorKind, ServiceError};
+pub use error::{ErrorKind, ServiceError, TokenProblem};
 pub use messaging::Messaging;

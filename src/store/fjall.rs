@@ -55,10 +55,12 @@
 //! Adding contacts is the same under a second mutex, so of two concurrent adds exactly
 //! one reports it made them contacts.
 //!
-//! # Not done yet
+//! # Expiry
 //!
-//! Revoked-token entries outlive their expiry; nothing collects them yet (a periodic
-//! sweep, or a compaction filter on `expires_at`, would).
+//! A revoked token is only remembered until its `expires_at`: `is_token_revoked`
+//! ignores an entry past it, and [`Store::collect_expired`] (the server calls it
+//! periodically) deletes those entries, one scan of `revoked_token` on the blocking
+//! pool. The deletes are not fsynced: one lost in a crash is deleted again next time.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -107,7 +109,10 @@ impl FjallStore {
         let context =
             |e: &dyn fmt::Display| StoreError::msg(format!("opening {}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(|e| context(&e))?;
-        let db = Database::builder(dir).open().map_err(|e| context(&e))?;
+        let db = Database::builder(dir).open().map_err(|e| match e {
+            fjall::Error::Locked => StoreError::msg(in_use(dir)),
+            e => context(&e),
+        })?;
         let keyspace = |name: &str| {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(|e| context(&e))
@@ -297,17 +302,6 @@ fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
     })
 }
 
-/// A message with an amendment's body, type and call (its own receiver kept).
-fn amended(message: &Event, content: &MessageContent) -> Event {
-    let mut out = message.clone();
-    if let EventKind::Message(m) = &mut out.kind {
-        m.body = content.body.clone();
-        m.content_type = content.content_type;
-        m.call = content.call;
-    }
-    out
-}
-
 fn decode_json<T: DeserializeOwned>(value: &[u8]) -> StoreResult<T> {
     serde_json::from_slice(value).map_err(StoreError::new)
 }
@@ -470,6 +464,10 @@ impl Store for FjallStore {
 
     async fn revoke_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()> {
         let key = keys::token(jti)?.to_vec();
+        if expires_at <= Timestamp::now() {
+            // Already refused as expired: nothing to remember.
+            return Ok(());
+        }
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             let mut batch = inner.db.batch();
@@ -486,10 +484,42 @@ impl Store for FjallStore {
     async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool> {
         // An id that could never have been revoked is an error, not "not revoked": a
         // caller that checks revocation fails closed.
-        self.inner
+        let Some(expires_at) = self
+            .inner
             .revoked_token
-            .contains_key(keys::token(jti)?)
-            .map_err(StoreError::new)
+            .get(keys::token(jti)?)
+            .map_err(StoreError::new)?
+        else {
+            return Ok(false);
+        };
+        // Past its expiry the entry is garbage that `collect_expired` has not reached.
+        Ok(Timestamp::from_millis(keys::u64_value(&expires_at)?) > Timestamp::now())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn collect_expired(&self, now: Timestamp) -> StoreResult<usize> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut expired = Vec::new();
+            for guard in inner.revoked_token.iter() {
+                let (key, value) = guard.into_inner().map_err(StoreError::new)?;
+                if keys::u64_value(&value)? <= now.as_millis() {
+                    expired.push(key);
+                }
+            }
+            if expired.is_empty() {
+                return Ok(0);
+            }
+            let count = expired.len();
+            let mut batch = inner.db.batch();
+            for key in expired {
+                batch.remove(&inner.revoked_token, key);
+            }
+            batch.commit().map_err(StoreError::new)?;
+            tracing::debug!(count, "expired revocations collected");
+            Ok(count)
+        })
+        .await
     }
 
     async fn insert_conversation(&self, conversation: &Conversation) -> StoreResult<()> {
@@ -551,7 +581,7 @@ impl Store for FjallStore {
                 .rev()
                 .find(|(j, conv, target, _)| *j > i && *conv == e.conversation && *target == e.seq);
             let value = match (amendment, &e.kind) {
-                (Some((.., content)), EventKind::Message(_)) => encode_event(&amended(e, content))?,
+                (Some((.., content)), EventKind::Message(_)) => encode_event(&e.amended(content))?,
                 _ => encode_event(e)?,
             };
             rows.push((
@@ -590,7 +620,7 @@ impl Store for FjallStore {
                     batch.insert(
                         &inner.conv_msg,
                         key,
-                        encode_event(&amended(&target, &content))?,
+                        encode_event(&target.amended(&content))?,
                     );
                 }
             }
@@ -664,6 +694,53 @@ impl Store for FjallStore {
         })
         .await
     }
+}
+
+/// Why a store cannot be opened because another process holds it: which process, when
+/// `/proc/locks` says (fjall holds an exclusive `flock` on `lock` while open).
+fn in_use(dir: &Path) -> String {
+    let data_dir = dir.parent().unwrap_or(dir);
+    let holder = lock_holder(&dir.join("lock")).map_or_else(
+        || "another process".to_owned(),
+        |(pid, command)| format!("process {pid} ({command})"),
+    );
+    format!(
+        "the data dir {} is in use by {holder}; stop it, or give this server another --data-dir",
+        data_dir.display()
+    )
+}
+
+/// Elsewhere the holder is not looked up.
+#[cfg(not(target_os = "linux"))]
+fn lock_holder(_file: &Path) -> Option<(u32, String)> {
+    None
+}
+
+/// The pid and command line of the process holding a lock on `file`, on Linux.
+#[cfg(target_os = "linux")]
+fn lock_holder(file: &Path) -> Option<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(file).ok()?.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    // `1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234567 0 EOF`: pid, then dev:inode.
+    let pid = locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let at = fields.iter().position(|f| f.matches(':').count() == 2)?;
+        let lock_inode: u64 = fields[at].rsplit(':').next()?.parse().ok()?;
+        (lock_inode == inode).then(|| fields.get(at - 1)?.parse::<u32>().ok())?
+    })?;
+    let command = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|part| !part.is_empty())
+                .map(|part| String::from_utf8_lossy(part).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "command unknown".to_owned());
+    Some((pid, command))
 }
 
 #[cfg(test)]
@@ -823,6 +900,44 @@ mod tests {
                 .is_err()
         );
         assert!(store.is_token_revoked(&huge).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn revocations_past_their_expiry_are_ignored_then_collected() {
+        let (_dir, store) = open();
+        let now = Timestamp::now();
+        let hour = 3_600_000;
+        let later = Timestamp::from_millis(now.as_millis() + hour);
+        store.revoke_token("live", later).await.unwrap();
+        // Written behind the store's back, as if it had been revoked an hour ago and
+        // had expired since.
+        store
+            .inner
+            .revoked_token
+            .insert("expired", keys::u64_bytes(now.as_millis() - 1))
+            .unwrap();
+        assert!(store.is_token_revoked("live").await.unwrap());
+        assert!(!store.is_token_revoked("expired").await.unwrap());
+
+        assert_eq!(store.collect_expired(now).await.unwrap(), 1);
+        assert!(store.inner.revoked_token.get("expired").unwrap().is_none());
+        assert!(store.is_token_revoked("live").await.unwrap());
+        // Nothing more to collect until the live one expires; then it goes too.
+        assert_eq!(store.collect_expired(now).await.unwrap(), 0);
+        let after = Timestamp::from_millis(later.as_millis() + 1);
+        assert_eq!(store.collect_expired(after).await.unwrap(), 1);
+        assert!(store.inner.revoked_token.is_empty().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_revocation_already_past_its_expiry_is_not_stored() {
+        let (_dir, store) = open();
+        store
+            .revoke_token("old", Timestamp::from_millis(1))
+            .await
+            .unwrap();
+        assert!(store.inner.revoked_token.is_empty().unwrap());
+        assert!(!store.is_token_revoked("old").await.unwrap());
     }
 
     #[tokio::test]

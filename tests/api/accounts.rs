@@ -257,6 +257,102 @@ async fn registering_the_same_email_differently_spelled_is_a_conflict() {
 }
 
 #[tokio::test]
+async fn a_look_alike_of_a_registered_email_is_the_same_account_or_refused() {
+    let app = spawn_app().await;
+    let res = app.register("Ada", "ada@example.com", PASSWORD).await;
+    assert_eq!(res.status(), 201);
+    let ada: Value = res.json().await.unwrap();
+
+    // Fullwidth and mathematical letters fold (NFKC) to the address Ada already has.
+    for same in [
+        "\u{FF41}\u{FF44}\u{FF41}@example.com",
+        "ada@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}\u{FF0E}\u{FF43}\u{FF4F}\u{FF4D}",
+        "\u{1D51E}da@example.com",
+    ] {
+        assert_error(
+            app.register("Mallory", same, PASSWORD).await,
+            409,
+            "email_taken",
+        )
+        .await;
+        let res = app.login(same, PASSWORD).await;
+        assert_eq!(res.status(), 200, "{same:?} logs in as Ada");
+        assert_eq!(res.json::<Value>().await.unwrap()["user"], ada["user"]);
+    }
+
+    // Letters of another script, and characters that draw nothing, are refused by name.
+    for (spoof, why) in [
+        ("\u{0430}da@example.com", "must not mix look-alike scripts"),
+        ("ada@ex\u{0430}mple.com", "must not mix look-alike scripts"),
+        ("ada@example.c\u{03BF}m", "must not mix look-alike scripts"),
+        ("a\u{200B}da@example.com", "must not contain invisible"),
+        ("ad\u{00AD}a@example.com", "must not contain invisible"),
+        ("ada\u{200D}@example.com", "must not contain invisible"),
+        ("\u{202E}ada@example.com", "must not contain invisible"),
+    ] {
+        let body = assert_error(
+            app.register("Mallory", spoof, PASSWORD).await,
+            400,
+            "validation_failed",
+        )
+        .await;
+        let reason = body["error"]["fields"]["email"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(reason.starts_with(why), "{spoof:?}: {body}");
+    }
+    // Nothing but Ada's account was made: her address is still the only one taken.
+    assert_error(
+        app.register("Ada", "ada@example.com", PASSWORD).await,
+        409,
+        "email_taken",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_name_that_draws_nothing_or_reorders_text_is_refused() {
+    let app = spawn_app().await;
+    for (name, why) in [
+        (
+            "\u{200B}\u{200B}\u{200B}",
+            "must not contain invisible or formatting characters",
+        ),
+        (
+            "\u{3164}",
+            "must not contain invisible or formatting characters",
+        ),
+        ("\u{200D}\u{FE0F}", "must contain a visible character"),
+        (
+            "Ada\u{202E}nimda",
+            "must not contain bidirectional controls",
+        ),
+        ("\u{2067}Ada", "must not contain bidirectional controls"),
+        (
+            "A\u{200B}da",
+            "must not contain invisible or formatting characters",
+        ),
+    ] {
+        let body = assert_error(
+            app.register(name, "mallory@example.com", PASSWORD).await,
+            400,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(body["error"]["fields"], json!({"name": why}), "{name:?}");
+    }
+    // An emoji sequence with a joiner is a fine name.
+    let res = app
+        .register(
+            "Ada \u{1F469}\u{200D}\u{1F4BB}",
+            "ada@example.com",
+            PASSWORD,
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test]
 async fn fifty_concurrent_registrations_of_one_email_create_exactly_one_account() {
     let app = Arc::new(spawn_app().await);
     let tasks: Vec<_> = (0..50)
@@ -434,20 +530,30 @@ async fn a_body_that_is_not_json_is_malformed_json() {
 }
 
 #[tokio::test]
-async fn fields_of_the_wrong_type_are_malformed_json() {
+async fn a_field_of_the_wrong_type_is_validation_failed_naming_the_field() {
     let app = spawn_app().await;
     let bodies = [
-        json!({"name": 5, "email": "ada@example.com", "password": PASSWORD}),
-        json!({"name": "Ada", "email": true, "password": PASSWORD}),
-        json!({"name": "Ada", "email": "ada@example.com", "password": ["x"]}),
+        (
+            json!({"name": 5, "email": "ada@example.com", "password": PASSWORD}),
+            "name",
+        ),
+        (
+            json!({"name": "Ada", "email": true, "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"name": "Ada", "email": "ada@example.com", "password": 12345678}),
+            "password",
+        ),
     ];
-    for body in bodies {
-        assert_error(
-            app.post("/api/auth/register", None, &body).await,
-            400,
-            "malformed_json",
-        )
-        .await;
+    for (body, field) in bodies {
+        let res = app.post("/api/auth/register", None, &body).await;
+        let error = assert_error(res, 400, "validation_failed").await;
+        assert_eq!(
+            error["error"]["fields"],
+            json!({field: "must be a string"}),
+            "{body}"
+        );
     }
     let res = app
         .post(
@@ -456,7 +562,13 @@ async fn fields_of_the_wrong_type_are_malformed_json() {
             &json!({"email": {"a": 1}, "password": PASSWORD}),
         )
         .await;
-    assert_error(res, 400, "malformed_json").await;
+    let error = assert_error(res, 400, "validation_failed").await;
+    assert_eq!(
+        error["error"]["fields"],
+        json!({"email": "must be a string"})
+    );
+    // No serde text reaches the client.
+    assert!(!error.to_string().contains("line 1"), "{error}");
 }
 
 #[tokio::test]
@@ -586,8 +698,8 @@ async fn logging_in_without_fields_is_a_validation_failure() {
 }
 
 #[tokio::test]
-async fn login_attempts_per_email_are_rate_limited() {
-    let app = spawn_app_with(|c| c.login_per_email_per_minute = 3).await;
+async fn login_failures_from_one_address_make_it_wait() {
+    let app = spawn_app_with(|c| c.login_failures_per_address = 3).await;
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     for _ in 0..3 {
@@ -598,7 +710,8 @@ async fn login_attempts_per_email_are_rate_limited() {
         )
         .await;
     }
-    // The fourth attempt is refused, even with the right password and another spelling.
+    // From this address, the fourth attempt is refused, even with the right password and
+    // another spelling.
     assert_rate_limited(app.login(&ada.email, &ada.password).await).await;
     assert_rate_limited(
         app.login(&format!("  {}", ada.email.to_uppercase()), &ada.password)
@@ -607,6 +720,88 @@ async fn login_attempts_per_email_are_rate_limited() {
     .await;
     // Another email is unaffected.
     assert_eq!(app.login(&bob.email, &bob.password).await.status(), 200);
+}
+
+/// A client for the same server from another loopback address (127.0.0.`n`), as another
+/// machine would be.
+fn client_from(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+        .build()
+        .unwrap()
+}
+
+async fn login_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/api/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stranger_guessing_a_password_cannot_lock_its_owner_out() {
+    // Parley's default login limits.
+    let defaults = parley::config::Config::from_args(std::iter::empty::<&str>()).unwrap();
+    let app = spawn_app_with(|c| {
+        c.login_per_email_per_minute = defaults.login_per_email_per_minute;
+        c.login_failures_per_address = defaults.login_failures_per_address;
+    })
+    .await;
+    let ada = app.new_user("Ada").await;
+    let (attacker, owner) = (client_from(66), client_from(2));
+
+    // The attacker guesses twenty times in a row: the first few are just wrong, then it
+    // must wait, and waits longer with every failure.
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for i in 0..20 {
+        let res = login_from(&app, &attacker, &ada.email, &format!("guess {i}")).await;
+        statuses.push(res.status().as_u16());
+        last = Some(res);
+    }
+
+    // Ada, from her own address, logs in at once.
+    let res = login_from(&app, &owner, &ada.email, &ada.password).await;
+    assert_eq!(res.status(), 200, "the owner is not locked out");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["user"]["id"],
+        ada.id.as_str()
+    );
+
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        (1..=5).contains(&wrong),
+        "a few guesses are let through: {statuses:?}"
+    );
+    assert!(
+        statuses[wrong..].iter().all(|s| *s == 429),
+        "then only waits: {statuses:?}"
+    );
+    assert_rate_limited(last.unwrap()).await;
+    // Even the right password, from the attacker's address, waits.
+    assert_rate_limited(login_from(&app, &attacker, &ada.email, &ada.password).await).await;
+
+    // Many addresses guessing once each put the account under attack: every failure then
+    // makes its address wait, but the owner, who has not failed, still gets in.
+    for n in 10..30 {
+        let res = login_from(&app, &client_from(n), &ada.email, "one guess").await;
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    // The last of them tries again at once: it must wait (a second after its failure).
+    assert_rate_limited(login_from(&app, &client_from(29), &ada.email, "again").await).await;
+    let res = login_from(&app, &owner, &ada.email, &ada.password).await;
+    assert_eq!(
+        res.status(),
+        200,
+        "the owner is not locked out by a crowd either"
+    );
 }
 
 #[tokio::test]
@@ -630,6 +825,64 @@ async fn auth_attempts_per_address_are_rate_limited_including_registration() {
     assert_rate_limited(app.login("ada@example.com", PASSWORD).await).await;
     // Other routes are not limited.
     assert_eq!(app.get("/healthz", None).await.status(), 200);
+}
+
+/// A login for `email` as a proxy would forward it: with `X-Forwarded-For: forwarded`.
+async fn login_forwarded(
+    app: &TestApp,
+    client: &reqwest::Client,
+    forwarded: &str,
+    email: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", forwarded)
+        .json(&json!({"email": email, "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let app = spawn_app_with(|c| {
+        c.auth_per_address_per_minute = 3;
+        c.trusted_proxies = vec![parley::config::parse_trusted_proxy("127.0.0.1").unwrap()];
+    })
+    .await;
+    // The "proxy" is this process on 127.0.0.1, forwarding two clients' logins.
+    let proxy = client_from(1);
+    for _ in 0..3 {
+        let res = login_forwarded(&app, &proxy, "198.51.100.1", "ada@example.com").await;
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    assert_rate_limited(login_forwarded(&app, &proxy, "198.51.100.1", "ada@example.com").await)
+        .await;
+    // The second client behind the same proxy has a budget of its own.
+    for _ in 0..3 {
+        let res = login_forwarded(&app, &proxy, "198.51.100.2", "bob@example.com").await;
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    // A client that writes its own X-Forwarded-For gets nothing from it: the proxy
+    // appends the address it saw, and that right-most entry is the one believed.
+    let forged = "203.0.113.99, 198.51.100.1";
+    assert_rate_limited(login_forwarded(&app, &proxy, forged, "ada@example.com").await).await;
+
+    // From a peer that is not a trusted proxy, the same headers are ignored: every
+    // attempt counts against the peer's own address.
+    let stranger = client_from(2);
+    for n in 3..6 {
+        let res = login_forwarded(
+            &app,
+            &stranger,
+            &format!("198.51.100.{n}"),
+            "cy@example.com",
+        )
+        .await;
+        assert_error(res, 401, "invalid_credentials").await;
+    }
+    assert_rate_limited(login_forwarded(&app, &stranger, "198.51.100.200", "cy@example.com").await)
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------

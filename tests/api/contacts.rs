@@ -188,7 +188,11 @@ async fn adding_a_contact_with_a_bad_email_is_a_validation_failure() {
             &json!({"email": 7}),
         )
         .await;
-    assert_error(res, 400, "malformed_json").await;
+    let body = assert_error(res, 400, "validation_failed").await;
+    assert_eq!(
+        body["error"]["fields"],
+        json!({"email": "must be a string"})
+    );
 }
 
 #[tokio::test]

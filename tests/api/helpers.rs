@@ -53,10 +53,66 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     .expect("test config parses");
     config.jwt_secret = None;
     config.login_per_email_per_minute = 10_000;
+    config.login_failures_per_address = 10_000;
     config.auth_per_address_per_minute = 10_000;
     config.send_rate_per_second = 100_000;
     config.send_burst = 100_000;
+    config.syncs_per_minute = 100_000;
+    config.session_opens_per_minute = 100_000;
     config
+}
+
+/// The store a copy of the store-dependent test modules runs on (see `main.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestStore {
+    /// The embedded store, in the server's temp dir.
+    Fjall,
+    /// The live CQL node of `SCYLLA_URI`, in this run's shared keyspace.
+    Scylla,
+}
+
+/// The keyspace the ScyllaDB servers of this run share, created by the first one.
+static SHARED_KEYSPACE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+impl TestStore {
+    /// A server on this store with the test settings; `None` for the ScyllaDB store
+    /// when no live node is configured (the test then returns).
+    pub async fn spawn_app(self) -> Option<TestApp> {
+        self.spawn_app_with(|_| {}).await
+    }
+
+    /// A server on this store, with settings adjusted by `tweak`.
+    pub async fn spawn_app_with(self, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        match self {
+            TestStore::Fjall => Some(spawn_app_with(tweak).await),
+            TestStore::Scylla => {
+                let uri = crate::live_cql::uri()?;
+                let keyspace = SHARED_KEYSPACE
+                    .get_or_init(|| async {
+                        crate::live_cql::drop_stale_keyspaces(&uri).await;
+                        let keyspace = crate::live_cql::unique_keyspace();
+                        // Created once here, so the servers starting in parallel find
+                        // the tables instead of all running the DDL.
+                        parley::store::ScyllaStore::connect(&crate::live_cql::config(
+                            &uri, &keyspace,
+                        ))
+                        .await
+                        .expect("create the shared keyspace");
+                        keyspace
+                    })
+                    .await;
+                Some(
+                    spawn_app_with(|c| {
+                        c.store.kind = parley::config::StoreKind::Scylla;
+                        c.store.scylla_uri = Some(uri.parse().expect("SCYLLA_URI"));
+                        c.store.scylla_keyspace = keyspace.parse().expect("keyspace name");
+                        tweak(c);
+                    })
+                    .await,
+                )
+            }
+        }
+    }
 }
 
 /// A server on a fresh temp dir with the test settings.

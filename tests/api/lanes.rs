@@ -50,10 +50,16 @@ fn shed_count() -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn core(
-    session_queue: usize,
-    signal_queue: usize,
-) -> (tempfile::TempDir, Arc<dyn Store>, Messenger) {
+/// A messaging core on a fresh store, with Ada, and Bob attached as one session.
+struct Core {
+    _dir: tempfile::TempDir,
+    messenger: Messenger,
+    ada: UserId,
+    bob: UserId,
+    link: actors::SessionLink,
+}
+
+async fn core(session_queue: usize, signal_queue: usize) -> Core {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(FjallStore::open(&dir.path().join("store")).unwrap());
     let config = MessengerConfig {
@@ -62,17 +68,32 @@ async fn core(
         ..MessengerConfig::default()
     };
     let messenger = Messenger::start(store.clone(), config).await.unwrap();
-    (dir, store, messenger)
-}
-
-#[tokio::test]
-async fn a_session_that_falls_behind_loses_signals_but_still_gets_every_event() {
-    let (_dir, store, messenger) = core(64, 4).await;
     let (ada, bob) = (
         user(store.as_ref(), "ada").await,
         user(store.as_ref(), "bob").await,
     );
-    let mut link = messenger.attach(bob, SessionId::next()).await.unwrap();
+    let link = messenger
+        .attach(bob, SessionId::next(), "token-1")
+        .await
+        .unwrap();
+    Core {
+        _dir: dir,
+        messenger,
+        ada,
+        bob,
+        link,
+    }
+}
+
+#[tokio::test]
+async fn a_session_that_falls_behind_loses_signals_but_still_gets_every_event() {
+    let Core {
+        _dir,
+        messenger,
+        ada,
+        bob,
+        mut link,
+    } = core(64, 4).await;
     let before = shed_count();
 
     // Ten typing signals into a lane of four that nobody reads: six are shed.
@@ -115,12 +136,13 @@ async fn a_session_that_falls_behind_loses_signals_but_still_gets_every_event() 
 
 #[tokio::test]
 async fn a_full_durable_lane_kicks_the_session_rather_than_drop_an_event() {
-    let (_dir, store, messenger) = core(4, 4).await;
-    let (ada, bob) = (
-        user(store.as_ref(), "ada").await,
-        user(store.as_ref(), "bob").await,
-    );
-    let mut link = messenger.attach(bob, SessionId::next()).await.unwrap();
+    let Core {
+        _dir,
+        messenger,
+        ada,
+        bob,
+        mut link,
+    } = core(4, 4).await;
 
     for n in 1..=6 {
         messenger.send(text(ada, bob, n)).await.unwrap();

@@ -112,8 +112,13 @@ async fn a_live_peer_that_answers_pings_stays_connected() {
 #[tokio::test]
 async fn injection_shaped_strings_are_stored_and_returned_exactly() {
     let app = spawn_app().await;
-    let hostile_name = "Robert'); DROP TABLE users;-- \u{202E}evil";
+    let hostile_name = "Robert'); DROP TABLE users;-- <evil> \"\\ \u{1F600}";
     let email = "o'brien+\"quote\"@example.com";
+    // A name that reorders the text around it is refused (see accounts::a_name_that_...).
+    let res = app
+        .register("Robert \u{202E}evil", email, "correct horse battery")
+        .await;
+    crate::helpers::assert_error(res, 400, "validation_failed").await;
     let res = app
         .register(hostile_name, email, "correct horse battery")
         .await;

@@ -17,8 +17,8 @@ use parley::config::Secret;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::binary::Server;
 use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::server::Server;
 
 const ADMIN: &str = "admin-token-for-tests-0123456789";
 
@@ -480,7 +480,7 @@ async fn send_rest(
 #[tokio::test]
 async fn after_an_injected_panic_the_json_log_holds_actor_failed_and_actor_restarted_for_that_id() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path(), "info", &["--admin-token", ADMIN]);
+    let mut server = Server::start(dir.path(), "info", &["--admin-token", ADMIN]).await;
     let (http, base) = (reqwest::Client::new(), server.base());
     let (_, ada) = register(&http, &base, "ada", "correct horse battery").await;
     let (bob_id, _) = register(&http, &base, "bob", "correct horse battery").await;
@@ -508,18 +508,20 @@ async fn after_an_injected_panic_the_json_log_holds_actor_failed_and_actor_resta
                 && l["actor_id"] == conv.as_str()
         }
     };
-    let failed = server.wait_for(about("actor_failed", conv.clone()));
+    let failed = server.wait_for(about("actor_failed", conv.clone())).await;
     assert_eq!(failed["target"], "parley::supervision");
     assert_eq!(failed["level"], "ERROR");
     assert!(
         failed["error"].as_str().unwrap().contains("injected fault"),
         "{failed}"
     );
-    let restarted = server.wait_for(about("actor_restarted", conv.clone()));
+    let restarted = server
+        .wait_for(about("actor_restarted", conv.clone()))
+        .await;
     assert_eq!(restarted["restart_count"], 1);
     assert_eq!(restarted["level"], "WARN");
     // The panic itself is one JSON line too.
-    let panic = server.wait_for(|l| l["target"] == "parley::panic");
+    let panic = server.wait_for(|l| l["target"] == "parley::panic").await;
     assert!(
         panic["panic_message"]
             .as_str()
@@ -578,7 +580,8 @@ async fn after_an_injected_panic_the_json_log_holds_actor_failed_and_actor_resta
 
     // Filtering the log by the conversation id tells its whole life, in order.
     let life: Vec<String> = server
-        .drain()
+        .lines()
+        .await
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|l| l["actor_id"] == conv.as_str())
@@ -593,7 +596,7 @@ async fn after_an_injected_panic_the_json_log_holds_actor_failed_and_actor_resta
             "actor_restarted"
         ]
     );
-    for line in server.drain() {
+    for line in server.lines().await {
         assert!(
             serde_json::from_str::<Value>(line).is_ok(),
             "not JSON: {line}"
@@ -605,7 +608,7 @@ async fn after_an_injected_panic_the_json_log_holds_actor_failed_and_actor_resta
 async fn no_password_token_or_message_body_reaches_the_log_even_at_trace_level() {
     let dir = tempfile::tempdir().unwrap();
     // Even asking for the WebSocket library's frame dumps explicitly.
-    let mut server = Server::start(dir.path(), "trace,tungstenite::protocol=trace", &[]);
+    let mut server = Server::start(dir.path(), "trace,tungstenite::protocol=trace", &[]).await;
     let (http, base) = (reqwest::Client::new(), server.base());
     let password = "pw-MARKER-7f3a-correct-horse";
     let body = "body-MARKER-91c2 the secret plan";
@@ -647,7 +650,7 @@ async fn no_password_token_or_message_body_reaches_the_log_even_at_trace_level()
     b.send(json!({"type": "sync", "cursors": {}})).await;
     b.recv_until("synced").await;
     b.ws.send(WsMessage::Close(None)).await.unwrap();
-    server.wait_for(|l| l["message"] == "session_closed");
+    server.wait_for(|l| l["message"] == "session_closed").await;
     let _ = http
         .post(format!("{base}/api/auth/logout"))
         .bearer_auth(&ada2)
@@ -655,7 +658,7 @@ async fn no_password_token_or_message_body_reaches_the_log_even_at_trace_level()
         .await
         .unwrap();
 
-    let lines = server.drain().to_vec();
+    let lines = server.lines().await.to_vec();
     assert!(lines.len() > 20, "trace level logs plenty: {lines:#?}");
     let ws_request = lines
         .iter()
@@ -667,6 +670,40 @@ async fn no_password_token_or_message_body_reaches_the_log_even_at_trace_level()
         let leaks: Vec<&String> = lines.iter().filter(|l| l.contains(secret)).collect();
         assert!(leaks.is_empty(), "{secret} leaked into the log: {leaks:#?}");
     }
+}
+
+#[tokio::test]
+async fn the_request_log_names_the_forwarded_client_only_behind_a_trusted_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), "info", &["--trusted-proxy", "127.0.0.1"]).await;
+    let from = |n: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+            .build()
+            .unwrap()
+    };
+    for n in [1, 2] {
+        let res = from(n)
+            .get(format!("{}/healthz", server.base()))
+            .header("x-forwarded-for", "198.51.100.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    server
+        .wait_count(|l| l["message"] == "request" && l["route"] == "/healthz", 2)
+        .await;
+    let clients: Vec<Value> = server
+        .lines()
+        .await
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["message"] == "request" && l["route"] == "/healthz")
+        .map(|l| l["client"].clone())
+        .collect();
+    // Through the trusted proxy, the forwarded client; from 127.0.0.2, the peer itself.
+    assert_eq!(clients, [json!("198.51.100.7"), json!("127.0.0.2")]);
 }
 
 /// The id of the token's user.

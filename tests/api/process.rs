@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::binary::Server;
+use crate::server::Server;
 
 /// `parley serve` at the `info` level.
-fn serve(dir: &std::path::Path, extra: &[&str]) -> Server {
-    Server::start(dir, "info", extra)
+async fn serve(dir: &std::path::Path, extra: &[&str]) -> Server {
+    Server::start(dir, "info", extra).await
 }
 
 async fn register(http: &reqwest::Client, base: &str, name: &str) -> (String, String) {
@@ -46,7 +46,7 @@ async fn connect(addr: &str, token: &str) -> crate::helpers::WsClient {
 #[tokio::test]
 async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), &[]);
+    let mut server = serve(dir.path(), &[]).await;
     let http = reqwest::Client::new();
     let (ada_id, ada) = register(&http, &server.base(), "ada").await;
     let (bob_id, _) = register(&http, &server.base(), "bob").await;
@@ -60,11 +60,11 @@ async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
         1001,
         "sessions are told the server is going away"
     );
-    assert_eq!(server.exit_code(), 0);
-    server.wait_for(|l| l["message"] == "stopped");
+    assert_eq!(server.exit_code().await, 0);
+    server.wait_for(|l| l["message"] == "stopped").await;
 
     // Everything acked before the signal is there after a restart.
-    let server = serve(dir.path(), &[]);
+    let server = serve(dir.path(), &[]).await;
     let res = http
         .post(format!("{}/api/auth/login", server.base()))
         .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
@@ -92,9 +92,9 @@ async fn sigterm_closes_sessions_with_1001_flushes_and_exits_0() {
 #[tokio::test]
 async fn sigint_also_stops_the_server_with_exit_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), &[]);
+    let mut server = serve(dir.path(), &[]).await;
     server.signal("INT");
-    assert_eq!(server.exit_code(), 0);
+    assert_eq!(server.exit_code().await, 0);
 }
 
 #[test]
@@ -115,10 +115,133 @@ fn a_configured_secret_shorter_than_32_bytes_is_refused_at_start() {
     );
 }
 
+/// Every entry under `dir` (and `dir` itself) with its permission bits and whether it
+/// is a dir.
+fn tree_modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32, bool)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(dir).unwrap();
+    let mut all = vec![(dir.to_path_buf(), meta.mode() & 0o777, meta.is_dir())];
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            all.extend(tree_modes(&entry.unwrap().path()));
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn under_umask_022_the_data_dir_is_private_to_its_owner() {
+    use std::os::unix::process::CommandExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("parley-data");
+    // The umask most shells have: files 0644 and dirs 0755 unless Parley says otherwise.
+    let server = Server::start_with(&dir, "info", &[], |command| {
+        // SAFETY: umask(2) is async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let (_, ada) = register(&http, &server.base(), "ada").await;
+    let (bob_id, _) = register(&http, &server.base(), "bob").await;
+    let res = http
+        .post(format!("{}/api/messages/send", server.base()))
+        .bearer_auth(&ada)
+        .json(&json!({"receiverId": bob_id, "content": "private", "clientId": "p1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut server = server;
+    server.signal("TERM");
+    assert_eq!(server.exit_code().await, 0);
+
+    let tree = tree_modes(&dir);
+    let files = tree.iter().filter(|(_, _, is_dir)| !is_dir).count();
+    assert!(
+        files >= 5,
+        "the store and the secret were written: {tree:#?}"
+    );
+    for (path, mode, is_dir) in &tree {
+        let want = if *is_dir { 0o700 } else { 0o600 };
+        assert_eq!(*mode, want, "{} is {mode:03o}", path.display());
+    }
+}
+
+/// Runs `parley serve` on `dir`, expecting it to refuse to start: its exit code and
+/// standard error. A server that starts anyway is killed after 10 s (exit code `None`).
+fn serve_once(dir: &std::path::Path) -> (Option<i32>, String) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env_remove("PARLEY_JWT_SECRET")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (code, stderr)
+}
+
+#[test]
+fn a_data_dir_that_group_or_others_can_write_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    for mode in [0o770, 0o757, 0o777] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+        let (code, stderr) = serve_once(dir.path());
+        assert_eq!(code, Some(1), "mode {mode:o}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains("group or others can write") && stderr.contains("chmod 700"),
+            "the reason and the fix: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing was written there"
+        );
+    }
+}
+
+#[test]
+fn a_data_dir_owned_by_another_user_is_refused_at_start() {
+    // SAFETY: geteuid(2) cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root can give a dir to another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // nobody:nogroup
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    let (code, stderr) = serve_once(dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("owned by uid 65534"), "{stderr}");
+}
+
 #[tokio::test]
 async fn idle_actors_stop_and_start_again_on_demand_as_the_log_shows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = serve(dir.path(), &["--actor-idle-timeout", "200ms"]);
+    let mut server = serve(dir.path(), &["--actor-idle-timeout", "200ms"]).await;
     let http = reqwest::Client::new();
     let (_, ada) = register(&http, &server.base(), "ada").await;
     let (bob_id, _) = register(&http, &server.base(), "bob").await;
@@ -149,14 +272,16 @@ async fn idle_actors_stop_and_start_again_on_demand_as_the_log_shows() {
                 && l["actor_id"] == conv.as_str()
         }
     };
-    server.wait_for(is("actor_started", conv.clone()));
-    let stopped = server.wait_for(is("actor_stopped", conv.clone()));
+    server.wait_for(is("actor_started", conv.clone())).await;
+    let stopped = server.wait_for(is("actor_stopped", conv.clone())).await;
     assert_eq!(stopped["reason"], "idle");
     assert_eq!(stopped["target"], "parley::supervision");
     // Back on demand, state reloaded from the store: seq continues.
     let second = send("two").await;
     assert_eq!(second["message"]["seq"], 2);
-    server.wait_count(is("actor_started", conv.clone()), 2);
+    server
+        .wait_count(is("actor_started", conv.clone()), 2)
+        .await;
 }
 
 #[tokio::test]
@@ -166,7 +291,8 @@ async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
     let mut server = serve(
         dir.path(),
         &["--send-rate", "100000", "--send-burst", "100000"],
-    );
+    )
+    .await;
     let http = reqwest::Client::new();
     let (_, ada) = register(&http, &server.base(), "ada").await;
     let (bob_id, _) = register(&http, &server.base(), "bob").await;
@@ -198,9 +324,9 @@ async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
             other => panic!("connection ended without a close frame: {other:?}"),
         }
     }
-    assert_eq!(server.exit_code(), 0);
+    assert_eq!(server.exit_code().await, 0);
 
-    let server = serve(dir.path(), &[]);
+    let server = serve(dir.path(), &[]).await;
     let login: Value = http
         .post(format!("{}/api/auth/login", server.base()))
         .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
@@ -238,5 +364,134 @@ async fn on_sigterm_every_committed_send_is_acked_before_the_close() {
     assert_eq!(
         stored, acked,
         "every committed send was acked, and every ack is in history"
+    );
+}
+
+#[test]
+fn seed_users_shows_its_progress_on_stderr_and_writes_only_json_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args([
+            "admin",
+            "seed-users",
+            "--count",
+            "40",
+            "--out",
+            "-",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env_remove("PARLEY_JWT_SECRET")
+        .output()
+        .expect("seed-users runs");
+    assert!(out.status.success());
+    let users: Vec<Value> = serde_json::from_slice(&out.stdout).expect("stdout is the JSON");
+    assert_eq!(users.len(), 40);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("seeding accounts: "))
+        .collect();
+    // Not a terminal: one line per tenth at most, and the last one says it is done.
+    assert!(lines.len() >= 2 && lines.len() <= 11, "{stderr}");
+    assert_eq!(lines.last(), Some(&"seeding accounts: 40/40 (100%)"));
+}
+
+fn parley() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
+    command
+        .env_remove("PARLEY_JWT_SECRET")
+        .env_remove("PARLEY_ADMIN_TOKEN")
+        .env_remove("RUST_LOG");
+    command
+}
+
+#[test]
+fn serve_help_names_the_jwt_secret_variable_and_the_heartbeat_rule_of_the_docs() {
+    let out = parley().args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("PARLEY_JWT_SECRET"), "{help}");
+    // The same rule as README and docs/protocol.md: closed after 1.5 silent intervals.
+    assert!(help.contains("silent for 1.5 intervals"), "{help}");
+    assert!(help.contains("5 s past its expiry"), "{help}");
+}
+
+#[test]
+fn a_failed_bind_leaves_no_data_dir_or_secret_and_says_so_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let out = parley()
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!data.exists(), "nothing is created before the bind");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let said = format!("{stdout}{stderr}");
+    assert_eq!(said.matches("cannot listen on").count(), 1, "{said}");
+}
+
+#[tokio::test]
+async fn a_second_server_on_a_data_dir_in_use_names_the_process_holding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = serve(dir.path(), &[]).await;
+    let out = parley()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("in use by process {} (", first.pid())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Locked"), "{stderr}");
+}
+
+#[test]
+fn the_default_log_has_no_storage_engine_chatter_and_no_colour_codes_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = parley()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = line.contains("listening");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        lines.last().is_some_and(|l| l.contains("listening")),
+        "{lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains('\x1b')), "{lines:#?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("fjall") || l.contains("lsm_tree")),
+        "{lines:#?}"
     );
 }

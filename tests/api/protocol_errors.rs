@@ -194,6 +194,31 @@ async fn a_binary_frame_closes_with_1003() {
 }
 
 #[tokio::test]
+async fn a_text_frame_of_invalid_utf8_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let app = spawn_app().await;
+    let ada = app.new_user("Ada").await;
+    let mut ws = app.connect(&ada.token).await;
+    // A text frame whose payload is an overlong encoding of '/': not UTF-8.
+    let frame = Frame::message(
+        &b"{\"type\":\"ping\xC0\xAF\"}"[..],
+        OpCode::Data(Data::Text),
+        true,
+    );
+    ws.ws.send(WsMessage::Frame(frame)).await.unwrap();
+    let (code, reason) = ws.closed().await;
+    assert_eq!(
+        code, 1007,
+        "the close says the payload was invalid: {reason}"
+    );
+    // The next session of the same user is unaffected.
+    let mut again = app.connect(&ada.token).await;
+    still_open(&mut again).await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_missing_or_bad_token_is_refused_with_401_before_the_upgrade() {
     use tokio_tungstenite::tungstenite::Error;
     let app = spawn_app().await;

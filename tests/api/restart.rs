@@ -1,12 +1,16 @@
-//! Durability of accounts, contacts and tokens across a restart on the same data dir.
+//! Durability of accounts, contacts and tokens across a restart on the same data dir
+//! (and keyspace). Runs on both stores (see `main.rs`).
 
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, spawn_app};
+use super::STORE;
+use crate::helpers::assert_error;
 
 #[tokio::test]
 async fn login_works_after_a_restart_with_the_old_password() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let app = app.restart().await;
     let res = app.login(&ada.email, &ada.password).await;
@@ -34,7 +38,9 @@ async fn login_works_after_a_restart_with_the_old_password() {
 
 #[tokio::test]
 async fn contacts_survive_a_restart() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     assert_eq!(app.add_contact(&ada.token, &bob.email).await.status(), 200);
@@ -61,7 +67,9 @@ async fn contacts_survive_a_restart() {
 
 #[tokio::test]
 async fn a_token_issued_before_a_restart_still_works() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let secret_before = std::fs::read(app.data_dir().join("jwt-secret")).unwrap();
     let app = app.restart().await;
@@ -78,7 +86,9 @@ async fn a_token_issued_before_a_restart_still_works() {
 
 #[tokio::test]
 async fn a_token_revoked_before_a_restart_stays_revoked() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let kept: Value = app
         .login(&ada.email, &ada.password)

@@ -365,3 +365,48 @@ async fn a_revoked_jti_stays_revoked_in_a_freshly_signed_token() {
     claims["jti"] = jti;
     assert_refused(&app, &forge(&secret, &claims)).await;
 }
+
+#[tokio::test]
+async fn each_token_problem_is_named_in_the_same_401_and_a_forger_learns_nothing_more() {
+    let app = spawn_app().await;
+    let ada = app.new_user("Ada").await;
+    let secret = server_secret(&app);
+    let message = |res: reqwest::Response| async {
+        let body = assert_error(res, 401, "unauthorized").await;
+        body["error"]["message"].as_str().unwrap().to_owned()
+    };
+    let with_header = |value: String| {
+        app.http
+            .get(app.url("/api/auth/me"))
+            .header("authorization", value)
+            .send()
+    };
+    let missing = message(app.get("/api/auth/me", None).await).await;
+    assert!(missing.contains("bearer token is required"), "{missing}");
+    let no_prefix = message(with_header(ada.token.clone()).await.unwrap()).await;
+    assert!(
+        no_prefix.contains("must be \"Bearer <token>\""),
+        "{no_prefix}"
+    );
+    let garbage = message(app.me("garbage").await).await;
+    assert!(garbage.contains("malformed"), "{garbage}");
+
+    let now = now();
+    let old = json!({"sub": ada.id, "iat": now - 3720, "exp": now - 120, "jti": uuid::Uuid::new_v4().to_string()});
+    let expired = message(app.me(&forge(&secret, &old)).await).await;
+    assert!(expired.contains("expired"), "{expired}");
+    // Expiry is told only for a token this server signed.
+    let forged = message(
+        app.me(&forge(b"another secret of 32 bytes or more!", &old))
+            .await,
+    )
+    .await;
+    assert_eq!(forged, garbage);
+
+    let nobody = uuid::Uuid::now_v7().to_string();
+    let gone = message(app.me(&forge(&secret, &claims_for(&nobody))).await).await;
+    assert!(gone.contains("no longer exists"), "{gone}");
+    assert_eq!(app.logout(&ada.token).await.status(), 204);
+    let revoked = message(app.me(&ada.token).await).await;
+    assert!(revoked.contains("revoked"), "{revoked}");
+}

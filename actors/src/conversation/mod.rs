@@ -2,8 +2,11 @@
 //!
 //! A send is checked (member? retry of a known client id?), queued, and given its seq
 //! only when its batch goes to the group commit. At most one batch per conversation is
-//! in flight: if a commit fails, its seqs are handed out again and no gap can appear,
-//! and while it is in flight new sends accumulate into the next batch.
+//! in flight, and while it is in flight new sends accumulate into the next batch. If a
+//! commit fails, the store may still hold part of it (ScyllaDB writes a batch as many
+//! writes), so before handing out seqs again the actor reads back where its stream
+//! ends and which client ids it holds: no gap appears, nothing stored is overwritten,
+//! and a retry of an event that did land is answered with it.
 //!
 //! Once the batch is durable, the committer wakes this actor, which hands the events to
 //! the fan-out, acks each sender, and cuts the next batch. Deliveries of one batch are
@@ -80,6 +83,9 @@ pub(crate) struct ConversationState {
     /// Retries of an event whose batch is in flight: answered when it lands.
     parked: Vec<PendingSend>,
     in_flight: Option<InFlight>,
+    /// A commit failed: `next_seq` and `recent` must be read back from the store before
+    /// the next batch is cut.
+    stale: bool,
     idle: Idle,
 }
 
@@ -117,6 +123,7 @@ impl Actor for ConversationActor {
             pending: Vec::new(),
             parked: Vec::new(),
             in_flight: None,
+            stale: false,
             idle,
         })
     }
@@ -164,7 +171,12 @@ impl Actor for ConversationActor {
             }
         }
         if state.in_flight.is_none() && !state.pending.is_empty() {
-            state.in_flight = Some(submit(state, Some(myself.clone())));
+            if state.stale {
+                resync(state).await;
+            }
+            if !state.pending.is_empty() {
+                state.in_flight = Some(submit(state, Some(myself.clone())));
+            }
         }
         let in_flight = state.in_flight.as_ref().map_or(0, |f| f.routes.len());
         state
@@ -185,6 +197,12 @@ impl Actor for ConversationActor {
             drain(state, flight).await;
         }
         while !state.pending.is_empty() {
+            if state.stale {
+                resync(state).await;
+                if state.pending.is_empty() {
+                    break;
+                }
+            }
             let flight = submit(state, None);
             drain(state, flight).await;
         }
@@ -251,6 +269,42 @@ async fn accept(state: &mut ConversationState, send: PendingSend) {
         }
     }
     state.pending.push(send);
+}
+
+/// Reads the end of the stream and its recent client ids back from the store after a
+/// failed commit, then checks the queued sends again against them: a send whose event
+/// did land after all is answered with it instead of being stored twice. If the store
+/// cannot be read either, the queued sends fail as the commit did.
+async fn resync(state: &mut ConversationState) {
+    let id = state.conversation.id;
+    let store = state.shared.store.clone();
+    let capacity = state.shared.config.recent_client_ids;
+    let loaded = async {
+        let last = store.last_event(id).await?.map_or(0, |e| e.seq);
+        let recent = RecentIds::load(store.as_ref(), id, last, capacity).await?;
+        Ok::<_, crate::StoreError>((last, recent))
+    }
+    .await;
+    let queued = std::mem::take(&mut state.pending);
+    match loaded {
+        Ok((last, recent)) => {
+            state.next_seq = last + 1;
+            state.recent = recent;
+            state.stale = false;
+            for mut send in queued {
+                let retries = std::mem::take(&mut send.retries);
+                send.replies.extend(retries);
+                accept(state, send).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the conversation back after a failed commit");
+            for send in queued {
+                reply_all(send.replies, Err(SendError::Store(e.clone())));
+                reply_all(send.retries, Err(SendError::Store(e.clone())));
+            }
+        }
+    }
 }
 
 fn reply_all(replies: Vec<SendReply>, result: Result<Sent, SendError>) {
@@ -351,9 +405,10 @@ async fn finish(state: &mut ConversationState, flight: InFlight, outcome: Option
                 reply_all(route.replies, Err(e.clone()));
                 reply_all(route.retries, Err(e.clone()));
             }
-            // Nothing of that batch is durable or visible: reuse its seqs.
+            // Part of the batch may be stored: `resync` finds out before the next one.
             state.next_seq = first_seq;
             state.recent.forget_in_flight();
+            state.stale = true;
         }
     }
     // Retries that waited for the batch: answer from `recent`, or queue them as fresh

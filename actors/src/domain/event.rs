@@ -39,6 +39,20 @@ impl Event {
             EventKind::Delete { .. } | EventKind::Membership(_) => None,
         }
     }
+
+    /// This message as an amendment with `content` leaves it: the amendment's body, type
+    /// and call, under the message's own id, sender, client id, time and receiver. Any
+    /// other kind of event is returned as it is (only messages are amended). Every store
+    /// applies amendments with this, so they agree on what an amended message is.
+    pub fn amended(&self, content: &MessageContent) -> Self {
+        let mut out = self.clone();
+        if let EventKind::Message(m) = &mut out.kind {
+            m.body = content.body.clone();
+            m.content_type = content.content_type;
+            m.call = content.call;
+        }
+        out
+    }
 }
 
 /// What an event records.

@@ -10,6 +10,7 @@ mod ids;
 mod message;
 mod name;
 mod password;
+mod text;
 mod time;
 mod user;
 

@@ -1,17 +1,23 @@
-//! Display names: what other people see next to a user's messages.
+//! Display names: what other people see next to a user's messages. A name is shown
+//! beside someone's words, so it must not be blank to the eye, nor reorder the text
+//! around it (bidi controls turn `Ada\u{202E}nimda` into `Adaadmin`).
 
 use std::fmt;
 
 use super::Invalid;
+use super::text;
 
-/// A trimmed display name of 1 to 64 characters with no control characters.
+/// A display name of 1 to 64 characters, in NFKC and trimmed, with at least one visible
+/// character and no control, bidi or other format characters (bar the joiners that
+/// emoji and some scripts need).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DisplayName(String);
 
 impl DisplayName {
-    /// Trims and checks a name.
+    /// Normalises (NFKC), trims and checks a name.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let s = raw.trim();
+        let normalised = text::nfkc(raw);
+        let s = normalised.trim();
         if s.is_empty() {
             return Err(Invalid("is required"));
         }
@@ -21,6 +27,22 @@ impl DisplayName {
         if s.chars().any(char::is_control) {
             return Err(Invalid("must not contain control characters"));
         }
+        if s.chars().any(text::is_bidi_control) {
+            return Err(Invalid("must not contain bidirectional controls"));
+        }
+        if s.chars()
+            .any(|c| text::is_invisible(c) && !allowed_invisible(c))
+        {
+            return Err(Invalid(
+                "must not contain invisible or formatting characters",
+            ));
+        }
+        if !s
+            .chars()
+            .any(|c| !c.is_whitespace() && !text::is_invisible(c))
+        {
+            return Err(Invalid("must contain a visible character"));
+        }
         Ok(Self(s.to_owned()))
     }
 
@@ -28,6 +50,14 @@ impl DisplayName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Invisible characters a name may still hold: the zero-width joiner and non-joiner
+/// (emoji sequences such as 👩‍💻, and Persian or Indic spelling) and variation selectors
+/// (an emoji's colour form). They change how visible neighbours are drawn, never hide a
+/// name or reorder it, and a name made only of them is still refused.
+fn allowed_invisible(c: char) -> bool {
+    matches!(c, '\u{200C}' | '\u{200D}') || text::is_variation_selector(c)
 }
 
 impl fmt::Display for DisplayName {
@@ -63,5 +93,64 @@ mod tests {
         assert!(DisplayName::parse(&"é".repeat(65)).is_err());
         assert!(DisplayName::parse("   ").is_err());
         assert!(DisplayName::parse("Ada\u{7}").is_err());
+    }
+
+    #[test]
+    fn names_of_only_invisible_characters_are_refused() {
+        for blank in [
+            "\u{200B}",
+            "\u{200B}\u{200C}\u{200D}",
+            "\u{2060}\u{FEFF}",
+            "\u{3164}",
+            "\u{00AD}",
+            " \u{200D} ",
+        ] {
+            assert!(DisplayName::parse(blank).is_err(), "{blank:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn bidi_controls_and_format_characters_are_refused() {
+        assert_eq!(
+            DisplayName::parse("Ada\u{202E}nimda"),
+            Err(Invalid("must not contain bidirectional controls"))
+        );
+        for bad in ["\u{2067}Ada", "Ada\u{200F}", "Ada\u{061C}"] {
+            assert_eq!(
+                DisplayName::parse(bad),
+                Err(Invalid("must not contain bidirectional controls")),
+                "{bad:?}"
+            );
+        }
+        for bad in ["A\u{200B}da", "A\u{00AD}da", "Ada\u{E0041}"] {
+            assert_eq!(
+                DisplayName::parse(bad),
+                Err(Invalid(
+                    "must not contain invisible or formatting characters"
+                )),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn emoji_sequences_and_joined_scripts_are_kept() {
+        for ok in [
+            "Ada \u{1F469}\u{200D}\u{1F4BB}",
+            "\u{2764}\u{FE0F} Ada",
+            "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}",
+        ] {
+            assert_eq!(DisplayName::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn fullwidth_names_fold_to_their_plain_letters() {
+        assert_eq!(
+            DisplayName::parse("\u{FF21}\u{FF44}\u{FF41}")
+                .unwrap()
+                .as_str(),
+            "Ada"
+        );
     }
 }

@@ -44,15 +44,21 @@ impl StoreError {
 
 impl fmt::Display for StoreError {
     // The whole chain on one line: a store error is logged once, where it is handled,
-    // and the cause is what an operator needs.
+    // and the cause is what an operator needs. Many errors (the CQL driver's among
+    // them) already print their source in their own message; a cause the line holds
+    // already is not printed again.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.context)?;
+        let mut line = self.context.to_string();
         let mut next = self.source.as_deref().map(|e| e as &(dyn Error + 'static));
         while let Some(cause) = next {
-            write!(f, ": {cause}")?;
+            let text = cause.to_string();
+            if !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
             next = cause.source();
         }
-        Ok(())
+        f.write_str(&line)
     }
 }
 
@@ -82,5 +88,23 @@ mod tests {
             Some("disk full")
         );
         assert!(StoreError::msg("corrupt record").source().is_none());
+    }
+
+    #[test]
+    fn a_cause_that_an_error_already_prints_is_not_repeated() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "pool broken: {}", self.0)
+            }
+        }
+        impl Error for Outer {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = StoreError::context("connecting", Outer(std::io::Error::other("refused")));
+        assert_eq!(e.to_string(), "connecting: pool broken: refused");
     }
 }

@@ -6,6 +6,10 @@
 //! conversation) plus an ordered clustering key (a contact id, a seq), and nothing needs
 //! a transaction across partitions. The one uniqueness rule, one account per email, is a
 //! single conditional insert: a lock in fjall, a lightweight transaction in ScyllaDB.
+//!
+//! Durability is per write, not per batch: the embedded store happens to commit a batch
+//! atomically, ScyllaDB cannot, so the contract (on [`Store::append_events`]) is the
+//! weaker one both keep, and the messaging core is written against it.
 
 use std::sync::Arc;
 
@@ -66,11 +70,19 @@ pub trait Store: Send + Sync + 'static {
     /// The contacts of `user`, in no particular order.
     async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
 
-    /// Remembers that the token `jti` is revoked, until it would have expired anyway.
+    /// Remembers that the token `jti` is revoked until `expires_at`, the last moment the
+    /// token could still be accepted. After that the store forgets it (a TTL, or a
+    /// sweep): an expired token is refused anyway, so keeping it would only grow the
+    /// store. A revocation that is already past `expires_at` need not be stored at all.
     async fn revoke_token(&self, jti: &str, expires_at: Timestamp) -> StoreResult<()>;
 
-    /// Whether the token `jti` was revoked.
+    /// Whether the token `jti` was revoked (and its revocation has not expired).
     async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool>;
+
+    /// Forgets records past their expiry (revoked tokens); called periodically. A store
+    /// that expires records by itself (ScyllaDB's TTLs) has nothing to do. Returns how
+    /// many records went.
+    async fn collect_expired(&self, now: Timestamp) -> StoreResult<usize>;
 
     /// Durably records a conversation and indexes it under each participant. Writing
     /// the same conversation again is harmless.
@@ -82,8 +94,19 @@ pub trait Store: Send + Sync + 'static {
     /// The ids of the conversations `user` takes part in.
     async fn user_conversations(&self, user: UserId) -> StoreResult<Vec<ConversationId>>;
 
-    /// Durably appends events (of any conversations) in one atomic, fsynced commit,
-    /// together with their client-id index entries. Returns only once they are durable.
+    /// Durably appends events (of any conversations) with their client-id index
+    /// entries: the group commit. Returns `Ok` only once every event of the batch is
+    /// durable (fsynced by the embedded store, acknowledged at the configured
+    /// consistency by ScyllaDB); only then may a sender be told its event is committed.
+    ///
+    /// There is no atomicity across the batch. When this fails, any part of the batch
+    /// may have been written, or may still land (a timed-out write is not a refused
+    /// one), so a caller reads a conversation's end back before it hands out seqs again.
+    /// What the store does promise, for each conversation: what is written of a batch
+    /// is a prefix of that conversation's events in it (a seq is never durable without
+    /// the seqs before it), and an event that can be read can also be found by its
+    /// client id. Appending the same events again (same seqs, same contents) is
+    /// harmless, so retrying a batch, or a send by its client id, is safe.
     async fn append_events(&self, events: &[Arc<Event>]) -> StoreResult<()>;
 
     /// A slice of one conversation's stream, oldest first.

@@ -9,14 +9,16 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::http::{ApiError, ApiQuery, bearer_token};
-use crate::service::ServiceError;
+use crate::http::{ApiError, ApiQuery, ErrorEnvelope, bearer_token};
+use crate::service::{ServiceError, TokenProblem};
 use crate::state::AppState;
 
 /// Prometheus' text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET /metrics`: every metric in Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text =
         crate::metrics::render(state.messenger(), state.sessions().len()).ok_or_else(|| {
@@ -33,9 +35,13 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ActorsQuery {
+    /// How many of the busiest actors to list (20 by default; at most 1000, more is
+    /// taken as 1000).
+    #[param(value_type = Option<u32>)]
     limit: Option<usize>,
 }
 
@@ -44,7 +50,7 @@ const MAX_LIMIT: usize = 1000;
 const DEFAULT_LIMIT: usize = 20;
 
 /// The body of `GET /admin/actors` (camelCase, like every JSON body).
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ActorsReport {
     /// Live actors by kind.
@@ -66,7 +72,7 @@ pub(crate) struct ActorsReport {
 }
 
 /// Live actors by kind.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Counts {
     /// User actors.
@@ -76,7 +82,7 @@ pub(crate) struct Counts {
 }
 
 /// One actor in `/admin/actors`.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ActorReport {
     /// `user` or `conversation`.
@@ -130,6 +136,8 @@ impl From<actors::ActorTree> for ActorsReport {
     }
 }
 
+#[utoipa::path(get, path = "/admin/actors", tag = "operations", security(("admin" = [])), params(ActorsQuery),
+    responses((status = 200, description = "Actor counts and the busiest actors (only with --admin-token)", body = ActorsReport), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `GET /admin/actors?limit=`: counts by kind and the busiest actors (20 by default, at
 /// most 1000). Requires `Authorization: Bearer <admin token>`; the route exists only
 /// when an admin token is configured.
@@ -154,12 +162,12 @@ pub(crate) async fn actors(
 /// configured length; the length itself is not secret).
 fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.config().admin_token.as_ref() else {
-        return Err(ServiceError::Unauthorized.into());
+        return Err(ServiceError::Unauthorized(TokenProblem::NotAdmin).into());
     };
     let given = bearer_token(headers).unwrap_or_default();
     if bool::from(given.as_bytes().ct_eq(expected.0.as_bytes())) {
         Ok(())
     } else {
-        Err(ServiceError::Unauthorized.into())
+        Err(ServiceError::Unauthorized(TokenProblem::NotAdmin).into())
     }
 }

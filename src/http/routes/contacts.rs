@@ -4,30 +4,33 @@ use actors::domain::Email;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, Success, Validator};
+use crate::http::{ApiError, ApiJson, ErrorEnvelope, Success, Validator};
 use crate::service::AuthUser;
 use crate::state::AppState;
 use crate::wire::UserJson;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AddContactBody {
+    #[schema(value_type = String, max_length = 254, pattern = r"^[\x21-\x3f\x41-\x7e]{1,64}@[a-zA-Z0-9_](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?(?:\.[a-zA-Z0-9_](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?)+$")]
     email: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ContactResponse {
     message: &'static str,
     contact: UserJson,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ContactsResponse {
     contacts: Vec<UserJson>,
 }
 
+#[utoipa::path(post, path = "/api/contact/add-contact", tag = "contacts", security(("bearer" = [])), request_body = AddContactBody,
+    responses((status = 201, description = "Added", body = ContactResponse), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `POST /api/contact/add-contact`: makes the caller and the owner of `email` contacts
 /// of each other.
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
@@ -50,6 +53,8 @@ pub(crate) async fn add(
     }))
 }
 
+#[utoipa::path(get, path = "/api/contact/contacts", tag = "contacts", security(("bearer" = [])),
+    responses((status = 200, description = "The contacts", body = ContactsResponse), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `GET /api/contact/contacts`: the caller's contacts, sorted by name.
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn list(

@@ -7,13 +7,14 @@ use serde::Serialize;
 use crate::http::ApiError;
 
 /// The body of `GET /healthz`: `{"status": "ok"}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Health {
     status: &'static str,
 }
 
 /// `GET /healthz`: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Up", body = Health)))]
 pub(crate) async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }

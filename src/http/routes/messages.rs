@@ -11,13 +11,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, ApiQuery, Success, Validator};
+use crate::http::{ApiError, ApiJson, ApiQuery, ErrorEnvelope, Success, Validator};
 use crate::service::{AuthUser, Page, Paging};
 use crate::state::AppState;
 use crate::wire::{ClientFrame, MessageJson, V1_SEND_FIELDS, v1_field_refusal};
 
 /// The answer to `POST /api/messages/send`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct MessageResponse<'a> {
     message: MessageJson<'a>,
@@ -25,17 +25,21 @@ pub(crate) struct MessageResponse<'a> {
 }
 
 /// A page of one conversation's history.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct HistoryPage<'a> {
     conversation_id: String,
     messages: Vec<MessageJson<'a>>,
     /// The `before` of the previous (older) page; null when there is none.
+    #[schema(value_type = Option<u64>)]
     next_before: Option<Seq>,
     /// The `after` of the next (newer) page; null when there is none.
+    #[schema(value_type = Option<u64>)]
     next_after: Option<Seq>,
 }
 
+#[utoipa::path(post, path = "/api/messages/send", tag = "messages", security(("bearer" = [])), request_body = SendBody,
+    responses((status = 201, description = "Stored and durable", body = MessageResponse), (status = 200, description = "A retry of a known clientId", body = MessageResponse), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `POST /api/messages/send`: sends `content` to `receiverId` (their 1:1 conversation,
 /// created on first use) or into `conversationId` (a conversation of the caller's);
 /// exactly one of the two. 201 once durable, 200 with `duplicate: true` for a retry of
@@ -114,13 +118,77 @@ pub(crate) async fn send(
     Ok((status, Success(body)).into_response())
 }
 
+/// The body of `POST /api/messages/send` as the document gives it: the fields of a
+/// `send` frame, with exactly one of `receiverId` and `conversationId`. The handler reads
+/// a [`ClientFrame`] (which also names refused v1 fields); these types only describe it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "describes the request in the OpenAPI document only"
+)]
+pub(crate) enum SendBody {
+    /// To a user: their 1:1 conversation, created on first use.
+    ToUser(SendToUser),
+    /// Into a conversation the caller is in.
+    InConversation(SendInConversation),
+}
+
+/// A send to a user.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[expect(
+    dead_code,
+    reason = "describes the request in the OpenAPI document only"
+)]
+pub(crate) struct SendToUser {
+    /// The other user's id.
+    receiver_id: uuid::Uuid,
+    /// The text: not only whitespace, at most --max-message-chars (4096) characters.
+    #[schema(max_length = 4096, pattern = r"\S")]
+    content: String,
+    /// The retry key: a repeat returns the original message.
+    #[schema(pattern = r"^[\x20-\x7e]{1,64}$")]
+    client_id: Option<String>,
+}
+
+/// A send into a conversation.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[expect(
+    dead_code,
+    reason = "describes the request in the OpenAPI document only"
+)]
+pub(crate) struct SendInConversation {
+    /// The conversation's id.
+    conversation_id: uuid::Uuid,
+    /// The text: not only whitespace, at most --max-message-chars (4096) characters.
+    #[schema(max_length = 4096, pattern = r"\S")]
+    content: String,
+    /// The retry key: a repeat returns the original message.
+    #[schema(pattern = r"^[\x20-\x7e]{1,64}$")]
+    client_id: Option<String>,
+}
+
+/// The largest `before` or `after`: `i64::MAX`, the end of OpenAPI's `int64`.
+const MAX_SEQ_PARAM: u64 = i64::MAX as u64;
+
 /// Paging parameters shared by the history routes.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PageQuery {
+    /// The newest messages before this seq (the newest of all without it).
+    #[param(maximum = 9_223_372_036_854_775_807_u64)]
     pub(crate) before: Option<u64>,
+    /// The oldest messages after this seq.
+    #[param(maximum = 9_223_372_036_854_775_807_u64)]
     pub(crate) after: Option<u64>,
+    /// How many, 1 to 100 (50 by default).
+    #[param(minimum = 1, maximum = 100)]
     pub(crate) limit: Option<usize>,
-    /// Numbered paging, as the backend Parley replaces did (page 1 is the newest).
+    /// Numbered paging, as the backend Parley replaces did (page 1 is the newest); not
+    /// with `before` or `after`.
+    #[param(minimum = 1)]
     pub(crate) page: Option<u64>,
 }
 
@@ -133,6 +201,14 @@ impl PageQuery {
         let mut v = Validator::default();
         if !(1..=100).contains(&limit) {
             v.fail("limit", "must be between 1 and 100");
+        }
+        // Seqs never come near it, and it is where the OpenAPI document's int64 ends.
+        let too_big = "must be at most 9223372036854775807";
+        if self.before.is_some_and(|s| s > MAX_SEQ_PARAM) {
+            v.fail("before", too_big);
+        }
+        if self.after.is_some_and(|s| s > MAX_SEQ_PARAM) {
+            v.fail("after", too_big);
         }
         match self.page {
             Some(0) => v.fail("page", "must be 1 or more"),
@@ -169,6 +245,9 @@ pub(crate) fn page_response(page: &Page) -> Response {
     Success(body).into_response()
 }
 
+#[utoipa::path(get, path = "/api/messages/{contact_id}", tag = "messages", security(("bearer" = [])),
+    params(("contact_id" = uuid::Uuid, Path, description = "The other user's id"), PageQuery),
+    responses((status = 200, description = "A page of history, oldest first", body = HistoryPage), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `GET /api/messages/{contactId}?before=&after=&limit=&page=`: the 1:1 history with a
 /// user, oldest first; `nextBefore` is the cursor for the previous page, `page` counts
 /// pages from the newest.

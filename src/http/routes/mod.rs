@@ -7,4 +7,5 @@ pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod health;
 pub(crate) mod messages;
+pub(crate) mod web;
 pub(crate) mod ws;

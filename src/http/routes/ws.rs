@@ -15,17 +15,21 @@ use serde::Deserialize;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
-use crate::http::{ApiError, ApiQuery, bearer_token};
+use crate::http::{ApiError, ApiQuery, ErrorEnvelope, bearer_token, missing_token};
 use crate::realtime::ws::{READ_BUFFER, Socket, WRITE_BUFFER, run};
 use crate::service::ServiceError;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct WsQuery {
     token: Option<String>,
 }
 
 /// `GET /ws`: upgrades an authenticated request to a chat session.
+#[utoipa::path(get, path = "/ws", tag = "realtime", security(("bearer" = [])), params(WsQuery),
+    description = "WebSocket upgrade (protocol v2, docs/protocol.md). Browsers pass the token as ?token=.",
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = "4XX", description = "Refused", body = ErrorEnvelope), (status = "5XX", description = "Too many sessions, or shutting down", body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
@@ -35,7 +39,8 @@ pub(crate) async fn upgrade(
 ) -> Result<Response, ApiError> {
     let token = bearer_token(&headers)
         .or(query.token.as_deref())
-        .ok_or(ServiceError::Unauthorized)?;
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ServiceError::Unauthorized(missing_token(&headers)))?;
     let me = state.accounts().authenticate(token).await?;
     let handshake = handshake?;
     if state.shutdown_signal().is_cancelled() {
@@ -53,8 +58,10 @@ pub(crate) async fn upgrade(
             "The server holds as many sessions as it allows; try again later.",
         ));
     }
+    let messaging = state.messaging();
+    messaging.check_open(me.user.id)?;
     let id = SessionId::next();
-    let link = state.messaging().attach(me.user.id, id).await?;
+    let link = messaging.open(&me, id).await?;
     let max = state.config().max_frame_bytes;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)

@@ -1,0 +1,22 @@
+//! The store-dependent tests again, on the ScyllaDB store: every server of this run
+//! shares one fresh keyspace (tests use fresh users, so they do not disturb each other),
+//! which saves the seconds each keyspace's tables take to create.
+
+use crate::helpers::TestStore;
+
+/// The store of the modules declared here.
+const STORE: TestStore = TestStore::Scylla;
+
+#[path = "history.rs"]
+mod history;
+#[path = "messaging.rs"]
+mod messaging;
+#[path = "restart.rs"]
+mod restart;
+
+#[tokio::test]
+async fn the_scylla_copies_say_when_they_are_skipped() {
+    if crate::live_cql::uri().is_none() {
+        crate::live_cql::say_skipped("the messaging, history and restart tests");
+    }
+}
