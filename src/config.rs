@@ -110,6 +110,10 @@ pub struct Config {
     #[arg(long, env = "PARLEY_RECENT_CLIENT_IDS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub recent_client_ids: u32,
 
+    /// Most members a group may have (its owner included).
+    #[arg(long, env = "PARLEY_MAX_GROUP_MEMBERS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub max_group_members: u32,
+
     /// Sessions (devices, tabs) one user may hold at once.
     #[arg(long, env = "PARLEY_MAX_SESSIONS_PER_USER", default_value_t = 16)]
     pub max_sessions_per_user: usize,

@@ -9,13 +9,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
-use crate::service::{Accounts, Calls, Contacts, Conversations, Messaging};
+use crate::service::{Accounts, Calls, Contacts, Conversations, Groups, Messaging};
 
 struct Inner {
     config: Config,
     accounts: Accounts,
     contacts: Contacts,
     conversations: Conversations,
+    groups: Groups,
     messaging: Arc<Messaging>,
     calls: Calls,
     shutdown: CancellationToken,
@@ -40,6 +41,11 @@ impl AppState {
             accounts: Accounts::new(store.clone(), messenger.clone(), tokens, hasher, &config),
             contacts: Contacts::new(store.clone()),
             conversations: Conversations::new(store.clone()),
+            groups: Groups::new(
+                store.clone(),
+                messaging.clone(),
+                config.max_group_members as usize,
+            ),
             calls: Calls::new(store, messaging.clone()),
             messaging,
             config,
@@ -63,6 +69,10 @@ impl AppState {
     /// Conversation lists and history.
     pub fn conversations(&self) -> &Conversations {
         &self.0.conversations
+    }
+    /// Groups and their members.
+    pub fn groups(&self) -> &Groups {
+        &self.0.groups
     }
     /// Sending, sessions, replay.
     pub fn messaging(&self) -> &Messaging {

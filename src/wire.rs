@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use actors::domain::{
-    CallInfo, CallSignal, ContentType, ConversationId, Event, EventId, EventKind, MessageContent,
-    RoomId, Seq, Signal, SignalKind, Timestamp, User, UserId,
+    CallInfo, CallSignal, ContentType, ConversationId, Event, EventId, EventKind, MembershipChange,
+    MessageContent, RoomId, Seq, Signal, SignalKind, Timestamp, User, UserId,
 };
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -58,6 +58,9 @@ pub enum MessageType {
     Video,
     /// The record of an audio call.
     Audio,
+    /// A group's membership changed (created, added, removed, left, renamed, a role):
+    /// what happened is in `membership`; `content` is empty.
+    Membership,
 }
 
 impl From<ContentType> for MessageType {
@@ -138,6 +141,12 @@ pub struct MessageJson<'a> {
     /// that message's new content (under the amendment's own id and seq).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amends: Option<Seq>,
+    /// For a membership event: `{"action": "created", "name"}`, `{"action": "added",
+    /// "users"}`, `{"action": "removed", "users"}`, `{"action": "left"}`, `{"action":
+    /// "renamed", "name"}` or `{"action": "role_changed", "user", "role"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub membership: Option<&'a MembershipChange>,
     /// The sender's retry key, if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<&'a str>,
@@ -156,6 +165,10 @@ impl<'a> From<&'a Event> for MessageJson<'a> {
             EventKind::Amend { target, content } => (Some(content), Some(*target)),
             _ => (None, None),
         };
+        let membership = match &e.kind {
+            EventKind::Membership(change) => Some(change),
+            _ => None,
+        };
         Self {
             id: e.id,
             underscore_id: None,
@@ -164,10 +177,15 @@ impl<'a> From<&'a Event> for MessageJson<'a> {
             sender: e.sender,
             receiver: content.and_then(|m| m.receiver),
             content: e.text().map_or("", |t| t.as_str()),
-            kind: content.map_or(MessageType::Text, |m| m.content_type.into()),
+            kind: match (content, membership) {
+                (Some(m), _) => m.content_type.into(),
+                (None, Some(_)) => MessageType::Membership,
+                (None, None) => MessageType::Text,
+            },
             call_info: content
                 .and_then(|m| m.call.as_ref().map(|c| CallInfoJson::new(m, c, e.sender))),
             amends,
+            membership,
             client_id: e.client_id.as_ref().map(|c| c.as_str()),
             created_at: Rfc3339(e.at),
         }

@@ -330,6 +330,85 @@ async fn check_conversations_are_indexed_under_their_participants(store: &dyn St
     );
 }
 
+/// A group's record (name, roles, join points) reads back whole, and its membership
+/// events, appended through the group commit, are folded into the record and the
+/// index in that commit: the added list it, the removed and the leaver no longer do,
+/// and the same events appended again change nothing.
+async fn check_membership_events_are_folded_into_the_group_and_its_index(store: &dyn Store) {
+    let (ada, bob, cy, dee) = (
+        UserId::generate(),
+        UserId::generate(),
+        UserId::generate(),
+        UserId::generate(),
+    );
+    let id = ConversationId::generate();
+    let created_at = Timestamp::from_millis(1_700_000_000_000);
+    let group = Conversation::group(id, ada, &[bob], "Tea \"club\" ☕".into(), created_at);
+    store.insert_conversation(&group).await.unwrap();
+    assert_eq!(store.conversation(id).await.unwrap(), Some(group.clone()));
+    assert_eq!(store.user_conversations(bob).await.unwrap(), vec![id]);
+
+    let change = |seq, sender, change| event(id, seq, sender, EventKind::Membership(change));
+    let events = vec![
+        change(1, ada, MembershipChange::Created { name: "Tea".into() }),
+        message(id, 2, bob, "hello"),
+        change(
+            3,
+            ada,
+            MembershipChange::Added {
+                users: vec![cy, dee],
+            },
+        ),
+        change(
+            4,
+            ada,
+            MembershipChange::RoleChanged {
+                user: cy,
+                role: Role::Admin,
+            },
+        ),
+    ];
+    // Two commits: the fold reads what the first one wrote.
+    append(store, &events[..2]).await.unwrap();
+    append(store, &events[2..]).await.unwrap();
+    let later = vec![
+        change(5, cy, MembershipChange::Removed { users: vec![bob] }),
+        change(6, dee, MembershipChange::Left),
+        change(
+            7,
+            cy,
+            MembershipChange::Renamed {
+                name: "Coffee".into(),
+            },
+        ),
+    ];
+    append(store, &later).await.unwrap();
+    // A retried commit folds nothing twice.
+    append(store, &later).await.unwrap();
+
+    let mut expected = group.clone();
+    for e in events.iter().chain(&later) {
+        expected.apply(e);
+    }
+    let back = store.conversation(id).await.unwrap().expect("the group");
+    assert_eq!(back, expected);
+    assert_eq!(back.participants, sorted(vec![ada, cy]));
+    let g = back.group.as_ref().unwrap();
+    assert_eq!(g.name, "Coffee");
+    assert_eq!(g.as_of, 7);
+    assert_eq!(back.visible_from(cy), 3);
+    assert_eq!(back.role(cy), Some(Role::Admin));
+    assert_eq!(store.user_conversations(ada).await.unwrap(), vec![id]);
+    assert_eq!(store.user_conversations(cy).await.unwrap(), vec![id]);
+    assert!(store.user_conversations(bob).await.unwrap().is_empty());
+    assert!(store.user_conversations(dee).await.unwrap().is_empty());
+    let all = store
+        .events(id, range(None, None, 100, false))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 7);
+}
+
 /// A history range (after, before, limit, from_newest) and the seqs it must return.
 type RangeCase = (Option<Seq>, Option<Seq>, usize, bool, &'static [Seq]);
 
@@ -1076,6 +1155,7 @@ conformance! {
     a_written_fixture_reads_back => check_a_written_fixture_reads_back,
     every_kind_of_event_round_trips => check_every_kind_of_event_round_trips,
     amendments_rewrite_their_target_and_stay_in_the_stream => check_amendments_rewrite_their_target_and_stay_in_the_stream,
+    membership_events_are_folded_into_the_group_and_its_index => check_membership_events_are_folded_into_the_group_and_its_index,
 }
 
 // ---- Whole-suite and store-specific tests ---------------------------------------------

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::{ClientId, ConversationId, Event, EventKind, SessionId, UserId};
+use crate::domain::{ClientId, ConversationId, Event, EventKind, Refusal, SessionId, UserId};
 use crate::store::StoreError;
 
 /// Where an event goes.
@@ -55,6 +55,15 @@ pub enum SendError {
     /// The sender may not do this in this conversation.
     #[error("this is not allowed in this conversation")]
     NotAllowed,
+    /// A user to add is already a member.
+    #[error("already a member of this conversation")]
+    AlreadyMember,
+    /// A user to remove (or whose role to change) is not a member.
+    #[error("no such member in this conversation")]
+    MemberNotFound,
+    /// The group would exceed its member cap.
+    #[error("the group is full")]
+    GroupFull,
     /// The conversation's actor failed while handling this send: it may or may not be
     /// committed, so retry with the same client id.
     #[error("the conversation failed while handling this message; retry with the same clientId")]
@@ -81,11 +90,26 @@ impl SendError {
             SendError::CannotMessageSelf => "cannot_message_self",
             SendError::NotParticipant => "not_participant",
             SendError::NotAllowed => "not_allowed",
+            SendError::AlreadyMember => "already_member",
+            SendError::MemberNotFound => "member_not_found",
+            SendError::GroupFull => "group_full",
             SendError::Failed => "conversation_failed",
             SendError::Unavailable => "conversation_unavailable",
             SendError::Timeout => "timeout",
             SendError::ShuttingDown => "shutting_down",
             SendError::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+impl From<Refusal> for SendError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::NotMember => SendError::NotParticipant,
+            Refusal::NotAllowed => SendError::NotAllowed,
+            Refusal::AlreadyMember => SendError::AlreadyMember,
+            Refusal::UnknownMember => SendError::MemberNotFound,
+            Refusal::Full => SendError::GroupFull,
         }
     }
 }

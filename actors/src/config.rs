@@ -30,6 +30,8 @@ pub struct MessengerConfig {
     pub recent_client_ids: usize,
     /// How long shutdown waits for each actor to finish.
     pub shutdown_timeout: Duration,
+    /// Most members a group may have.
+    pub max_group_members: usize,
 }
 
 impl Default for MessengerConfig {
@@ -47,6 +49,7 @@ impl Default for MessengerConfig {
             max_commit_batch: 4096,
             recent_client_ids: 4096,
             shutdown_timeout: Duration::from_secs(10),
+            max_group_members: 1000,
         }
     }
 }

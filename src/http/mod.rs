@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use client_addr::ClientAddr;
 pub(crate) use error::ErrorEnvelope;
@@ -31,7 +31,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
-    use routes::{admin, auth, calls, contacts, conversations, health, messages, web, ws};
+    use routes::{admin, auth, calls, contacts, conversations, groups, health, messages, web, ws};
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
     let mut router = Router::new()
@@ -51,7 +51,19 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .route("/api/call/start", post(calls::start))
         .route("/api/call/answer", post(calls::answer))
         .route("/api/call/end", post(calls::end))
-        .route("/api/conversations", get(conversations::list))
+        .route(
+            "/api/conversations",
+            get(conversations::list).post(groups::create),
+        )
+        .route(
+            "/api/conversations/{id}",
+            get(groups::get).patch(groups::rename),
+        )
+        .route("/api/conversations/{id}/members", post(groups::add_members))
+        .route(
+            "/api/conversations/{id}/members/{user_id}",
+            delete(groups::remove_member).patch(groups::set_role),
+        )
         .route(
             "/api/conversations/{id}/messages",
             get(conversations::messages),

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{admin, auth, contacts, conversations, health, messages, web, ws};
+use super::routes::{admin, auth, contacts, conversations, groups, health, messages, web, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +25,12 @@ use super::routes::{admin, auth, contacts, conversations, health, messages, web,
         messages::history,
         conversations::list,
         conversations::messages,
+        groups::create,
+        groups::get,
+        groups::rename,
+        groups::add_members,
+        groups::remove_member,
+        groups::set_role,
         ws::upgrade,
         health::health,
         admin::metrics,
@@ -38,7 +44,7 @@ use super::routes::{admin, auth, contacts, conversations, health, messages, web,
         (name = "auth", description = "Accounts and tokens"),
         (name = "contacts", description = "Contacts, added by email"),
         (name = "messages", description = "Sending, and the 1:1 history"),
-        (name = "conversations", description = "The caller's conversations and their history"),
+        (name = "conversations", description = "The caller's conversations, their history, and groups"),
         (name = "realtime", description = "The WebSocket upgrade"),
         (name = "operations", description = "Health, metrics, inspection"),
         (name = "web client", description = "The browser client served by the binary"),

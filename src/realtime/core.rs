@@ -506,7 +506,7 @@ impl<O: Outbound> Core<'_, O> {
             let page = match self
                 .state
                 .messaging()
-                .replay_page(conv, after, before, limit)
+                .replay_page(self.me.user.id, conv, after, before, limit)
                 .await
             {
                 Ok(p) => p,

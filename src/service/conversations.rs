@@ -84,7 +84,14 @@ impl Conversations {
         let mut out = Vec::with_capacity(summaries.len());
         for summary in summaries {
             let mut members = Vec::new();
-            for id in &summary.conversation.participants {
+            // A group's members are listed by `Groups::get`, not here: a list of many
+            // groups of many members would read every member of every one.
+            let direct = if summary.conversation.is_group() {
+                &[][..]
+            } else {
+                summary.conversation.participants.as_slice()
+            };
+            for id in direct {
                 if !users.contains_key(id) {
                     users.insert(*id, self.store.user(*id).await?.map(|r| r.user));
                 }
@@ -117,8 +124,17 @@ impl Conversations {
         id: ConversationId,
         paging: Paging,
     ) -> Result<Page, ServiceError> {
-        self.of_member(me, id).await?;
-        self.read(id, paging).await
+        let conversation = self.of_member(me, id).await?;
+        let mut page = self.read(id, paging).await?;
+        // A member added to a group later reads from the event that added them.
+        let from = conversation.visible_from(me);
+        if from > 1 {
+            page.events.retain(|e| e.seq >= from);
+            if page.next_before.is_some_and(|b| b <= from) {
+                page.next_before = None;
+            }
+        }
+        Ok(page)
     }
 
     /// A page of the direct conversation of `me` with `contact`. Its id is derived from

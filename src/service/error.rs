@@ -160,6 +160,8 @@ impl ServiceError {
                 SendError::RecipientNotFound | SendError::NotParticipant => ErrorKind::NotFound,
                 SendError::CannotMessageSelf => ErrorKind::Invalid,
                 SendError::NotAllowed => ErrorKind::Forbidden,
+                SendError::MemberNotFound => ErrorKind::NotFound,
+                SendError::AlreadyMember | SendError::GroupFull => ErrorKind::Conflict,
                 SendError::Failed
                 | SendError::Unavailable
                 | SendError::Timeout

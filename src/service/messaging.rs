@@ -108,16 +108,24 @@ impl Messaging {
     }
 
     /// Events of `conversation` with seq in (after, before), oldest first, at most
-    /// `limit`: a page of a replay. The caller has checked membership.
+    /// `limit`: a page of a replay for `me`. Nothing for a non-member (one removed
+    /// since the caller listed it), and nothing from before a member joined a group.
     pub async fn replay_page(
         &self,
+        me: UserId,
         conversation: ConversationId,
         after: Seq,
         before: Option<Seq>,
         limit: usize,
     ) -> Result<Vec<Event>, ServiceError> {
+        let Some(record) = self.store.conversation(conversation).await? else {
+            return Ok(Vec::new());
+        };
+        if !record.has(me) {
+            return Ok(Vec::new());
+        }
         let range = HistoryRange {
-            after: Some(after),
+            after: Some(after.max(record.visible_from(me) - 1)),
             before,
             limit,
             from_newest: false,

@@ -6,6 +6,7 @@
 //! - [`calls`]: ring, answer and end a call; its record in the conversation.
 //! - [`contacts`]: add by email, list.
 //! - [`conversations`]: a caller's list, pages of history for members.
+//! - [`groups`]: create a group, rename it, add and remove members, roles.
 //! - [`messaging`]: send (rate-limited), attach and detach sessions, replay reads.
 
 pub mod accounts;
@@ -13,6 +14,7 @@ pub mod calls;
 pub mod contacts;
 pub mod conversations;
 mod error;
+pub mod groups;
 pub mod messaging;
 
 pub use accounts::{Accounts, AuthUser, Issued};
@@ -20,4 +22,5 @@ pub use calls::Calls;
 pub use contacts::Contacts;
 pub use conversations::{ConversationView, Conversations, Page, Paging};
 pub use error::{ErrorKind, ServiceError, TokenProblem};
+pub use groups::{GroupView, Groups};
 pub use messaging::Messaging;

@@ -344,6 +344,54 @@ fn read_events(
         .collect()
 }
 
+/// Folds membership events into their conversations' records (with
+/// [`Conversation::apply`], as the conversation actor does) and the `user_conv` index:
+/// a member who joins gets an entry, one who leaves or is removed loses it. A
+/// conversation without a record is left alone.
+fn fold_memberships(
+    inner: &Inner,
+    batch: &mut OwnedWriteBatch,
+    events: &[Arc<Event>],
+) -> StoreResult<()> {
+    let mut ids: Vec<ConversationId> = events.iter().map(|e| e.conversation).collect();
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        let Some(mut conversation) = get_json::<Conversation>(&inner.conversations, id.as_bytes())?
+        else {
+            continue;
+        };
+        let before = conversation.participants.clone();
+        let mut changed = false;
+        for event in events.iter().filter(|e| e.conversation == id) {
+            changed |= conversation.apply(event);
+        }
+        if !changed {
+            continue;
+        }
+        let value = serde_json::to_vec(&conversation).map_err(StoreError::new)?;
+        batch.insert(&inner.conversations, *id.as_bytes(), value);
+        for user in &conversation.participants {
+            if !before.contains(user) {
+                batch.insert(
+                    &inner.user_conv,
+                    keys::id_pair(user.as_bytes(), id.as_bytes()),
+                    b"",
+                );
+            }
+        }
+        for user in &before {
+            if !conversation.has(*user) {
+                batch.remove(
+                    &inner.user_conv,
+                    keys::id_pair(user.as_bytes(), id.as_bytes()),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Commits a batch and fsyncs the journal before returning.
 fn commit(batch: OwnedWriteBatch) -> StoreResult<()> {
     batch
@@ -600,9 +648,18 @@ impl Store for FjallStore {
             })
             .map(|(_, conv, target, content)| (keys::message(*conv, *target), (*content).clone()))
             .collect();
+        // Membership changes, folded into their conversation's record below.
+        let memberships: Vec<Arc<Event>> = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Membership(_)))
+            .cloned()
+            .collect();
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             let mut batch = OwnedWriteBatch::with_capacity(inner.db.clone(), 2 * rows.len());
+            // In the same atomic batch as the events: the record and the `user_conv`
+            // index never disagree with the stream.
+            fold_memberships(&inner, &mut batch, &memberships)?;
             for (key, value, client_key, seq) in rows {
                 batch.insert(&inner.conv_msg, key, value);
                 if let Some(client_key) = client_key {

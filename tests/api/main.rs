@@ -31,6 +31,7 @@ mod tokens;
 
 mod dashboard;
 mod example_chat;
+mod groups;
 mod history;
 mod lanes;
 mod limits;

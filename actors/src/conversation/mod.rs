@@ -64,6 +64,10 @@ struct InFlight {
     first_seq: Seq,
     events: Vec<Arc<Event>>,
     routes: Vec<Route>,
+    /// Who receives each event: the members when it was sequenced (for a membership
+    /// change, those before it and after it, so the removed learn of their removal and
+    /// the added of their addition). Consecutive events share one list.
+    audiences: Vec<Arc<[UserId]>>,
 }
 
 /// Who waits for one event of a batch.
@@ -219,12 +223,15 @@ async fn drain(state: &mut ConversationState, mut flight: InFlight) {
 
 /// Checks a send and queues it, or answers it at once when it is a known retry.
 async fn accept(state: &mut ConversationState, send: PendingSend) {
-    if !state.conversation.has(send.from) {
-        return reply_all(send.replies, Err(SendError::NotParticipant));
+    // A first look, so most refusals need no queueing; `submit` decides for good,
+    // against the state every earlier event of the stream left.
+    let cap = state.shared.config.max_group_members;
+    if let Err(refusal) = state.conversation.check(send.from, &send.kind, cap) {
+        return reply_all(send.replies, Err(refusal.into()));
     }
-    // Edits, deletes and membership changes have no rules here yet: refused. Amendments
-    // come only from the services (a call's end), which check their target.
-    if !matches!(send.kind, EventKind::Message(_) | EventKind::Amend { .. }) {
+    // Edits and deletes have no rules here yet: refused. Amendments come only from the
+    // services (a call's end), which check their target.
+    if matches!(send.kind, EventKind::Edit { .. } | EventKind::Delete { .. }) {
         return reply_all(send.replies, Err(SendError::NotAllowed));
     }
     if let Some(cid) = &send.client_id {
@@ -282,14 +289,20 @@ async fn resync(state: &mut ConversationState) {
     let loaded = async {
         let last = store.last_event(id).await?.map_or(0, |e| e.seq);
         let recent = RecentIds::load(store.as_ref(), id, last, capacity).await?;
-        Ok::<_, crate::StoreError>((last, recent))
+        // Membership changes of the failed batch were folded into the state in memory;
+        // the store's record holds those that landed.
+        let conversation = store.conversation(id).await?;
+        Ok::<_, crate::StoreError>((last, recent, conversation))
     }
     .await;
     let queued = std::mem::take(&mut state.pending);
     match loaded {
-        Ok((last, recent)) => {
+        Ok((last, recent, conversation)) => {
             state.next_seq = last + 1;
             state.recent = recent;
+            if let Some(c) = conversation {
+                state.conversation = c;
+            }
             state.stale = false;
             for mut send in queued {
                 let retries = std::mem::take(&mut send.retries);
@@ -322,7 +335,17 @@ fn submit(state: &mut ConversationState, wake: Option<ActorRef<ConversationMsg>>
     let at = Timestamp::now();
     let mut events = Vec::with_capacity(sends.len());
     let mut routes = Vec::with_capacity(sends.len());
+    let mut audiences = Vec::with_capacity(sends.len());
+    let mut audience: Arc<[UserId]> = state.conversation.participants.as_slice().into();
+    let cap = state.shared.config.max_group_members;
     for send in sends {
+        // Decided here, in seq order: an earlier event of this batch may have removed
+        // the sender or filled the group.
+        if let Err(refusal) = state.conversation.check(send.from, &send.kind, cap) {
+            reply_all(send.replies, Err(refusal.into()));
+            reply_all(send.retries, Err(refusal.into()));
+            continue;
+        }
         let mut kind = send.kind;
         if let EventKind::Message(m) | EventKind::Amend { content: m, .. } = &mut kind {
             m.receiver = state.conversation.other_than(send.from);
@@ -342,6 +365,18 @@ fn submit(state: &mut ConversationState, wake: Option<ActorRef<ConversationMsg>>
                 .recent
                 .insert((event.sender, cid.clone()), Recent::InFlight);
         }
+        if matches!(event.kind, EventKind::Membership(_)) {
+            let before = audience.clone();
+            state.conversation.apply(&event);
+            let mut both: Vec<UserId> = before.iter().copied().collect();
+            both.extend(&state.conversation.participants);
+            both.sort();
+            both.dedup();
+            audiences.push(both.into());
+            audience = state.conversation.participants.as_slice().into();
+        } else {
+            audiences.push(audience.clone());
+        }
         events.push(Arc::new(event));
         routes.push(Route {
             origin: send.origin,
@@ -355,6 +390,7 @@ fn submit(state: &mut ConversationState, wake: Option<ActorRef<ConversationMsg>>
         first_seq,
         events,
         routes,
+        audiences,
     }
 }
 
@@ -365,6 +401,7 @@ async fn finish(state: &mut ConversationState, flight: InFlight, outcome: Option
         first_seq,
         events,
         routes,
+        audiences,
         ..
     } = flight;
     let committed = match outcome {
@@ -379,10 +416,19 @@ async fn finish(state: &mut ConversationState, flight: InFlight, outcome: Option
                 .zip(&routes)
                 .map(|(event, route)| (event, route.origin))
                 .collect();
-            state
-                .shared
-                .fanout
-                .events(&state.conversation.participants, &batch);
+            // One hand-over per run of events with the same audience (a batch without
+            // membership changes is one run).
+            let mut start = 0;
+            while start < batch.len() {
+                let end = (start + 1..batch.len())
+                    .find(|&i| !Arc::ptr_eq(&audiences[i], &audiences[start]))
+                    .unwrap_or(batch.len());
+                state
+                    .shared
+                    .fanout
+                    .events(&audiences[start], &batch[start..end]);
+                start = end;
+            }
             for ((event, _), route) in batch.into_iter().zip(routes) {
                 if let Some(cid) = &event.client_id {
                     state

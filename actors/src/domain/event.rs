@@ -168,6 +168,11 @@ impl CallInfo {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum MembershipChange {
+    /// The sender created the group with this name (its first event).
+    Created {
+        /// The group's name.
+        name: String,
+    },
     /// These users were added.
     Added {
         /// Who.

@@ -101,6 +101,13 @@ impl EventId {
     }
 }
 
+impl ConversationId {
+    /// A fresh, time-ordered id, for a group (a direct conversation's is derived).
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
 /// Namespace for direct-conversation ids (a fixed, random UUID).
 const DIRECT_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_4d2e_9a7b_4c1d_8e3f_2a5b_7c9d_0e1f);
 

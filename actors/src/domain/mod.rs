@@ -15,7 +15,7 @@ mod time;
 mod user;
 
 pub use call::{CallType, RoomId};
-pub use conversation::{Conversation, ConversationSummary};
+pub use conversation::{Conversation, ConversationSummary, Group, Member, Refusal};
 pub use email::Email;
 pub use event::{
     CallInfo, CallSignal, ContentType, Event, EventKind, MembershipChange, MessageContent, Role,

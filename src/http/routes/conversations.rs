@@ -24,6 +24,15 @@ pub(crate) struct ConversationsResponse<'a> {
 #[schema(as = Conversation)]
 pub(crate) struct ConversationJson<'a> {
     id: String,
+    /// `direct` or `group`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// A group's name; null for a direct conversation.
+    name: Option<&'a str>,
+    /// How many members it has.
+    member_count: usize,
+    /// A direct conversation's two participants; empty for a group, whose members
+    /// `GET /api/conversations/{id}` lists.
     participants: Vec<UserJson>,
     created_at: String,
     last_activity: String,
@@ -36,8 +45,8 @@ pub(crate) struct ConversationJson<'a> {
 
 #[utoipa::path(get, path = "/api/conversations", tag = "conversations", security(("bearer" = [])),
     responses((status = 200, description = "The caller's conversations", body = ConversationsResponse), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
-/// `GET /api/conversations`: the caller's conversations, most recent activity first,
-/// each with its participants, last message and last seq.
+/// `GET /api/conversations`: the caller's conversations (direct and groups), most
+/// recent activity first, each with its last event and last seq.
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -50,6 +59,13 @@ pub(crate) async fn list(
             let s = &v.summary;
             ConversationJson {
                 id: s.conversation.id.to_string(),
+                kind: if s.conversation.is_group() {
+                    "group"
+                } else {
+                    "direct"
+                },
+                name: s.conversation.group.as_ref().map(|g| g.name.as_str()),
+                member_count: s.conversation.participants.len(),
                 participants: v
                     .members
                     .iter()

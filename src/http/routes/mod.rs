@@ -5,6 +5,7 @@ pub(crate) mod auth;
 pub(crate) mod calls;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
+pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod messages;
 pub(crate) mod web;

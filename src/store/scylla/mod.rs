@@ -15,6 +15,7 @@
 //! | `contact_pairs`      | (low_id, high_id)                   |                | added_at (claimed by `IF NOT EXISTS`)               |
 //! | `revoked_tokens`     | jti                                 |                | expires_at; the row has a TTL to then               |
 //! | `conversations`      | conversation_id                     |                | participants (frozen list), created_at              |
+//! | `conversation_groups`| conversation_id                     |                | info (a group's name, members, roles as JSON)       |
 //! | `user_conversations` | user_id                             | conversation_id|                                                     |
 //! | `events`             | (conversation_id, bucket)           | seq DESC       | event_id, sender_id, client_id, at, kind, body, receiver_id, target, membership |
 //! | `event_buckets`      | conversation_id                     | bucket DESC    |                                                     |
@@ -58,8 +59,11 @@
 //! One account per email is a lightweight transaction on `email_user`, after the
 //! account's row is written (a loser deletes its row). Adding contacts writes both
 //! directions, then a lightweight transaction on the pair decides which of concurrent
-//! adds reports it made them contacts. A conversation and its `user_conversations`
-//! entries are one logged batch. Only `[applied]` is read from a conditional write's
+//! adds reports it made them contacts. A conversation, its group record and its
+//! `user_conversations` entries are one logged batch. Membership events are folded into
+//! the record after the events are written (as amendments are): a commit that fails
+//! between the two may leave the record behind the stream until the same commit is
+//! retried. Only `[applied]` is read from a conditional write's
 //! result (Cassandra and ScyllaDB return different columns beside it).
 //!
 //! # Threads
@@ -437,6 +441,83 @@ impl Inner {
             .await
     }
 
+    /// Writes a conversation (and a group's record) with an index entry per
+    /// participant, and removes the entries of `former` members, in one logged batch:
+    /// the cluster applies all of it or, after a failure, replays it until it has, so a
+    /// participant never lists a conversation that is not there.
+    async fn write_conversation(
+        &self,
+        conversation: &Conversation,
+        former: &[UserId],
+    ) -> StoreResult<()> {
+        let id = conversation.id.as_uuid();
+        let mut batch = Batch::new(BatchType::Logged);
+        batch.set_is_idempotent(true);
+        batch.append_statement(self.statements.insert_conversation.clone());
+        let mut values = vec![ConversationBatchRow::Conversation(
+            id,
+            conversation
+                .participants
+                .iter()
+                .map(UserId::as_uuid)
+                .collect(),
+            rows::timestamp(conversation.created_at),
+        )];
+        if let Some(group) = &conversation.group {
+            let info = serde_json::to_string(group)
+                .map_err(|e| StoreError::context("encoding a group", e))?;
+            batch.append_statement(self.statements.insert_group.clone());
+            values.push(ConversationBatchRow::Group(id, info));
+        }
+        for user in &conversation.participants {
+            batch.append_statement(self.statements.index_conversation.clone());
+            values.push(ConversationBatchRow::Index(user.as_uuid(), id));
+        }
+        for user in former {
+            batch.append_statement(self.statements.unindex_conversation.clone());
+            values.push(ConversationBatchRow::Index(user.as_uuid(), id));
+        }
+        self.session
+            .batch(&batch, &values)
+            .await
+            .map_err(failed("writing a conversation"))?;
+        Ok(())
+    }
+
+    /// Folds the membership events of `events` that belong to `id` into its record
+    /// (with [`Conversation::apply`], as the conversation actor does) and its index. A
+    /// conversation without a record is left alone.
+    async fn fold_memberships(&self, id: ConversationId, events: &[Arc<Event>]) -> StoreResult<()> {
+        let Some(row) = self
+            .one::<ConversationRow>(
+                "reading a conversation",
+                &self.statements.conversation,
+                (id.as_uuid(),),
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        let group = self
+            .one::<(Option<String>,)>("reading a group", &self.statements.group, (id.as_uuid(),))
+            .await?
+            .and_then(|(info,)| info);
+        let mut conversation = rows::conversation(id, row, group)?;
+        let before = conversation.participants.clone();
+        let mut changed = false;
+        for event in events.iter().filter(|e| e.conversation == id) {
+            changed |= conversation.apply(event);
+        }
+        if !changed {
+            return Ok(());
+        }
+        let former: Vec<UserId> = before
+            .into_iter()
+            .filter(|u| !conversation.has(*u))
+            .collect();
+        self.write_conversation(&conversation, &former).await
+    }
+
     async fn write_chunk(&self, chunk: Vec<rows::EventValues<'_>>) -> StoreResult<()> {
         let context = "writing events";
         if let [only] = chunk.as_slice() {
@@ -467,6 +548,7 @@ enum IndexEntry<'a> {
 /// per participant (the statements differ, so the values are one type of either).
 enum ConversationBatchRow {
     Conversation(Uuid, Vec<Uuid>, CqlTimestamp),
+    Group(Uuid, String),
     Index(Uuid, Uuid),
 }
 
@@ -480,6 +562,7 @@ impl SerializeRow for ConversationBatchRow {
             ConversationBatchRow::Conversation(id, participants, at) => {
                 (id, participants, at).serialize(ctx, writer)
             }
+            ConversationBatchRow::Group(id, info) => (id, info).serialize(ctx, writer),
             ConversationBatchRow::Index(user, id) => (user, id).serialize(ctx, writer),
         }
     }
@@ -674,46 +757,27 @@ impl Store for ScyllaStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation.id))]
     async fn insert_conversation(&self, conversation: &Conversation) -> StoreResult<()> {
-        let inner = &self.inner;
-        let id = conversation.id.as_uuid();
-        // Logged: the cluster applies all of it or, after a failure, replays it until it
-        // has, so a participant never lists a conversation that is not there.
-        let mut batch = Batch::new(BatchType::Logged);
-        batch.set_is_idempotent(true);
-        batch.append_statement(inner.statements.insert_conversation.clone());
-        let mut values = vec![ConversationBatchRow::Conversation(
-            id,
-            conversation
-                .participants
-                .iter()
-                .map(UserId::as_uuid)
-                .collect(),
-            rows::timestamp(conversation.created_at),
-        )];
-        for user in &conversation.participants {
-            batch.append_statement(inner.statements.index_conversation.clone());
-            values.push(ConversationBatchRow::Index(user.as_uuid(), id));
-        }
-        inner
-            .session
-            .batch(&batch, &values)
-            .await
-            .map_err(failed("writing a conversation"))?;
-        Ok(())
+        self.inner.write_conversation(conversation, &[]).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %id))]
     async fn conversation(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         let inner = &self.inner;
-        inner
+        let Some(row) = inner
             .one::<ConversationRow>(
                 "reading a conversation",
                 &inner.statements.conversation,
                 (id.as_uuid(),),
             )
             .await?
-            .map(|row| rows::conversation(id, row))
-            .transpose()
+        else {
+            return Ok(None);
+        };
+        let group = inner
+            .one::<(Option<String>,)>("reading a group", &inner.statements.group, (id.as_uuid(),))
+            .await?
+            .and_then(|(info,)| info);
+        rows::conversation(id, row, group).map(Some)
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
@@ -817,6 +881,17 @@ impl Store for ScyllaStore {
             if !in_batch {
                 inner.amend_earlier(conversation, target, content).await?;
             }
+        }
+        // After the events, like amendments: a retried commit folds them again, and
+        // folding is idempotent (`as_of`).
+        let mut groups: Vec<ConversationId> = events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Membership(_)))
+            .map(|e| e.conversation)
+            .collect();
+        groups.dedup();
+        for id in groups {
+            inner.fold_memberships(id, events).await?;
         }
         Ok(())
     }

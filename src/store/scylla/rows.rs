@@ -298,14 +298,21 @@ pub(super) fn user(
 pub(super) type ConversationRow = (Vec<Uuid>, CqlTimestamp);
 
 /// A conversation read back.
+/// A conversation read back, with its group record (JSON) when it is a group.
 pub(super) fn conversation(
     id: ConversationId,
     (participants, created_at): ConversationRow,
+    group: Option<String>,
 ) -> Result<Conversation, StoreError> {
+    let group = group
+        .map(|info| serde_json::from_str(&info))
+        .transpose()
+        .map_err(|e| StoreError::context(format!("decoding group {id}"), e))?;
     Ok(Conversation {
         id,
         participants: participants.into_iter().map(UserId::from).collect(),
         created_at: from_timestamp(created_at, "conversation")?,
+        group,
     })
 }
 

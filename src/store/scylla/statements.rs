@@ -29,7 +29,10 @@ pub(super) struct Statements {
     pub(super) revoked_token: PreparedStatement,
     pub(super) insert_conversation: PreparedStatement,
     pub(super) index_conversation: PreparedStatement,
+    pub(super) unindex_conversation: PreparedStatement,
     pub(super) conversation: PreparedStatement,
+    pub(super) insert_group: PreparedStatement,
+    pub(super) group: PreparedStatement,
     pub(super) user_conversations: PreparedStatement,
     pub(super) insert_event: PreparedStatement,
     pub(super) insert_client_id: PreparedStatement,
@@ -109,6 +112,18 @@ impl Statements {
             .await?,
             index_conversation: write(format!(
                 "INSERT INTO {ks}.user_conversations (user_id, conversation_id) VALUES (?, ?)"
+            ))
+            .await?,
+            unindex_conversation: write(format!(
+                "DELETE FROM {ks}.user_conversations WHERE user_id = ? AND conversation_id = ?"
+            ))
+            .await?,
+            insert_group: write(format!(
+                "INSERT INTO {ks}.conversation_groups (conversation_id, info) VALUES (?, ?)"
+            ))
+            .await?,
+            group: read(format!(
+                "SELECT info FROM {ks}.conversation_groups WHERE conversation_id = ?"
             ))
             .await?,
             conversation: read(format!(
