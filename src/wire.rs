@@ -141,6 +141,19 @@ pub struct MessageJson<'a> {
     /// that message's new content (under the amendment's own id and seq).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amends: Option<Seq>,
+    /// For an edit: the seq of the message it edits; `content` is the new text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edits: Option<Seq>,
+    /// For a delete: the seq of the message it deletes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletes: Option<Seq>,
+    /// When its sender last edited it (a message in history or sync that was edited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub edited_at: Option<Rfc3339>,
+    /// A deleted message: a tombstone whose `content` is erased (empty).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
     /// For a membership event: `{"action": "created", "name"}`, `{"action": "added",
     /// "users"}`, `{"action": "removed", "users"}`, `{"action": "left"}`, `{"action":
     /// "renamed", "name"}` or `{"action": "role_changed", "user", "role"}`.
@@ -169,6 +182,11 @@ impl<'a> From<&'a Event> for MessageJson<'a> {
             EventKind::Membership(change) => Some(change),
             _ => None,
         };
+        let (edits, deletes) = match &e.kind {
+            EventKind::Edit { target, .. } => (Some(*target), None),
+            EventKind::Delete { target } => (None, Some(*target)),
+            _ => (None, None),
+        };
         Self {
             id: e.id,
             underscore_id: None,
@@ -185,6 +203,10 @@ impl<'a> From<&'a Event> for MessageJson<'a> {
             call_info: content
                 .and_then(|m| m.call.as_ref().map(|c| CallInfoJson::new(m, c, e.sender))),
             amends,
+            edits,
+            deletes,
+            edited_at: content.and_then(|m| m.edited_at).map(Rfc3339),
+            deleted: content.is_some_and(|m| m.deleted),
             membership,
             client_id: e.client_id.as_ref().map(|c| c.as_str()),
             created_at: Rfc3339(e.at),
@@ -336,6 +358,8 @@ pub struct ClientFrame {
     pub client_id: Option<String>,
     /// `sync`: the last seq seen, by conversation.
     pub cursors: Option<HashMap<String, Seq>>,
+    /// `edit`, `delete`: the seq of the message to change.
+    pub seq: Option<Seq>,
     // v1 names of `send` fields, read only to refuse them (see `wire::V1_SEND_FIELDS`).
     /// Given under its v1 name `to`.
     #[serde(rename = "to", default, deserialize_with = "present")]

@@ -349,7 +349,7 @@ async fn check_membership_events_are_folded_into_the_group_and_its_index(store: 
     assert_eq!(store.user_conversations(bob).await.unwrap(), vec![id]);
 
     let change = |seq, sender, change| event(id, seq, sender, EventKind::Membership(change));
-    let events = vec![
+    let events = [
         change(1, ada, MembershipChange::Created { name: "Tea".into() }),
         message(id, 2, bob, "hello"),
         change(
@@ -968,10 +968,111 @@ async fn check_every_kind_of_event_round_trips(store: &dyn Store) {
         .events(conv, range(None, None, 100, false))
         .await
         .unwrap();
-    assert_eq!(back, events);
+    // Every event is stored as it was given, but the message, which its edit and
+    // delete (in the same batch) left a tombstone, and the edit, whose text the delete
+    // erased too.
+    let mut expected = events.clone();
+    expected[0] = expected[0].modified_by(&events[1]).modified_by(&events[2]);
+    expected[1] = events[1].erased_edit();
+    assert_eq!(back, expected);
     assert_eq!(
         store.last_event(conv).await.unwrap().as_ref(),
         events.last()
+    );
+}
+
+/// An edit rewrites its target's text and sets `edited_at`; a delete erases the text
+/// from the store (not hidden: the stored body is empty) and marks it deleted, and
+/// nothing after a delete brings the text back. Targets in the same batch and targets
+/// committed earlier end the same; the edits and deletes stay in the stream.
+async fn check_edits_and_deletes_rewrite_their_target_and_erase_deleted_text(store: &dyn Store) {
+    let (conv, _) = adjacent_conversations();
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    let text = |s: &str| MessageBody::parse(s, 100).expect("valid body");
+    let edit = |seq, target, body: &str| {
+        event(
+            conv,
+            seq,
+            ada,
+            EventKind::Edit {
+                target,
+                content: text(body),
+            },
+        )
+    };
+    let first = with_client_id(message(conv, 1, ada, "secret one"), "m1");
+    let second = message(conv, 2, bob, "secret two");
+    append(store, &[first.clone(), second.clone()])
+        .await
+        .unwrap();
+    // Earlier targets: edited, then deleted in a later commit.
+    append(store, &[edit(3, 1, "fixed one")]).await.unwrap();
+    let delete_second = event(conv, 4, ada, EventKind::Delete { target: 2 });
+    append(store, std::slice::from_ref(&delete_second))
+        .await
+        .unwrap();
+    // A target in the same batch as its edit and its delete, then an edit after the
+    // delete (which the actor refuses; the store must not resurrect the message anyway,
+    // though it keeps the stray edit as given).
+    let third = message(conv, 5, ada, "secret three");
+    let batch = [
+        third.clone(),
+        edit(6, 5, "three, edited"),
+        event(conv, 7, ada, EventKind::Delete { target: 5 }),
+        edit(8, 2, "back from the dead"),
+    ];
+    append(store, &batch).await.unwrap();
+
+    let back = store
+        .events(conv, range(None, None, 100, false))
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 8);
+    let message_of = |e: &Event| match &e.kind {
+        EventKind::Message(m) => m.clone(),
+        other => panic!("not a message: {other:?}"),
+    };
+    let one = message_of(&back[0]);
+    assert_eq!((one.body.as_str(), one.deleted), ("fixed one", false));
+    assert_eq!(one.edited_at, Some(back[2].at));
+    assert_eq!(back[0].id, first.id);
+    for erased in [&back[1], &back[4]] {
+        let m = message_of(erased);
+        assert_eq!((m.body.as_str(), m.deleted), ("", true), "{erased:?}");
+    }
+    assert!(matches!(back[6].kind, EventKind::Delete { target: 5 }));
+    assert_eq!(back[3], delete_second);
+    // The retry index still finds the (edited) message.
+    let found = store
+        .event_by_client_id(conv, ada, &ClientId::parse("m1").unwrap())
+        .await
+        .unwrap()
+        .expect("found by client id");
+    assert_eq!(message_of(&found).body.as_str(), "fixed one");
+    // No stored event anywhere holds the deleted texts.
+    for e in &back {
+        let t = text_of(e);
+        assert!(!t.contains("two") && !t.contains("three"), "{e:?}");
+    }
+    // An edited message deleted in a later commit: its edit's text goes too.
+    let fourth = message(conv, 9, ada, "secret four");
+    append(store, &[fourth, edit(10, 9, "four, edited")])
+        .await
+        .unwrap();
+    append(
+        store,
+        &[event(conv, 11, ada, EventKind::Delete { target: 9 })],
+    )
+    .await
+    .unwrap();
+    let back = store
+        .events(conv, range(Some(8), None, 100, false))
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 3);
+    assert!(
+        back.iter().all(|e| !text_of(e).contains("four")),
+        "{back:?}"
     );
 }
 
@@ -1064,8 +1165,11 @@ async fn check_amendments_rewrite_their_target_and_stay_in_the_stream(store: &dy
         .events(other_conv, range(None, None, 10, false))
         .await
         .unwrap();
+    // Amended, then deleted (a tombstone keeps its type and call, not its text); the
+    // amendment aimed at the delete, which is no message, left it alone.
     let mut ended2 = start2.clone();
     ended2.kind = EventKind::Message(ended_call(&audio, bob));
+    let ended2 = ended2.modified_by(&delete);
     assert_eq!(back, vec![ended2, end2, stray, delete, at_delete]);
     // Neither conversation's amendments touched the other.
     assert_eq!(
@@ -1156,6 +1260,7 @@ conformance! {
     every_kind_of_event_round_trips => check_every_kind_of_event_round_trips,
     amendments_rewrite_their_target_and_stay_in_the_stream => check_amendments_rewrite_their_target_and_stay_in_the_stream,
     membership_events_are_folded_into_the_group_and_its_index => check_membership_events_are_folded_into_the_group_and_its_index,
+    edits_and_deletes_rewrite_their_target_and_erase_deleted_text => check_edits_and_deletes_rewrite_their_target_and_erase_deleted_text,
 }
 
 // ---- Whole-suite and store-specific tests ---------------------------------------------

@@ -64,6 +64,12 @@ pub enum SendError {
     /// The group would exceed its member cap.
     #[error("the group is full")]
     GroupFull,
+    /// The message to edit or delete does not exist in this conversation.
+    #[error("no such message in this conversation")]
+    MessageNotFound,
+    /// The message to edit or delete is deleted already.
+    #[error("the message is deleted")]
+    MessageDeleted,
     /// The conversation's actor failed while handling this send: it may or may not be
     /// committed, so retry with the same client id.
     #[error("the conversation failed while handling this message; retry with the same clientId")]
@@ -93,6 +99,8 @@ impl SendError {
             SendError::AlreadyMember => "already_member",
             SendError::MemberNotFound => "member_not_found",
             SendError::GroupFull => "group_full",
+            SendError::MessageNotFound => "message_not_found",
+            SendError::MessageDeleted => "message_deleted",
             SendError::Failed => "conversation_failed",
             SendError::Unavailable => "conversation_unavailable",
             SendError::Timeout => "timeout",
@@ -110,6 +118,8 @@ impl From<Refusal> for SendError {
             Refusal::AlreadyMember => SendError::AlreadyMember,
             Refusal::UnknownMember => SendError::MemberNotFound,
             Refusal::Full => SendError::GroupFull,
+            Refusal::UnknownMessage => SendError::MessageNotFound,
+            Refusal::Deleted => SendError::MessageDeleted,
         }
     }
 }

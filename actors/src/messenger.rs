@@ -128,7 +128,7 @@ impl Messenger {
                     RegistryError::Store(e) => SendError::Store(e),
                     RegistryError::GivenUp | RegistryError::Spawn(_) => SendError::Unavailable,
                 })?;
-            let request = request.clone();
+            let request = Box::new(request.clone());
             let call = actor.call(
                 |reply| ConversationMsg::Send { request, reply },
                 Some(self.shared.config.call_timeout),

@@ -68,6 +68,10 @@ pub fn router(state: AppState) -> Result<Router, String> {
             "/api/conversations/{id}/messages",
             get(conversations::messages),
         )
+        .route(
+            "/api/conversations/{id}/messages/{seq}",
+            axum::routing::patch(conversations::edit).delete(conversations::delete),
+        )
         .route("/ws", get(ws::upgrade));
     // Without an admin token, the operator route does not exist at all (404).
     if state.config().admin_token.is_some() {

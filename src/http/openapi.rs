@@ -25,6 +25,8 @@ use super::routes::{admin, auth, contacts, conversations, groups, health, messag
         messages::history,
         conversations::list,
         conversations::messages,
+        conversations::edit,
+        conversations::delete,
         groups::create,
         groups::get,
         groups::rename,

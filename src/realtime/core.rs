@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actors::domain::{ConversationId, Event, EventKind, MessageContent, Seq, SessionId, Signal};
-use actors::{Kick, SendRequest, Sent, SessionLink};
+use actors::{Kick, SendRequest, Sent, SessionLink, Target};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::Value;
@@ -335,11 +335,37 @@ impl<O: Outbound> Core<'_, O> {
                 }
                 Box::pin(self.sync(cursors, reply)).await
             }
-            Ok(Command::Send {
-                target,
-                body,
-                client_id,
-            }) => {
+            Ok(cmd @ (Command::Send { .. } | Command::Change { .. })) => {
+                // An edit or a delete is an event of the stream like a message: it is
+                // sequenced, acked and delivered the same way.
+                let (target, kind, client_id) = match cmd {
+                    Command::Send {
+                        target,
+                        body,
+                        client_id,
+                    } => (
+                        target,
+                        EventKind::Message(MessageContent::text(body)),
+                        client_id,
+                    ),
+                    Command::Change {
+                        conversation,
+                        seq,
+                        body,
+                        client_id,
+                    } => (
+                        Target::Conversation(conversation),
+                        match body {
+                            Some(content) => EventKind::Edit {
+                                target: seq,
+                                content,
+                            },
+                            None => EventKind::Delete { target: seq },
+                        },
+                        client_id,
+                    ),
+                    _ => return Ok(()),
+                };
                 let echo = client_id
                     .as_ref()
                     .map(|c| Value::String(c.as_str().to_owned()));
@@ -350,7 +376,7 @@ impl<O: Outbound> Core<'_, O> {
                 let request = SendRequest {
                     from: self.me.user.id,
                     target,
-                    kind: EventKind::Message(MessageContent::text(body)),
+                    kind,
                     client_id,
                     origin: Some(self.id),
                 };

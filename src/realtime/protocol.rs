@@ -29,6 +29,17 @@ pub enum Command {
         /// Retry key.
         client_id: Option<ClientId>,
     },
+    /// Edit (`body: Some`) or delete (`body: None`) the message at `seq`.
+    Change {
+        /// Its conversation.
+        conversation: ConversationId,
+        /// Its seq.
+        seq: Seq,
+        /// The new text; `None` deletes it.
+        body: Option<MessageBody>,
+        /// Retry key.
+        client_id: Option<ClientId>,
+    },
     /// Replay what was missed after these cursors.
     Sync {
         /// Last seq seen, by conversation.
@@ -156,6 +167,43 @@ fn command(raw: ClientFrame, max_body_chars: usize) -> Result<Command, FrameErro
                 .map_err(|e| fail("validation_failed", &format!("content {e}")))?;
             Ok(Command::Send {
                 target,
+                body,
+                client_id,
+            })
+        }
+        Some(kind @ ("edit" | "delete")) => {
+            let client_id = match raw.client_id.as_deref() {
+                None => None,
+                Some(c) => Some(
+                    ClientId::parse(c)
+                        .map_err(|e| fail("validation_failed", &format!("clientId {e}")))?,
+                ),
+            };
+            let conversation = raw
+                .conversation_id
+                .as_deref()
+                .ok_or_else(|| fail("validation_failed", "conversationId is required"))?
+                .parse::<ConversationId>()
+                .map_err(|_| fail("validation_failed", "conversationId is not a valid id"))?;
+            let seq = raw
+                .seq
+                .filter(|&s| s > 0)
+                .ok_or_else(|| fail("validation_failed", "seq is required and at least 1"))?;
+            let body = if kind == "edit" {
+                let content = raw
+                    .content
+                    .as_deref()
+                    .ok_or_else(|| fail("validation_failed", "content is required"))?;
+                Some(
+                    MessageBody::parse(content, max_body_chars)
+                        .map_err(|e| fail("validation_failed", &format!("content {e}")))?,
+                )
+            } else {
+                None
+            };
+            Ok(Command::Change {
+                conversation,
+                seq,
                 body,
                 client_id,
             })

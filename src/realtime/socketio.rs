@@ -246,7 +246,7 @@ fn connect(shared: Shared, socket: SocketRef, auth: Option<Value>) {
                 "register" => {
                     tokio::spawn(register(l.clone(), socket, payload, callback));
                 }
-                "send" | "sync" | "ping" => {
+                "send" | "edit" | "delete" | "sync" | "ping" => {
                     command(&l, &socket, &event, Style::Native, payload, callback);
                 }
                 "sendMessage" => command(&l, &socket, "send", Style::Legacy, payload, callback),

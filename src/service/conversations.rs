@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actors::Store;
-use actors::domain::{
-    Conversation, ConversationId, ConversationSummary, Event, EventKind, Seq, User, UserId,
-};
+use actors::domain::{Conversation, ConversationId, ConversationSummary, Event, Seq, User, UserId};
 use actors::store::HistoryRange;
 
 use super::ServiceError;
@@ -42,8 +40,8 @@ pub enum Paging {
 pub struct Page {
     /// The conversation.
     pub conversation: ConversationId,
-    /// Its messages, each as amended so far (amendments themselves are folded in, not
-    /// listed: live sessions and `sync` get them, history shows their result).
+    /// Its messages, each as amended, edited or deleted so far (those events are folded
+    /// in, not listed: live sessions and `sync` get them, history shows their result).
     pub events: Vec<Event>,
     /// Pass as `before` for the previous (older) page, when there is one.
     pub next_before: Option<Seq>,
@@ -225,7 +223,8 @@ impl Conversations {
     }
 }
 
-/// Whether an event is listed in history (amendments are folded into their target).
+/// Whether an event is listed in history: amendments, edits and deletes are folded
+/// into their target (an edited message has `edited_at`, a deleted one is a tombstone).
 fn is_message(e: &Event) -> bool {
-    !matches!(e.kind, EventKind::Amend { .. })
+    e.kind.target().is_none()
 }

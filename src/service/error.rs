@@ -160,8 +160,10 @@ impl ServiceError {
                 SendError::RecipientNotFound | SendError::NotParticipant => ErrorKind::NotFound,
                 SendError::CannotMessageSelf => ErrorKind::Invalid,
                 SendError::NotAllowed => ErrorKind::Forbidden,
-                SendError::MemberNotFound => ErrorKind::NotFound,
-                SendError::AlreadyMember | SendError::GroupFull => ErrorKind::Conflict,
+                SendError::MemberNotFound | SendError::MessageNotFound => ErrorKind::NotFound,
+                SendError::AlreadyMember | SendError::GroupFull | SendError::MessageDeleted => {
+                    ErrorKind::Conflict
+                }
                 SendError::Failed
                 | SendError::Unavailable
                 | SendError::Timeout

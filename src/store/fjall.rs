@@ -23,12 +23,16 @@
 //! `receiver` (a direct message's), `type` (`video` or `audio`; absent for text), `call`
 //! (`{started_at, ended_at?}`), `edit_of`, `delete_of` or `amend_of` (the target seq) and
 //! `membership`; a record with none of the last four is a message, so histories written
-//! before events, and messages written before calls, read back unchanged.
+//! before events, and messages written before calls, read back unchanged. A message
+//! that was edited has `edited_at`; one that was deleted has `deleted: true` and an
+//! empty body (its text is gone from the store, not hidden).
 //!
-//! Appending an amendment (`amend_of`) also rewrites its target's record in the same
-//! batch: the target keeps its id, sender, client id, time and receiver and takes the
-//! amendment's body, type and call. A target in the same batch is amended before it is
-//! written; a target that is missing or not a message is left alone.
+//! Appending an amendment, an edit or a delete also rewrites its target's record in the
+//! same batch, with `Event::modified_by` (amended, edited, or erased), in seq order. A
+//! target in the same batch is modified before it is written; a target that is missing
+//! or not a message is left alone. Membership events are folded into their group's
+//! `conversations` record and `user_conv` entries in the same batch too
+//! (`Conversation::apply`).
 //!
 //! Both directions of a contact, a conversation with its `user_conv` entries, an account
 //! with its email entry, and events with their `conv_client_msg` entries are each
@@ -177,6 +181,15 @@ struct StoredEvent<'a> {
     amend_of: Option<Seq>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     membership: Option<MembershipChange>,
+    /// A message's last edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edited_at: Option<Timestamp>,
+    /// A message's edits, by seq (so a delete can erase them too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    edits: Vec<Seq>,
+    /// A deleted message (its body is erased: empty).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
 }
 
 /// A message's type as stored; text is the absence of one.
@@ -223,11 +236,17 @@ fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
         delete_of: None,
         amend_of: None,
         membership: None,
+        edited_at: None,
+        edits: Vec::new(),
+        deleted: false,
     };
     match &event.kind {
         EventKind::Message(m) => {
             set_content(&mut stored, m);
             stored.receiver = m.receiver;
+            stored.edited_at = m.edited_at;
+            stored.edits.clone_from(&m.edits);
+            stored.deleted = m.deleted;
         }
         EventKind::Amend { target, content } => {
             set_content(&mut stored, content);
@@ -267,11 +286,15 @@ fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
         ended_at: c.ended_at,
     });
     let has_content_fields = stored.content_type.is_some() || call.is_some();
+    let message_only = stored.edited_at.is_some() || stored.deleted || !stored.edits.is_empty();
     let content = |body| MessageContent {
         body,
         receiver: stored.receiver,
         content_type,
         call,
+        edited_at: stored.edited_at,
+        edits: stored.edits.clone(),
+        deleted: stored.deleted,
     };
     let targets = (stored.delete_of, stored.edit_of, stored.amend_of);
     let kind = match (stored.membership, targets, body) {
@@ -284,7 +307,7 @@ fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
         (None, (None, Some(target), None), Some(content)) if !has_content_fields => {
             EventKind::Edit { target, content }
         }
-        (None, (None, None, Some(target)), Some(body)) => EventKind::Amend {
+        (None, (None, None, Some(target)), Some(body)) if !message_only => EventKind::Amend {
             target,
             content: content(body),
         },
@@ -606,47 +629,56 @@ impl Store for FjallStore {
         if events.is_empty() {
             return Ok(());
         }
-        // Amendments in this batch, by target; almost every batch has none.
-        let amendments: Vec<(usize, ConversationId, Seq, &MessageContent)> = events
+        // Amendments, edits and deletes in this batch, by target; almost every batch
+        // has none.
+        let modifiers: Vec<(usize, ConversationId, Seq)> = events
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| match &e.kind {
-                EventKind::Amend { target, content } => Some((i, e.conversation, *target, content)),
-                _ => None,
-            })
+            .filter_map(|(i, e)| e.kind.target().map(|t| (i, e.conversation, t)))
             .collect();
         // Encode here, so the blocking task only writes (and reads the targets of
-        // amendments committed earlier).
+        // modifiers committed earlier).
         let mut rows = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
             let client_key = e
                 .client_id
                 .as_ref()
                 .map(|c| keys::client_message(e.conversation, e.sender, c));
-            // A message amended later in this same batch is written amended.
-            let amendment = amendments
+            // A message modified later in this same batch is written modified, by each
+            // of its modifiers in seq order.
+            let mut value = e.as_ref().clone();
+            // An edit whose message is deleted later in this batch is written erased.
+            if let EventKind::Edit { target, .. } = &e.kind
+                && events[i + 1..].iter().any(|d| {
+                    d.conversation == e.conversation
+                        && matches!(d.kind, EventKind::Delete { target: t } if t == *target)
+                })
+            {
+                value = value.erased_edit();
+            }
+            for (j, ..) in modifiers
                 .iter()
-                .rev()
-                .find(|(j, conv, target, _)| *j > i && *conv == e.conversation && *target == e.seq);
-            let value = match (amendment, &e.kind) {
-                (Some((.., content)), EventKind::Message(_)) => encode_event(&e.amended(content))?,
-                _ => encode_event(e)?,
-            };
+                .filter(|(j, conv, target)| *j > i && *conv == e.conversation && *target == e.seq)
+            {
+                value = value.modified_by(&events[*j]);
+            }
             rows.push((
                 keys::message(e.conversation, e.seq),
-                value,
+                encode_event(&value)?,
                 client_key,
                 e.seq,
             ));
         }
-        let earlier: Vec<(keys::MessageKey, MessageContent)> = amendments
+        // Targets committed earlier: read, modify and rewrite in the blocking task, in
+        // the same atomic batch as their modifiers.
+        let earlier: Vec<(keys::MessageKey, Arc<Event>)> = modifiers
             .iter()
-            .filter(|(j, conv, target, _)| {
+            .filter(|(j, conv, target)| {
                 !events[..*j]
                     .iter()
                     .any(|e| e.conversation == *conv && e.seq == *target)
             })
-            .map(|(_, conv, target, content)| (keys::message(*conv, *target), (*content).clone()))
+            .map(|(j, conv, target)| (keys::message(*conv, *target), events[*j].clone()))
             .collect();
         // Membership changes, folded into their conversation's record below.
         let memberships: Vec<Arc<Event>> = events
@@ -654,6 +686,8 @@ impl Store for FjallStore {
             .filter(|e| matches!(e.kind, EventKind::Membership(_)))
             .cloned()
             .collect();
+        let batch_seqs: std::collections::HashSet<(ConversationId, Seq)> =
+            events.iter().map(|e| (e.conversation, e.seq)).collect();
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             let mut batch = OwnedWriteBatch::with_capacity(inner.db.clone(), 2 * rows.len());
@@ -666,18 +700,44 @@ impl Store for FjallStore {
                     batch.insert(&inner.conv_client_msg, client_key, keys::u64_bytes(seq));
                 }
             }
-            // Amendments of messages committed earlier: read, amend, rewrite, in the
-            // same atomic batch as the amendment itself.
-            for (key, content) in earlier {
-                let Some(value) = inner.conv_msg.get(key).map_err(StoreError::new)? else {
+            // Modifiers of messages committed earlier, in seq order; a target modified
+            // twice here is read once and rewritten once.
+            let mut rewritten: Vec<(keys::MessageKey, Event)> = Vec::new();
+            for (key, modifier) in earlier {
+                let current = match rewritten.iter().position(|(k, _)| *k == key) {
+                    Some(at) => rewritten.remove(at).1,
+                    None => {
+                        let Some(value) = inner.conv_msg.get(key).map_err(StoreError::new)? else {
+                            continue;
+                        };
+                        decode_event(&key, &value)?
+                    }
+                };
+                rewritten.push((key, current.modified_by(&modifier)));
+            }
+            for (key, target) in rewritten {
+                let EventKind::Message(m) = &target.kind else {
                     continue;
                 };
-                let target = decode_event(&key, &value)?;
-                if matches!(target.kind, EventKind::Message(_)) {
+                batch.insert(&inner.conv_msg, key, encode_event(&target)?);
+                if !m.deleted {
+                    continue;
+                }
+                // Deleted: the text its edits carried goes too (edits in this batch
+                // were written erased above).
+                for &seq in &m.edits {
+                    if batch_seqs.contains(&(target.conversation, seq)) {
+                        continue;
+                    }
+                    let edit_key = keys::message(target.conversation, seq);
+                    let Some(value) = inner.conv_msg.get(edit_key).map_err(StoreError::new)? else {
+                        continue;
+                    };
+                    let edit = decode_event(&edit_key, &value)?;
                     batch.insert(
                         &inner.conv_msg,
-                        key,
-                        encode_event(&target.amended(&content))?,
+                        edit_key,
+                        encode_event(&edit.erased_edit())?,
                     );
                 }
             }

@@ -30,6 +30,7 @@ mod restart;
 mod tokens;
 
 mod dashboard;
+mod edits;
 mod example_chat;
 mod groups;
 mod history;

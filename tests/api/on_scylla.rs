@@ -7,6 +7,8 @@ use crate::helpers::TestStore;
 /// The store of the modules declared here.
 const STORE: TestStore = TestStore::Scylla;
 
+#[path = "edits.rs"]
+mod edits;
 #[path = "groups.rs"]
 mod groups;
 #[path = "history.rs"]
@@ -19,6 +21,6 @@ mod restart;
 #[tokio::test]
 async fn the_scylla_copies_say_when_they_are_skipped() {
     if crate::live_cql::uri().is_none() {
-        crate::live_cql::say_skipped("the groups, messaging, history and restart tests");
+        crate::live_cql::say_skipped("the edits, groups, messaging, history and restart tests");
     }
 }

@@ -24,7 +24,7 @@ use crate::api::{SendError, Sent};
 use crate::commit::Outcome;
 use crate::context::Shared;
 use crate::domain::{
-    ClientId, Conversation, Event, EventId, EventKind, Seq, SessionId, Timestamp, UserId,
+    ClientId, Conversation, Event, EventId, EventKind, Refusal, Seq, SessionId, Timestamp, UserId,
 };
 use crate::fanout::Delivery;
 use crate::inspect::ActorStats;
@@ -90,6 +90,9 @@ pub(crate) struct ConversationState {
     /// A commit failed: `next_seq` and `recent` must be read back from the store before
     /// the next batch is cut.
     stale: bool,
+    /// Messages this actor has sequenced a delete of: an edit or a second delete
+    /// accepted before that delete was sequenced is refused when its turn comes.
+    erased: std::collections::HashSet<Seq>,
     idle: Idle,
 }
 
@@ -128,6 +131,7 @@ impl Actor for ConversationActor {
             parked: Vec::new(),
             in_flight: None,
             stale: false,
+            erased: Default::default(),
             idle,
         })
     }
@@ -141,6 +145,7 @@ impl Actor for ConversationActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ConversationMsg::Send { request, reply } => {
+                let request = *request;
                 state.idle.touch();
                 state.idle.stats().handled();
                 crate::fault::check_conversation(&request.kind);
@@ -229,10 +234,31 @@ async fn accept(state: &mut ConversationState, send: PendingSend) {
     if let Err(refusal) = state.conversation.check(send.from, &send.kind, cap) {
         return reply_all(send.replies, Err(refusal.into()));
     }
-    // Edits and deletes have no rules here yet: refused. Amendments come only from the
-    // services (a call's end), which check their target.
-    if matches!(send.kind, EventKind::Edit { .. } | EventKind::Delete { .. }) {
-        return reply_all(send.replies, Err(SendError::NotAllowed));
+    // An edit or a delete is checked against its target as stored; one deleted since
+    // (by an event not yet committed) is caught in `submit`. Amendments come only from
+    // the services (a call's end), which check their target.
+    if let EventKind::Edit { target, .. } | EventKind::Delete { target } = &send.kind {
+        let range = crate::store::HistoryRange {
+            after: Some(target.saturating_sub(1)),
+            before: Some(target.saturating_add(1)),
+            limit: 1,
+            from_newest: false,
+        };
+        let found = match state
+            .shared
+            .store
+            .events(state.conversation.id, range)
+            .await
+        {
+            Ok(mut events) => events.pop(),
+            Err(e) => return reply_all(send.replies, Err(SendError::Store(e))),
+        };
+        if let Err(refusal) = state
+            .conversation
+            .check_target(send.from, &send.kind, found.as_ref())
+        {
+            return reply_all(send.replies, Err(refusal.into()));
+        }
     }
     if let Some(cid) = &send.client_id {
         let key = (send.from, cid.clone());
@@ -300,6 +326,9 @@ async fn resync(state: &mut ConversationState) {
         Ok((last, recent, conversation)) => {
             state.next_seq = last + 1;
             state.recent = recent;
+            // Deletes of the failed batch may not have landed; what did is in the store,
+            // which `accept` reads.
+            state.erased.clear();
             if let Some(c) = conversation {
                 state.conversation = c;
             }
@@ -341,10 +370,20 @@ fn submit(state: &mut ConversationState, wake: Option<ActorRef<ConversationMsg>>
     for send in sends {
         // Decided here, in seq order: an earlier event of this batch may have removed
         // the sender or filled the group.
-        if let Err(refusal) = state.conversation.check(send.from, &send.kind, cap) {
+        let mut verdict = state.conversation.check(send.from, &send.kind, cap);
+        if let (Ok(()), EventKind::Edit { target, .. } | EventKind::Delete { target }) =
+            (&verdict, &send.kind)
+            && state.erased.contains(target)
+        {
+            verdict = Err(Refusal::Deleted);
+        }
+        if let Err(refusal) = verdict {
             reply_all(send.replies, Err(refusal.into()));
             reply_all(send.retries, Err(refusal.into()));
             continue;
+        }
+        if let EventKind::Delete { target } = &send.kind {
+            state.erased.insert(*target);
         }
         let mut kind = send.kind;
         if let EventKind::Message(m) | EventKind::Amend { content: m, .. } = &mut kind {

@@ -11,7 +11,9 @@ pub(crate) type SendReply = RpcReplyPort<Result<Sent, SendError>>;
 pub(crate) enum ConversationMsg {
     /// A member sends an event (the request's target is this conversation).
     Send {
-        request: SendRequest,
+        // Boxed: a request is far larger than the other messages, and every mailbox
+        // slot would pay for it.
+        request: Box<SendRequest>,
         reply: SendReply,
     },
     /// Internal: the outcome of the batch in flight is ready.

@@ -60,6 +60,10 @@ pub enum Refusal {
     UnknownMember,
     /// It would take the group over its member cap.
     Full,
+    /// The message to edit or delete does not exist (or is no message).
+    UnknownMessage,
+    /// The message to edit or delete is deleted already.
+    Deleted,
 }
 
 impl Conversation {
@@ -210,6 +214,44 @@ impl Conversation {
                 }
                 Ok(())
             }
+            _ => Err(Refusal::NotAllowed),
+        }
+    }
+
+    /// Whether `from` may edit or delete `target` (the message an `Edit` or `Delete`
+    /// names, as stored; `None` when there is none). A sender edits their own text
+    /// messages; a sender deletes their own messages, and a group's owner and admins
+    /// anyone's. Any other kind is allowed here.
+    pub fn check_target(
+        &self,
+        from: UserId,
+        kind: &EventKind,
+        target: Option<&Event>,
+    ) -> Result<(), Refusal> {
+        let editing = match kind {
+            EventKind::Edit { .. } => true,
+            EventKind::Delete { .. } => false,
+            _ => return Ok(()),
+        };
+        let Some(target) = target else {
+            return Err(Refusal::UnknownMessage);
+        };
+        let EventKind::Message(m) = &target.kind else {
+            return Err(Refusal::UnknownMessage);
+        };
+        // Someone added later cannot reach what came before them.
+        if target.seq < self.visible_from(from) {
+            return Err(Refusal::UnknownMessage);
+        }
+        if m.deleted {
+            return Err(Refusal::Deleted);
+        }
+        let own = target.sender == from;
+        let moderates = matches!(self.role(from), Some(Role::Owner | Role::Admin));
+        match (editing, own) {
+            (true, true) if m.call.is_none() => Ok(()),
+            (false, true) => Ok(()),
+            (false, false) if moderates => Ok(()),
             _ => Err(Refusal::NotAllowed),
         }
     }

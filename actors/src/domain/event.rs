@@ -46,12 +46,70 @@ impl Event {
     /// applies amendments with this, so they agree on what an amended message is.
     pub fn amended(&self, content: &MessageContent) -> Self {
         let mut out = self.clone();
-        if let EventKind::Message(m) = &mut out.kind {
+        if let EventKind::Message(m) = &mut out.kind
+            && !m.deleted
+        {
             m.body = content.body.clone();
             m.content_type = content.content_type;
             m.call = content.call;
         }
         out
+    }
+
+    /// This message as `modifier` (an amendment, an edit or a delete of it) leaves it:
+    /// amended; edited (the new text, `edited_at` the edit's time); or deleted (its text
+    /// erased, marked deleted; a tombstone keeps its id, sender and time, so the stream
+    /// keeps its shape). A deleted message stays deleted whatever comes after. Every
+    /// store applies modifiers with this, in seq order, in the commit that stores them.
+    pub fn modified_by(&self, modifier: &Event) -> Self {
+        match &modifier.kind {
+            EventKind::Amend { content, .. } => self.amended(content),
+            EventKind::Edit { content, .. } => {
+                let mut out = self.clone();
+                if let EventKind::Message(m) = &mut out.kind
+                    && !m.deleted
+                {
+                    m.body = content.clone();
+                    m.edited_at = Some(modifier.at);
+                    if !m.edits.contains(&modifier.seq) {
+                        m.edits.push(modifier.seq);
+                    }
+                }
+                out
+            }
+            EventKind::Delete { .. } => {
+                let mut out = self.clone();
+                if let EventKind::Message(m) = &mut out.kind {
+                    m.erase();
+                }
+                out
+            }
+            EventKind::Message(_) | EventKind::Membership(_) => self.clone(),
+        }
+    }
+}
+
+impl Event {
+    /// An edit with its text erased, for when the message it edited is deleted; any
+    /// other event is returned as it is.
+    pub fn erased_edit(&self) -> Self {
+        let mut out = self.clone();
+        if let EventKind::Edit { content, .. } = &mut out.kind {
+            *content = MessageBody::from_stored(String::new());
+        }
+        out
+    }
+}
+
+impl EventKind {
+    /// The seq of the message an amendment, edit or delete changes.
+    pub fn target(&self) -> Option<Seq> {
+        match self {
+            EventKind::Amend { target, .. }
+            | EventKind::Edit { target, .. }
+            | EventKind::Delete { target } => Some(*target),
+            EventKind::Message(_) | EventKind::Membership(_) => None,
+        }
     }
 }
 
@@ -98,6 +156,14 @@ pub struct MessageContent {
     pub content_type: ContentType,
     /// For a call: when it started and ended.
     pub call: Option<CallInfo>,
+    /// When its sender last edited it.
+    pub edited_at: Option<Timestamp>,
+    /// The seqs of the edits that changed it: a delete erases their text too, so no
+    /// version of a deleted message is left in the store.
+    pub edits: Vec<Seq>,
+    /// Deleted: its text is erased (a tombstone). Deleting a user's account can leave
+    /// the same tombstone.
+    pub deleted: bool,
 }
 
 impl MessageContent {
@@ -108,6 +174,9 @@ impl MessageContent {
             receiver: None,
             content_type: ContentType::Text,
             call: None,
+            edited_at: None,
+            edits: Vec::new(),
+            deleted: false,
         }
     }
 
@@ -121,7 +190,17 @@ impl MessageContent {
                 started_at,
                 ended_at: None,
             }),
+            edited_at: None,
+            edits: Vec::new(),
+            deleted: false,
         }
+    }
+
+    /// Erases what it says and marks it deleted; what remains is who sent it, when and
+    /// of what type, so history keeps its shape.
+    pub fn erase(&mut self) {
+        self.body = MessageBody::from_stored(String::new());
+        self.deleted = true;
     }
 }
 

@@ -91,8 +91,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use actors::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, EventKind, MessageContent, Seq,
-    Timestamp, UserId, UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, EventKind, Seq, Timestamp, UserId,
+    UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -407,14 +407,15 @@ impl Inner {
         Ok(())
     }
 
-    /// Rewrites the message at `target`, committed before, with an amendment's content.
-    /// After the amendment itself is written, so that a retried commit does it again; a
-    /// missing target, or one that is not a message, is left alone.
-    async fn amend_earlier(
+    /// Rewrites the message at `target`, committed before, as `modifier` (an amendment,
+    /// an edit or a delete) leaves it. After the modifier itself is written, so that a
+    /// retried commit does it again; a missing target, or one that is not a message, is
+    /// left alone.
+    async fn modify_earlier(
         &self,
         conversation: ConversationId,
         target: Seq,
-        content: &MessageContent,
+        modifier: &Event,
     ) -> StoreResult<()> {
         let bucket = buckets::of(target, self.layout.bucket_size);
         let row = self
@@ -435,10 +436,39 @@ impl Inner {
         if !matches!(message.kind, EventKind::Message(_)) {
             return Ok(());
         }
-        let amended = message.amended(content);
-        let values = rows::event_values(&amended, self.layout.bucket_size)?;
-        self.write("amending a message", &self.statements.insert_event, &values)
-            .await
+        let modified = message.modified_by(modifier);
+        let values = rows::event_values(&modified, self.layout.bucket_size)?;
+        self.write(
+            "modifying a message",
+            &self.statements.insert_event,
+            &values,
+        )
+        .await?;
+        // Deleted: the text its edits carried goes too.
+        let EventKind::Message(m) = &modified.kind else {
+            return Ok(());
+        };
+        if !m.deleted {
+            return Ok(());
+        }
+        for &seq in &m.edits {
+            let bucket = buckets::of(seq, self.layout.bucket_size);
+            let row = self
+                .one::<EventRow>(
+                    "reading an edit of a deleted message",
+                    &self.statements.event_at,
+                    (conversation.as_uuid(), rows::seq(bucket)?, rows::seq(seq)?),
+                )
+                .await?;
+            let Some(row) = row else {
+                continue;
+            };
+            let edit = rows::event(conversation, row)?.erased_edit();
+            let values = rows::event_values(&edit, self.layout.bucket_size)?;
+            self.write("erasing an edit", &self.statements.insert_event, &values)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Writes a conversation (and a group's record) with an index entry per
@@ -806,30 +836,39 @@ impl Store for ScyllaStore {
         }
         let inner = &self.inner;
         let size = inner.layout.bucket_size;
-        // Amendments (a call's end): almost every batch has none. A target in this batch
-        // is written amended; one committed earlier is rewritten after the batch.
-        let amendments: Vec<(usize, ConversationId, Seq, &MessageContent)> = events
+        // Amendments (a call's end), edits and deletes: almost every batch has none. A
+        // target in this batch is written modified; one committed earlier is rewritten
+        // after the batch.
+        let modifiers: Vec<(usize, ConversationId, Seq)> = events
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| match &e.kind {
-                EventKind::Amend { target, content } => Some((i, e.conversation, *target, content)),
-                _ => None,
-            })
+            .filter_map(|(i, e)| e.kind.target().map(|t| (i, e.conversation, t)))
             .collect();
-        let amended: Vec<Option<Event>> = if amendments.is_empty() {
+        let amended: Vec<Option<Event>> = if modifiers.is_empty() {
             Vec::new()
         } else {
             events
                 .iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    amendments
-                        .iter()
-                        .rev()
-                        .find(|(j, conv, target, _)| {
-                            *j > i && *conv == e.conversation && *target == e.seq
+                    let mut out: Option<Event> = None;
+                    // An edit whose message is deleted later in this batch is written
+                    // erased.
+                    if let EventKind::Edit { target, .. } = &e.kind
+                        && events[i + 1..].iter().any(|d| {
+                            d.conversation == e.conversation
+                                && matches!(d.kind, EventKind::Delete { target: t } if t == *target)
                         })
-                        .map(|(.., content)| e.amended(content))
+                    {
+                        out = Some(e.erased_edit());
+                    }
+                    for (j, ..) in modifiers.iter().filter(|(j, conv, target)| {
+                        *j > i && *conv == e.conversation && *target == e.seq
+                    }) {
+                        let current = out.as_ref().unwrap_or(e.as_ref());
+                        out = Some(current.modified_by(&events[*j]));
+                    }
+                    out
                 })
                 .collect()
         };
@@ -874,12 +913,15 @@ impl Store for ScyllaStore {
             .buffer_unordered(WRITES_IN_FLIGHT)
             .try_collect::<()>()
             .await?;
-        for (j, conversation, target, content) in amendments {
+        // In seq order, one after another: each reads what the one before wrote.
+        for (j, conversation, target) in modifiers {
             let in_batch = events[..j]
                 .iter()
                 .any(|e| e.conversation == conversation && e.seq == target);
             if !in_batch {
-                inner.amend_earlier(conversation, target, content).await?;
+                inner
+                    .modify_earlier(conversation, target, &events[j])
+                    .await?;
             }
         }
         // After the events, like amendments: a retried commit folds them again, and

@@ -10,7 +10,8 @@
 //! The `membership` column holds an event's JSON detail: a membership change's, or a
 //! message's (or an amendment's) type and call, `{"type": "video", "call":
 //! {"started_at": ms, "ended_at": ms}}`; `''` for a text message, so rows written before
-//! calls existed read back unchanged. An amendment is kind `amend`, its target in
+//! calls existed read back unchanged. An edited message's detail has `edited_at`, a
+//! deleted one's `deleted: true` (its body is erased: `''`). An amendment is kind `amend`, its target in
 //! `target` and its whole new content in `body`, `receiver_id` and `membership`.
 
 use scylla::deserialize::row::ColumnIterator;
@@ -82,6 +83,12 @@ struct Detail {
     content_type: Option<StoredType>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     call: Option<StoredCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edited_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    edits: Vec<Seq>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
 }
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -110,8 +117,16 @@ fn content_detail(content: &MessageContent) -> Result<String, StoreError> {
             started_at: c.started_at,
             ended_at: c.ended_at,
         }),
+        edited_at: content.edited_at,
+        edits: content.edits.clone(),
+        deleted: content.deleted,
     };
-    if detail.content_type.is_none() && detail.call.is_none() {
+    if detail.content_type.is_none()
+        && detail.call.is_none()
+        && detail.edited_at.is_none()
+        && detail.edits.is_empty()
+        && !detail.deleted
+    {
         return Ok(String::new());
     }
     serde_json::to_string(&detail).map_err(|e| StoreError::context("encoding a message's type", e))
@@ -135,6 +150,9 @@ fn content(body: String, receiver: Uuid, detail: &str) -> Result<MessageContent,
             started_at: c.started_at,
             ended_at: c.ended_at,
         }),
+        edited_at: detail.edited_at,
+        edits: detail.edits,
+        deleted: detail.deleted,
     })
 }
 
