@@ -110,6 +110,11 @@ pub struct Config {
     #[arg(long, env = "PARLEY_RECENT_CLIENT_IDS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub recent_client_ids: u32,
 
+    /// Receipts (delivered, read) one user may send per second, all sessions together
+    /// (with a burst of as many again); beyond, `rate_limited`.
+    #[arg(long, env = "PARLEY_RECEIPTS_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub receipts_per_second: u32,
+
     /// Most members a group may have (its owner included).
     #[arg(long, env = "PARLEY_MAX_GROUP_MEMBERS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=100_000))]
     pub max_group_members: u32,

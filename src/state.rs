@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
-use crate::service::{Accounts, Calls, Contacts, Conversations, Groups, Messaging};
+use crate::service::{Accounts, Calls, Contacts, Conversations, Groups, Messaging, Receipts};
 
 struct Inner {
     config: Config,
@@ -17,6 +17,7 @@ struct Inner {
     contacts: Contacts,
     conversations: Conversations,
     groups: Groups,
+    receipts: Receipts,
     messaging: Arc<Messaging>,
     calls: Calls,
     shutdown: CancellationToken,
@@ -41,6 +42,7 @@ impl AppState {
             accounts: Accounts::new(store.clone(), messenger.clone(), tokens, hasher, &config),
             contacts: Contacts::new(store.clone()),
             conversations: Conversations::new(store.clone()),
+            receipts: Receipts::new(store.clone(), messenger.clone(), config.receipts_per_second),
             groups: Groups::new(
                 store.clone(),
                 messaging.clone(),
@@ -74,6 +76,10 @@ impl AppState {
     pub fn groups(&self) -> &Groups {
         &self.0.groups
     }
+    /// Delivered and read marks.
+    pub fn receipts(&self) -> &Receipts {
+        &self.0.receipts
+    }
     /// Sending, sessions, replay.
     pub fn messaging(&self) -> &Messaging {
         &self.0.messaging
@@ -98,5 +104,6 @@ impl AppState {
     pub fn sweep(&self) {
         self.0.accounts.sweep();
         self.0.messaging.sweep();
+        self.0.receipts.sweep();
     }
 }

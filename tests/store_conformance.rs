@@ -18,8 +18,8 @@ use std::sync::Arc;
 use actors::Store;
 use actors::domain::{
     CallType, ClientId, ContentType, Conversation, ConversationId, DisplayName, Email, Event,
-    EventId, EventKind, MembershipChange, MessageBody, MessageContent, Role, Seq, Timestamp, User,
-    UserId, UserRecord,
+    EventId, EventKind, MembershipChange, MessageBody, MessageContent, Receipt, Role, Seq,
+    Timestamp, User, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError};
 use parley::store::{FjallStore, ScyllaConfig, ScyllaStore};
@@ -407,6 +407,37 @@ async fn check_membership_events_are_folded_into_the_group_and_its_index(store: 
         .await
         .unwrap();
     assert_eq!(all.len(), 7);
+}
+
+/// Receipt marks only move forward, whatever order raises arrive in; reading implies
+/// receiving; a conversation lists exactly the members with marks.
+async fn check_receipts_are_monotonic_high_water_marks(store: &dyn Store) {
+    let (conv, other) = adjacent_conversations();
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    assert_eq!(store.receipt(conv, ada).await.unwrap(), Receipt::default());
+    assert!(store.receipts(conv).await.unwrap().is_empty());
+    let mark = |delivered, read| Receipt { delivered, read };
+    store.advance_receipt(conv, ada, mark(5, 0)).await.unwrap();
+    store.advance_receipt(conv, ada, mark(3, 2)).await.unwrap();
+    assert_eq!(store.receipt(conv, ada).await.unwrap(), mark(5, 2));
+    store.advance_receipt(conv, ada, mark(0, 9)).await.unwrap();
+    assert_eq!(store.receipt(conv, ada).await.unwrap(), mark(9, 9));
+    // Concurrent raises, landing in any order: the highest wins.
+    let raises: Vec<_> = (1..=20u64)
+        .rev()
+        .map(|seq| store.advance_receipt(conv, bob, mark(seq, seq / 2)))
+        .collect();
+    for r in futures_util::future::join_all(raises).await {
+        r.unwrap();
+    }
+    assert_eq!(store.receipt(conv, bob).await.unwrap(), mark(20, 10));
+    let mut all = store.receipts(conv).await.unwrap();
+    all.sort_by_key(|(u, _)| *u);
+    let mut expected = vec![(ada, mark(9, 9)), (bob, mark(20, 10))];
+    expected.sort_by_key(|(u, _)| *u);
+    assert_eq!(all, expected);
+    assert!(store.receipts(other).await.unwrap().is_empty());
+    assert_eq!(store.receipt(other, ada).await.unwrap(), Receipt::default());
 }
 
 /// A history range (after, before, limit, from_newest) and the seqs it must return.
@@ -1261,6 +1292,7 @@ conformance! {
     amendments_rewrite_their_target_and_stay_in_the_stream => check_amendments_rewrite_their_target_and_stay_in_the_stream,
     membership_events_are_folded_into_the_group_and_its_index => check_membership_events_are_folded_into_the_group_and_its_index,
     edits_and_deletes_rewrite_their_target_and_erase_deleted_text => check_edits_and_deletes_rewrite_their_target_and_erase_deleted_text,
+    receipts_are_monotonic_high_water_marks => check_receipts_are_monotonic_high_water_marks,
 }
 
 // ---- Whole-suite and store-specific tests ---------------------------------------------

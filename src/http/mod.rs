@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 
 pub use client_addr::ClientAddr;
 pub(crate) use error::ErrorEnvelope;
@@ -31,7 +31,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
-    use routes::{admin, auth, calls, contacts, conversations, groups, health, messages, web, ws};
+    use routes::{
+        admin, auth, calls, contacts, conversations, groups, health, messages, receipts, web, ws,
+    };
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
     let mut router = Router::new()
@@ -69,8 +71,12 @@ pub fn router(state: AppState) -> Result<Router, String> {
             get(conversations::messages),
         )
         .route(
+            "/api/conversations/{id}/receipts",
+            get(receipts::list).post(receipts::mark),
+        )
+        .route(
             "/api/conversations/{id}/messages/{seq}",
-            axum::routing::patch(conversations::edit).delete(conversations::delete),
+            patch(conversations::edit).delete(conversations::delete),
         )
         .route("/ws", get(ws::upgrade));
     // Without an admin token, the operator route does not exist at all (404).

@@ -6,7 +6,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{admin, auth, contacts, conversations, groups, health, messages, web, ws};
+use super::routes::{
+    admin, auth, contacts, conversations, groups, health, messages, receipts, web, ws,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +29,8 @@ use super::routes::{admin, auth, contacts, conversations, groups, health, messag
         conversations::messages,
         conversations::edit,
         conversations::delete,
+        receipts::mark,
+        receipts::list,
         groups::create,
         groups::get,
         groups::rename,

@@ -327,6 +327,28 @@ impl<O: Outbound> Core<'_, O> {
                     .await
             }
             Ok(Command::Ping) => self.out.answer(reply, &OutFrame::Pong).await,
+            Ok(Command::Receipt {
+                conversation,
+                mark,
+                seq,
+            }) => {
+                let marked = self
+                    .state
+                    .receipts()
+                    .mark(self.me.user.id, conversation, mark, seq, Some(self.id))
+                    .await;
+                match marked {
+                    Ok(receipt) => {
+                        let frame = OutFrame::Receipt {
+                            conversation_id: conversation.to_string(),
+                            delivered: receipt.delivered,
+                            read: receipt.read,
+                        };
+                        self.out.answer(reply, &frame).await
+                    }
+                    Err(e) => self.service_error(reply, &e, None).await,
+                }
+            }
             // Boxed, like the gap fill below: the session future is held by every idle
             // connection, and inlining these rarely taken paths made it ~3 KiB.
             Ok(Command::Sync { cursors }) => {

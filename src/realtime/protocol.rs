@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use actors::Target;
-use actors::domain::{ClientId, ConversationId, MessageBody, Seq, Signal, SignalKind, UserId};
+use actors::domain::{
+    ClientId, ConversationId, Mark, MessageBody, Seq, Signal, SignalKind, UserId,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -39,6 +41,15 @@ pub enum Command {
         body: Option<MessageBody>,
         /// Retry key.
         client_id: Option<ClientId>,
+    },
+    /// Raise a receipt mark (`read` or `delivered`) in a conversation.
+    Receipt {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Which mark.
+        mark: Mark,
+        /// Up to this seq.
+        seq: Seq,
     },
     /// Replay what was missed after these cursors.
     Sync {
@@ -208,6 +219,28 @@ fn command(raw: ClientFrame, max_body_chars: usize) -> Result<Command, FrameErro
                 client_id,
             })
         }
+        Some(kind @ ("read" | "delivered")) => {
+            let conversation = raw
+                .conversation_id
+                .as_deref()
+                .ok_or_else(|| fail("validation_failed", "conversationId is required"))?
+                .parse::<ConversationId>()
+                .map_err(|_| fail("validation_failed", "conversationId is not a valid id"))?;
+            let seq = raw
+                .seq
+                .filter(|&s| s > 0)
+                .ok_or_else(|| fail("validation_failed", "seq is required and at least 1"))?;
+            let mark = if kind == "read" {
+                Mark::Read
+            } else {
+                Mark::Delivered
+            };
+            Ok(Command::Receipt {
+                conversation,
+                mark,
+                seq,
+            })
+        }
         Some("sync") => {
             let mut cursors = HashMap::new();
             for (id, seq) in raw.cursors.unwrap_or_default() {
@@ -271,6 +304,15 @@ pub enum OutFrame<'a> {
     },
     /// A call rang, was answered or ended (`{"type": "call", "event": ...}`).
     Call(CallJson<'a>),
+    /// Answer to `read` and `delivered`: the caller's marks in that conversation now.
+    Receipt {
+        /// The conversation.
+        conversation_id: String,
+        /// Received up to this seq.
+        delivered: Seq,
+        /// Read up to this seq.
+        read: Seq,
+    },
     /// Answer to `ping`.
     Pong,
     /// Something went wrong with one frame; the connection stays open.

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actors::Store;
-use actors::domain::{Conversation, ConversationId, ConversationSummary, Event, Seq, User, UserId};
+use actors::domain::{
+    Conversation, ConversationId, ConversationSummary, Event, EventKind, Seq, User, UserId,
+};
 use actors::store::HistoryRange;
 
 use super::ServiceError;
@@ -15,9 +17,18 @@ use super::ServiceError;
 pub struct ConversationView {
     /// The conversation and its newest event.
     pub summary: ConversationSummary,
-    /// Its members' accounts (those that still exist).
+    /// Its members' accounts (those that still exist); empty for a group.
     pub members: Vec<User>,
+    /// Messages from others after the caller's read mark, counted up to
+    /// [`UNREAD_CAP`].
+    pub unread: usize,
+    /// The caller's read mark.
+    pub read: Seq,
 }
+
+/// The most unread messages counted per conversation: a list shows "99+", not a
+/// number that costs a read of the whole backlog.
+pub const UNREAD_CAP: usize = 100;
 
 /// Which page of history to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,9 +108,47 @@ impl Conversations {
                     members.push(u.clone());
                 }
             }
-            out.push(ConversationView { summary, members });
+            let (unread, read) = self.unread(me, &summary).await?;
+            out.push(ConversationView {
+                summary,
+                members,
+                unread,
+                read,
+            });
         }
         Ok(out)
+    }
+
+    /// The messages of others after `me`'s read mark (and after they joined), up to
+    /// [`UNREAD_CAP`], and the mark. No read beyond the mark's own when there is
+    /// nothing new, one bounded read when there is.
+    async fn unread(
+        &self,
+        me: UserId,
+        summary: &ConversationSummary,
+    ) -> Result<(usize, Seq), ServiceError> {
+        let id = summary.conversation.id;
+        let read = self.store.receipt(id, me).await?.read;
+        let after = read.max(summary.conversation.visible_from(me) - 1);
+        let last = summary.last_event.as_ref().map_or(0, |e| e.seq);
+        if last <= after {
+            return Ok((0, read));
+        }
+        let range = HistoryRange {
+            after: Some(after),
+            before: None,
+            limit: UNREAD_CAP * 2,
+            from_newest: false,
+        };
+        let unread = self
+            .store
+            .events(id, range)
+            .await?
+            .iter()
+            .filter(|e| e.sender != me && matches!(&e.kind, EventKind::Message(m) if !m.deleted))
+            .take(UNREAD_CAP)
+            .count();
+        Ok((unread, read))
     }
 
     /// The conversation `id`, if `me` is a member.

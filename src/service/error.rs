@@ -82,6 +82,9 @@ pub enum ServiceError {
     /// No such conversation, or the caller is not in it.
     #[error("No such conversation.")]
     ConversationNotFound,
+    /// A receipt names a seq past the conversation's last event.
+    #[error("seq is beyond the conversation's last event.")]
+    SeqBeyondEnd,
     /// The callee has no live session.
     #[error("Receiver offline")]
     ReceiverOffline,
@@ -131,6 +134,7 @@ impl ServiceError {
             ServiceError::CannotAddSelf => "cannot_add_self",
             ServiceError::AlreadyContact => "already_contact",
             ServiceError::ConversationNotFound => "conversation_not_found",
+            ServiceError::SeqBeyondEnd => "seq_out_of_range",
             ServiceError::ReceiverOffline => "receiver_offline",
             ServiceError::CallerOffline => "caller_offline",
             ServiceError::NotInRoom => "not_in_room",
@@ -154,7 +158,7 @@ impl ServiceError {
             | ServiceError::ReceiverOffline
             | ServiceError::CallerOffline => ErrorKind::NotFound,
             ServiceError::NotInRoom => ErrorKind::Forbidden,
-            ServiceError::CannotAddSelf => ErrorKind::Invalid,
+            ServiceError::CannotAddSelf | ServiceError::SeqBeyondEnd => ErrorKind::Invalid,
             ServiceError::RateLimited(_) => ErrorKind::RateLimited,
             ServiceError::Send(e) => match e {
                 SendError::RecipientNotFound | SendError::NotParticipant => ErrorKind::NotFound,

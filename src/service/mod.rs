@@ -8,6 +8,7 @@
 //! - [`conversations`]: a caller's list, pages of history for members.
 //! - [`groups`]: create a group, rename it, add and remove members, roles.
 //! - [`messaging`]: send (rate-limited), attach and detach sessions, replay reads.
+//! - [`receipts`]: delivered and read marks, told to the other members as signals.
 
 pub mod accounts;
 pub mod calls;
@@ -16,6 +17,7 @@ pub mod conversations;
 mod error;
 pub mod groups;
 pub mod messaging;
+pub mod receipts;
 
 pub use accounts::{Accounts, AuthUser, Issued};
 pub use calls::Calls;
@@ -24,3 +26,4 @@ pub use conversations::{ConversationView, Conversations, Page, Paging};
 pub use error::{ErrorKind, ServiceError, TokenProblem};
 pub use groups::{GroupView, Groups};
 pub use messaging::Messaging;
+pub use receipts::Receipts;

@@ -18,6 +18,7 @@
 //! | `user_conv`       | user_id ++ conv_id                            | empty                                                     |
 //! | `conv_msg`        | conv_id ++ seq (u64 BE)                       | event as JSON (below)                                     |
 //! | `conv_client_msg` | conv_id ++ sender_id ++ client_id (UTF-8)     | seq (u64 BE)                                              |
+//! | `conv_receipt`    | conv_id ++ user_id                            | delivered ++ read (u64 BE each)                           |
 //!
 //! An event is `{id, from, body, client_id, sent_at}` plus, only where they apply,
 //! `receiver` (a direct message's), `type` (`video` or `audio`; absent for text), `call`
@@ -50,6 +51,10 @@
 //! cache in microseconds. The scans whose length depends on the data (`contacts`,
 //! `user_conversations`) run on the blocking pool too.
 //!
+//! Receipts are written without an fsync (`advance_receipt`'s contract): one lost in a
+//! crash is a mark the client raises again, and a read receipt per message must not
+//! cost a disk flush.
+//!
 //! If a blocking write's caller is dropped mid-await, the write still completes: it may
 //! be durable without having been acknowledged, which retries with a client id cover.
 //!
@@ -73,7 +78,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actors::domain::{
     CallInfo, ClientId, ContentType, Conversation, ConversationId, Email, Event, EventId,
-    EventKind, MembershipChange, MessageBody, MessageContent, Seq, Timestamp, UserId, UserRecord,
+    EventKind, MembershipChange, MessageBody, MessageContent, Receipt, Seq, Timestamp, UserId,
+    UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -99,10 +105,14 @@ struct Inner {
     user_conv: Keyspace,
     conv_msg: Keyspace,
     conv_client_msg: Keyspace,
+    conv_receipt: Keyspace,
     /// Held from checking `email_user` until the account is written.
     email_lock: Mutex<()>,
     /// Held from checking `user_contact` until both directions are written.
     contact_lock: Mutex<()>,
+    /// Held from reading a receipt until its raised marks are written, so marks only
+    /// move forward.
+    receipt_lock: Mutex<()>,
 }
 
 impl FjallStore {
@@ -131,9 +141,11 @@ impl FjallStore {
             user_conv: keyspace("user_conv")?,
             conv_msg: keyspace("conv_msg")?,
             conv_client_msg: keyspace("conv_client_msg")?,
+            conv_receipt: keyspace("conv_receipt")?,
             db,
             email_lock: Mutex::new(()),
             contact_lock: Mutex::new(()),
+            receipt_lock: Mutex::new(()),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -322,6 +334,19 @@ fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
         client_id,
         at: stored.sent_at,
         kind,
+    })
+}
+
+fn decode_receipt(value: &[u8]) -> StoreResult<Receipt> {
+    if value.len() != 16 {
+        return Err(StoreError::msg(format!(
+            "corrupt receipt of {} bytes",
+            value.len()
+        )));
+    }
+    Ok(Receipt {
+        delivered: keys::u64_value(&value[..8])?,
+        read: keys::u64_value(&value[8..])?,
     })
 }
 
@@ -799,6 +824,56 @@ impl Store for FjallStore {
             )));
         };
         decode_event(&key, &value).map(Some)
+    }
+
+    async fn receipt(&self, conversation: ConversationId, user: UserId) -> StoreResult<Receipt> {
+        let key = keys::id_pair(conversation.as_bytes(), user.as_bytes());
+        match self.inner.conv_receipt.get(key).map_err(StoreError::new)? {
+            None => Ok(Receipt::default()),
+            Some(value) => decode_receipt(&value),
+        }
+    }
+
+    async fn receipts(&self, conversation: ConversationId) -> StoreResult<Vec<(UserId, Receipt)>> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            inner
+                .conv_receipt
+                .prefix(conversation.as_bytes())
+                .map(|guard| {
+                    let (key, value) = guard.into_inner().map_err(StoreError::new)?;
+                    let user = UserId::from_bytes(keys::second_id(&key)?);
+                    Ok((user, decode_receipt(&value)?))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn advance_receipt(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        receipt: Receipt,
+    ) -> StoreResult<()> {
+        let key = keys::id_pair(conversation.as_bytes(), user.as_bytes());
+        let _guard = lock(&self.inner.receipt_lock);
+        let stored = match self.inner.conv_receipt.get(key).map_err(StoreError::new)? {
+            None => Receipt::default(),
+            Some(value) => decode_receipt(&value)?,
+        };
+        let merged = stored.merged(receipt);
+        if merged == stored {
+            return Ok(());
+        }
+        let mut value = [0u8; 16];
+        value[..8].copy_from_slice(&keys::u64_bytes(merged.delivered));
+        value[8..].copy_from_slice(&keys::u64_bytes(merged.read));
+        // No fsync (see the module docs): a memtable insert, fast enough under the lock.
+        self.inner
+            .conv_receipt
+            .insert(key, value)
+            .map_err(StoreError::new)
     }
 
     async fn flush(&self) -> StoreResult<()> {

@@ -41,6 +41,7 @@ mod openapi;
 mod operations;
 mod process;
 mod protocol_errors;
+mod receipts;
 mod session_end;
 mod supervision;
 mod web;

@@ -15,12 +15,16 @@ mod groups;
 mod history;
 #[path = "messaging.rs"]
 mod messaging;
+#[path = "receipts.rs"]
+mod receipts;
 #[path = "restart.rs"]
 mod restart;
 
 #[tokio::test]
 async fn the_scylla_copies_say_when_they_are_skipped() {
     if crate::live_cql::uri().is_none() {
-        crate::live_cql::say_skipped("the edits, groups, messaging, history and restart tests");
+        crate::live_cql::say_skipped(
+            "the edits, groups, messaging, history, receipts and restart tests",
+        );
     }
 }

@@ -24,6 +24,12 @@ fn routes() -> BTreeSet<(String, String)> {
             .unwrap()
             .trim()
             .to_owned();
+        // Further methods of the same path are chained: `get(a).post(b)`.
+        for chained in ["get", "post", "patch", "put", "delete"] {
+            if rest.contains(&format!(").{chained}(")) {
+                out.insert((chained.to_owned(), path.clone()));
+            }
+        }
         out.insert((method, path));
     }
     out

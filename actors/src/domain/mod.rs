@@ -10,6 +10,7 @@ mod ids;
 mod message;
 mod name;
 mod password;
+mod receipt;
 mod text;
 mod time;
 mod user;
@@ -25,6 +26,7 @@ pub use ids::{ConversationId, EventId, IdError, SessionId, UserId};
 pub use message::{ClientId, MessageBody};
 pub use name::DisplayName;
 pub use password::Password;
+pub use receipt::{Mark, Receipt};
 pub use time::Timestamp;
 pub use user::{User, UserRecord};
 

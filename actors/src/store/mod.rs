@@ -16,7 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, Seq, Timestamp, UserId, UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, Receipt, Seq, Timestamp, UserId,
+    UserRecord,
 };
 
 mod error;
@@ -126,6 +127,23 @@ pub trait Store: Send + Sync + 'static {
         sender: UserId,
         client_id: &ClientId,
     ) -> StoreResult<Option<Event>>;
+
+    /// `user`'s receipt marks in `conversation` (zeros when none).
+    async fn receipt(&self, conversation: ConversationId, user: UserId) -> StoreResult<Receipt>;
+
+    /// Every member's marks in `conversation` that has any, in no particular order.
+    async fn receipts(&self, conversation: ConversationId) -> StoreResult<Vec<(UserId, Receipt)>>;
+
+    /// Raises `user`'s marks in `conversation` to `receipt` where it is higher; never
+    /// lowers one, even when concurrent calls land out of order. A receipt need not be
+    /// durable when this returns (losing the last one in a crash only lowers a mark the
+    /// client raises again).
+    async fn advance_receipt(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        receipt: Receipt,
+    ) -> StoreResult<()>;
 
     /// Makes everything written so far durable; called last at shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -40,6 +40,12 @@ pub(crate) struct ConversationJson<'a> {
     /// The seq of its last message; 0 when it has none.
     #[schema(value_type = u64)]
     last_seq: Seq,
+    /// Messages from others after the caller's read mark, counted up to 100 (100 means
+    /// 100 or more).
+    unread_count: usize,
+    /// The caller's read mark (0: none).
+    #[schema(value_type = u64)]
+    read_seq: Seq,
     /// Null when it has no message.
     last_message: Option<MessageJson<'a>>,
 }
@@ -75,6 +81,8 @@ pub(crate) async fn list(
                 created_at: rfc3339(s.conversation.created_at),
                 last_activity: rfc3339(s.last_activity()),
                 last_seq: s.last_event.as_ref().map_or(0, |e| e.seq),
+                unread_count: v.unread,
+                read_seq: v.read,
                 last_message: s
                     .last_event
                     .as_ref()

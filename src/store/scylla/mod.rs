@@ -20,6 +20,7 @@
 //! | `events`             | (conversation_id, bucket)           | seq DESC       | event_id, sender_id, client_id, at, kind, body, receiver_id, target, membership |
 //! | `event_buckets`      | conversation_id                     | bucket DESC    |                                                     |
 //! | `client_ids`         | (conversation_id, sender_id, client_id) |            | seq                                                 |
+//! | `receipts`           | conversation_id                     | user_id        | delivered, read_seq (each written `USING TIMESTAMP` its own value) |
 //! | `schema_version`     | component                           | version DESC   | description, applied_at                             |
 //! | `store_settings`     | name                                |                | value (`bucket_size`)                               |
 //!
@@ -91,8 +92,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use actors::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, EventKind, Seq, Timestamp, UserId,
-    UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, EventKind, Receipt, Seq, Timestamp,
+    UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -568,6 +569,15 @@ impl Inner {
     }
 }
 
+/// Marks read back; a column never written is 0.
+fn receipt_of(delivered: Option<i64>, read: Option<i64>) -> Receipt {
+    let mark = |m: Option<i64>| m.and_then(|m| u64::try_from(m).ok()).unwrap_or(0);
+    Receipt {
+        delivered: mark(delivered),
+        read: mark(read),
+    }
+}
+
 /// A write of step 1 of the group commit.
 enum IndexEntry<'a> {
     ClientId(&'a Event, &'a ClientId),
@@ -1034,6 +1044,69 @@ impl Store for ScyllaStore {
         // stale, and the event it named was never stored.
         let same = event.sender == sender && event.client_id.as_ref() == Some(client_id);
         Ok(same.then_some(event))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]
+    async fn receipt(&self, conversation: ConversationId, user: UserId) -> StoreResult<Receipt> {
+        let inner = &self.inner;
+        let row = inner
+            .one::<(Option<i64>, Option<i64>)>(
+                "reading a receipt",
+                &inner.statements.receipt,
+                (conversation.as_uuid(), user.as_uuid()),
+            )
+            .await?;
+        Ok(row.map_or_else(Receipt::default, |(d, r)| receipt_of(d, r)))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]
+    async fn receipts(&self, conversation: ConversationId) -> StoreResult<Vec<(UserId, Receipt)>> {
+        let inner = &self.inner;
+        let mut rows: Vec<(Uuid, Option<i64>, Option<i64>)> = Vec::new();
+        inner
+            .paged(
+                "reading a conversation's receipts",
+                &inner.statements.receipts,
+                (conversation.as_uuid(),),
+                usize::MAX,
+                &mut rows,
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(user, d, r)| (UserId::from(user), receipt_of(d, r)))
+            .collect())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]
+    async fn advance_receipt(
+        &self,
+        conversation: ConversationId,
+        user: UserId,
+        receipt: Receipt,
+    ) -> StoreResult<()> {
+        let inner = &self.inner;
+        let receipt = Receipt::default().merged(receipt);
+        // The mark is its own write timestamp: of two writes, the higher mark wins
+        // whichever lands last, so marks never move back and no read or lightweight
+        // transaction is needed.
+        for (statement, mark) in [
+            (&inner.statements.set_delivered, receipt.delivered),
+            (&inner.statements.set_read, receipt.read),
+        ] {
+            if mark == 0 {
+                continue;
+            }
+            let mark = rows::seq(mark)?;
+            inner
+                .write(
+                    "raising a receipt",
+                    statement,
+                    (mark, mark, conversation.as_uuid(), user.as_uuid()),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     async fn flush(&self) -> StoreResult<()> {

@@ -120,6 +120,20 @@ const MIGRATIONS: &[Migration] = &[
             info text)",
         ],
     },
+    Migration {
+        version: 3,
+        description: "receipts: each member's delivered and read marks per conversation",
+        statements: &[
+            // Each mark is written with its seq as the write timestamp, so the highest
+            // mark wins whatever order writes land in (see `advance_receipt`).
+            "CREATE TABLE IF NOT EXISTS {ks}.receipts (
+            conversation_id uuid,
+            user_id uuid,
+            delivered bigint,
+            read_seq bigint,
+            PRIMARY KEY (conversation_id, user_id))",
+        ],
+    },
 ];
 
 /// What the keyspace was created with.

@@ -42,6 +42,10 @@ pub(super) struct Statements {
     pub(super) events_descending: PreparedStatement,
     pub(super) event_at: PreparedStatement,
     pub(super) client_id_seq: PreparedStatement,
+    pub(super) receipt: PreparedStatement,
+    pub(super) receipts: PreparedStatement,
+    pub(super) set_delivered: PreparedStatement,
+    pub(super) set_read: PreparedStatement,
 }
 
 impl Statements {
@@ -116,6 +120,25 @@ impl Statements {
             .await?,
             unindex_conversation: write(format!(
                 "DELETE FROM {ks}.user_conversations WHERE user_id = ? AND conversation_id = ?"
+            ))
+            .await?,
+            receipt: read(format!(
+                "SELECT delivered, read_seq FROM {ks}.receipts \
+                 WHERE conversation_id = ? AND user_id = ?"
+            ))
+            .await?,
+            receipts: read(format!(
+                "SELECT user_id, delivered, read_seq FROM {ks}.receipts WHERE conversation_id = ?"
+            ))
+            .await?,
+            set_delivered: write(format!(
+                "UPDATE {ks}.receipts USING TIMESTAMP ? SET delivered = ? \
+                 WHERE conversation_id = ? AND user_id = ?"
+            ))
+            .await?,
+            set_read: write(format!(
+                "UPDATE {ks}.receipts USING TIMESTAMP ? SET read_seq = ? \
+                 WHERE conversation_id = ? AND user_id = ?"
             ))
             .await?,
             insert_group: write(format!(
