@@ -9,7 +9,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
-use crate::service::{Accounts, Calls, Contacts, Conversations, Groups, Messaging, Receipts};
+use crate::service::{
+    Accounts, Calls, Contacts, Conversations, Groups, Messaging, Receipts, Typing,
+};
 
 struct Inner {
     config: Config,
@@ -18,6 +20,7 @@ struct Inner {
     conversations: Conversations,
     groups: Groups,
     receipts: Receipts,
+    typing: Typing,
     messaging: Arc<Messaging>,
     calls: Calls,
     shutdown: CancellationToken,
@@ -42,6 +45,7 @@ impl AppState {
             accounts: Accounts::new(store.clone(), messenger.clone(), tokens, hasher, &config),
             contacts: Contacts::new(store.clone()),
             conversations: Conversations::new(store.clone()),
+            typing: Typing::new(store.clone(), messenger.clone()),
             receipts: Receipts::new(store.clone(), messenger.clone(), config.receipts_per_second),
             groups: Groups::new(
                 store.clone(),
@@ -80,6 +84,10 @@ impl AppState {
     pub fn receipts(&self) -> &Receipts {
         &self.0.receipts
     }
+    /// Typing signals.
+    pub fn typing(&self) -> &Typing {
+        &self.0.typing
+    }
     /// Sending, sessions, replay.
     pub fn messaging(&self) -> &Messaging {
         &self.0.messaging
@@ -105,5 +113,6 @@ impl AppState {
         self.0.accounts.sweep();
         self.0.messaging.sweep();
         self.0.receipts.sweep();
+        self.0.typing.sweep();
     }
 }

@@ -237,6 +237,9 @@ pub struct SignalJson {
     /// Typing: whether they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// Typing, when active: how long it holds unless renewed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
     /// Receipts: up to which seq.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
@@ -255,12 +258,17 @@ impl From<&Signal> for SignalJson {
             conversation_id: s.conversation.map(|c| c.to_string()),
             user_id: s.from.to_string(),
             active: None,
+            expires_in_ms: None,
             seq: None,
             online: None,
             last_seen: None,
         };
         match &s.kind {
-            SignalKind::Typing { active } => json.active = Some(*active),
+            SignalKind::Typing { active } => {
+                json.active = Some(*active);
+                let ttl = crate::service::TYPING_TTL.as_millis() as u64;
+                json.expires_in_ms = active.then_some(ttl);
+            }
             SignalKind::Delivered { seq } => (json.kind, json.seq) = ("delivered", Some(*seq)),
             SignalKind::Read { seq } => (json.kind, json.seq) = ("read", Some(*seq)),
             SignalKind::Presence { online, last_seen } => {
@@ -360,6 +368,8 @@ pub struct ClientFrame {
     pub cursors: Option<HashMap<String, Seq>>,
     /// `edit`, `delete`: the seq of the message to change.
     pub seq: Option<Seq>,
+    /// `typing`: false when the user stopped (true when absent).
+    pub active: Option<bool>,
     // v1 names of `send` fields, read only to refuse them (see `wire::V1_SEND_FIELDS`).
     /// Given under its v1 name `to`.
     #[serde(rename = "to", default, deserialize_with = "present")]

@@ -327,6 +327,20 @@ impl<O: Outbound> Core<'_, O> {
                     .await
             }
             Ok(Command::Ping) => self.out.answer(reply, &OutFrame::Pong).await,
+            Ok(Command::Typing {
+                conversation,
+                active,
+            }) => {
+                let typed = self
+                    .state
+                    .typing()
+                    .notify(self.me.user.id, self.id, conversation, active)
+                    .await;
+                match typed {
+                    Ok(()) => self.out.answer(reply, &OutFrame::Ok).await,
+                    Err(e) => self.service_error(reply, &e, None).await,
+                }
+            }
             Ok(Command::Receipt {
                 conversation,
                 mark,

@@ -51,6 +51,13 @@ pub enum Command {
         /// Up to this seq.
         seq: Seq,
     },
+    /// Say that the user is (or stopped) typing in a conversation.
+    Typing {
+        /// The conversation.
+        conversation: ConversationId,
+        /// False when they stopped.
+        active: bool,
+    },
     /// Replay what was missed after these cursors.
     Sync {
         /// Last seq seen, by conversation.
@@ -219,6 +226,18 @@ fn command(raw: ClientFrame, max_body_chars: usize) -> Result<Command, FrameErro
                 client_id,
             })
         }
+        Some("typing") => {
+            let conversation = raw
+                .conversation_id
+                .as_deref()
+                .ok_or_else(|| fail("validation_failed", "conversationId is required"))?
+                .parse::<ConversationId>()
+                .map_err(|_| fail("validation_failed", "conversationId is not a valid id"))?;
+            Ok(Command::Typing {
+                conversation,
+                active: raw.active.unwrap_or(true),
+            })
+        }
         Some(kind @ ("read" | "delivered")) => {
             let conversation = raw
                 .conversation_id
@@ -313,6 +332,8 @@ pub enum OutFrame<'a> {
         /// Read up to this seq.
         read: Seq,
     },
+    /// Answer to a command that has nothing more to say (`typing`).
+    Ok,
     /// Answer to `ping`.
     Pong,
     /// Something went wrong with one frame; the connection stays open.

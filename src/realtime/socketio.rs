@@ -246,7 +246,7 @@ fn connect(shared: Shared, socket: SocketRef, auth: Option<Value>) {
                 "register" => {
                     tokio::spawn(register(l.clone(), socket, payload, callback));
                 }
-                "send" | "edit" | "delete" | "read" | "delivered" | "sync" | "ping" => {
+                "send" | "edit" | "delete" | "read" | "delivered" | "typing" | "sync" | "ping" => {
                     command(&l, &socket, &event, Style::Native, payload, callback);
                 }
                 "sendMessage" => command(&l, &socket, "send", Style::Legacy, payload, callback),
@@ -677,6 +677,7 @@ fn frame_event(frame: &OutFrame<'_>) -> &'static str {
         OutFrame::Signal { .. } => "signal",
         OutFrame::Call(_) => "call",
         OutFrame::Receipt { .. } => "receipt",
+        OutFrame::Ok => "ok",
         OutFrame::Pong => "pong",
         OutFrame::Error { .. } => "error",
     }

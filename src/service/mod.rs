@@ -9,6 +9,7 @@
 //! - [`groups`]: create a group, rename it, add and remove members, roles.
 //! - [`messaging`]: send (rate-limited), attach and detach sessions, replay reads.
 //! - [`receipts`]: delivered and read marks, told to the other members as signals.
+//! - [`typing`]: typing signals, rate-limited per session.
 
 pub mod accounts;
 pub mod calls;
@@ -18,6 +19,7 @@ mod error;
 pub mod groups;
 pub mod messaging;
 pub mod receipts;
+pub mod typing;
 
 pub use accounts::{Accounts, AuthUser, Issued};
 pub use calls::Calls;
@@ -27,3 +29,4 @@ pub use error::{ErrorKind, ServiceError, TokenProblem};
 pub use groups::{GroupView, Groups};
 pub use messaging::Messaging;
 pub use receipts::Receipts;
+pub use typing::{TYPING_TTL, Typing};

@@ -28,6 +28,7 @@ mod connections;
 mod contacts;
 mod restart;
 mod tokens;
+mod typing;
 
 mod dashboard;
 mod edits;
