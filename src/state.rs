@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
 use crate::service::{
-    Accounts, Calls, Contacts, Conversations, Groups, Messaging, Receipts, Typing,
+    Accounts, Calls, Contacts, Conversations, Groups, Messaging, Presence, Receipts, Typing,
 };
 
 struct Inner {
@@ -21,6 +21,7 @@ struct Inner {
     groups: Groups,
     receipts: Receipts,
     typing: Typing,
+    presence: Presence,
     messaging: Arc<Messaging>,
     calls: Calls,
     shutdown: CancellationToken,
@@ -46,6 +47,7 @@ impl AppState {
             contacts: Contacts::new(store.clone()),
             conversations: Conversations::new(store.clone()),
             typing: Typing::new(store.clone(), messenger.clone()),
+            presence: Presence::new(store.clone(), messenger.clone()),
             receipts: Receipts::new(store.clone(), messenger.clone(), config.receipts_per_second),
             groups: Groups::new(
                 store.clone(),
@@ -87,6 +89,10 @@ impl AppState {
     /// Typing signals.
     pub fn typing(&self) -> &Typing {
         &self.0.typing
+    }
+    /// Online, offline, last seen.
+    pub fn presence(&self) -> &Presence {
+        &self.0.presence
     }
     /// Sending, sessions, replay.
     pub fn messaging(&self) -> &Messaging {

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use actors::Store;
 use actors::domain::{
     CallType, ClientId, ContentType, Conversation, ConversationId, DisplayName, Email, Event,
-    EventId, EventKind, MembershipChange, MessageBody, MessageContent, Receipt, Role, Seq,
-    Timestamp, User, UserId, UserRecord,
+    EventId, EventKind, MembershipChange, MessageBody, MessageContent, PresenceRecord, Receipt,
+    Role, Seq, Timestamp, User, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError};
 use parley::store::{FjallStore, ScyllaConfig, ScyllaStore};
@@ -438,6 +438,33 @@ async fn check_receipts_are_monotonic_high_water_marks(store: &dyn Store) {
     assert_eq!(all, expected);
     assert!(store.receipts(other).await.unwrap().is_empty());
     assert_eq!(store.receipt(other, ada).await.unwrap(), Receipt::default());
+}
+
+/// A user's last seen time and their choice to hide it are kept apart: setting one
+/// leaves the other; unknown users have the defaults.
+async fn check_presence_keeps_last_seen_and_the_choice_to_hide_it(store: &dyn Store) {
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    assert_eq!(
+        store.presence(ada).await.unwrap(),
+        PresenceRecord::default()
+    );
+    let at = Timestamp::from_millis(1_700_000_123_456);
+    store.set_last_seen(ada, at).await.unwrap();
+    store.set_hide_last_seen(ada, true).await.unwrap();
+    let later = Timestamp::from_millis(1_700_000_999_000);
+    store.set_last_seen(ada, later).await.unwrap();
+    assert_eq!(
+        store.presence(ada).await.unwrap(),
+        PresenceRecord {
+            last_seen: Some(later),
+            hide_last_seen: true
+        }
+    );
+    store.set_hide_last_seen(bob, false).await.unwrap();
+    assert_eq!(
+        store.presence(bob).await.unwrap(),
+        PresenceRecord::default()
+    );
 }
 
 /// A history range (after, before, limit, from_newest) and the seqs it must return.
@@ -1293,6 +1320,7 @@ conformance! {
     membership_events_are_folded_into_the_group_and_its_index => check_membership_events_are_folded_into_the_group_and_its_index,
     edits_and_deletes_rewrite_their_target_and_erase_deleted_text => check_edits_and_deletes_rewrite_their_target_and_erase_deleted_text,
     receipts_are_monotonic_high_water_marks => check_receipts_are_monotonic_high_water_marks,
+    presence_keeps_last_seen_and_the_choice_to_hide_it => check_presence_keeps_last_seen_and_the_choice_to_hide_it,
 }
 
 // ---- Whole-suite and store-specific tests ---------------------------------------------

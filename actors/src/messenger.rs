@@ -164,6 +164,14 @@ impl Messenger {
             .is_some_and(|live| live.sessions.any_open())
     }
 
+    /// How many live sessions `user` has on this node, read from the directory.
+    pub fn live_sessions(&self, user: UserId) -> usize {
+        self.shared
+            .directory
+            .live_user(user)
+            .map_or(0, |live| live.sessions.len())
+    }
+
     /// Attaches a new session of `user`, opened with `credential` (an opaque id, such as
     /// a token's, that [`Self::revoke`] can name); deliveries arrive on the returned link.
     pub async fn attach(

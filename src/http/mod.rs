@@ -32,7 +32,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
     use routes::{
-        admin, auth, calls, contacts, conversations, groups, health, messages, receipts, web, ws,
+        admin, auth, calls, contacts, conversations, groups, health, messages, presence, receipts,
+        web, ws,
     };
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
@@ -77,6 +78,10 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .route(
             "/api/conversations/{id}/messages/{seq}",
             patch(conversations::edit).delete(conversations::delete),
+        )
+        .route(
+            "/api/presence",
+            get(presence::list).patch(presence::settings),
         )
         .route("/ws", get(ws::upgrade));
     // Without an admin token, the operator route does not exist at all (404).

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    admin, auth, contacts, conversations, groups, health, messages, receipts, web, ws,
+    admin, auth, contacts, conversations, groups, health, messages, presence, receipts, web, ws,
 };
 
 #[derive(OpenApi)]
@@ -31,6 +31,8 @@ use super::routes::{
         conversations::delete,
         receipts::mark,
         receipts::list,
+        presence::list,
+        presence::settings,
         groups::create,
         groups::get,
         groups::rename,
@@ -51,6 +53,7 @@ use super::routes::{
         (name = "contacts", description = "Contacts, added by email"),
         (name = "messages", description = "Sending, and the 1:1 history"),
         (name = "conversations", description = "The caller's conversations, their history, and groups"),
+        (name = "presence", description = "Online, offline and last seen of contacts and co-members"),
         (name = "realtime", description = "The WebSocket upgrade"),
         (name = "operations", description = "Health, metrics, inspection"),
         (name = "web client", description = "The browser client served by the binary"),

@@ -170,6 +170,15 @@ pub(crate) async fn serve<I: InboundStream, O: Outbound<Reply = I::Reply>>(
 ) -> Ending {
     tracing::info!(target: "parley::session", user_id = %me.user.id, session = %id, "session_opened");
     crate::metrics::session_opened();
+    // Off the session's path: telling everyone who may see it reads the user's
+    // conversations.
+    let presence_state = state.clone();
+    let user_id = me.user.id;
+    tokio::spawn(async move {
+        if let Err(e) = presence_state.presence().connected(user_id).await {
+            tracing::warn!(error = %e, cause = e.cause(), "presence not told");
+        }
+    });
     let mut core = Core {
         state,
         me,
@@ -184,6 +193,12 @@ pub(crate) async fn serve<I: InboundStream, O: Outbound<Reply = I::Reply>>(
 pub(crate) fn finish(state: &AppState, me: &AuthUser, id: SessionId, ending: Ending) {
     let user_id = me.user.id;
     state.messaging().detach(user_id, id);
+    let presence_state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = presence_state.presence().disconnected(user_id).await {
+            tracing::warn!(error = %e, cause = e.cause(), "presence not told");
+        }
+    });
     tracing::info!(
         target: "parley::session",
         user_id = %user_id, session = %id, close_code = ending.code, reason = ending.reason, "session_closed"

@@ -8,6 +8,7 @@
 //! - [`conversations`]: a caller's list, pages of history for members.
 //! - [`groups`]: create a group, rename it, add and remove members, roles.
 //! - [`messaging`]: send (rate-limited), attach and detach sessions, replay reads.
+//! - [`presence`]: online, offline and last seen, for contacts and co-members.
 //! - [`receipts`]: delivered and read marks, told to the other members as signals.
 //! - [`typing`]: typing signals, rate-limited per session.
 
@@ -18,6 +19,7 @@ pub mod conversations;
 mod error;
 pub mod groups;
 pub mod messaging;
+pub mod presence;
 pub mod receipts;
 pub mod typing;
 
@@ -28,5 +30,6 @@ pub use conversations::{ConversationView, Conversations, Page, Paging};
 pub use error::{ErrorKind, ServiceError, TokenProblem};
 pub use groups::{GroupView, Groups};
 pub use messaging::Messaging;
+pub use presence::{Presence, PresenceView};
 pub use receipts::Receipts;
 pub use typing::{TYPING_TTL, Typing};

@@ -19,6 +19,7 @@
 //! | `conv_msg`        | conv_id ++ seq (u64 BE)                       | event as JSON (below)                                     |
 //! | `conv_client_msg` | conv_id ++ sender_id ++ client_id (UTF-8)     | seq (u64 BE)                                              |
 //! | `conv_receipt`    | conv_id ++ user_id                            | delivered ++ read (u64 BE each)                           |
+//! | `user_presence`   | user_id                                       | last_seen ms (u64 BE, 0: none) ++ hide_last_seen (1 byte) |
 //!
 //! An event is `{id, from, body, client_id, sent_at}` plus, only where they apply,
 //! `receiver` (a direct message's), `type` (`video` or `audio`; absent for text), `call`
@@ -51,7 +52,7 @@
 //! cache in microseconds. The scans whose length depends on the data (`contacts`,
 //! `user_conversations`) run on the blocking pool too.
 //!
-//! Receipts are written without an fsync (`advance_receipt`'s contract): one lost in a
+//! Receipts and last-seen times are written without an fsync (`advance_receipt`'s contract): one lost in a
 //! crash is a mark the client raises again, and a read receipt per message must not
 //! cost a disk flush.
 //!
@@ -78,8 +79,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actors::domain::{
     CallInfo, ClientId, ContentType, Conversation, ConversationId, Email, Event, EventId,
-    EventKind, MembershipChange, MessageBody, MessageContent, Receipt, Seq, Timestamp, UserId,
-    UserRecord,
+    EventKind, MembershipChange, MessageBody, MessageContent, PresenceRecord, Receipt, Seq,
+    Timestamp, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -106,6 +107,7 @@ struct Inner {
     conv_msg: Keyspace,
     conv_client_msg: Keyspace,
     conv_receipt: Keyspace,
+    user_presence: Keyspace,
     /// Held from checking `email_user` until the account is written.
     email_lock: Mutex<()>,
     /// Held from checking `user_contact` until both directions are written.
@@ -113,6 +115,8 @@ struct Inner {
     /// Held from reading a receipt until its raised marks are written, so marks only
     /// move forward.
     receipt_lock: Mutex<()>,
+    /// Held from reading a presence record until it is written back.
+    presence_lock: Mutex<()>,
 }
 
 impl FjallStore {
@@ -142,10 +146,12 @@ impl FjallStore {
             conv_msg: keyspace("conv_msg")?,
             conv_client_msg: keyspace("conv_client_msg")?,
             conv_receipt: keyspace("conv_receipt")?,
+            user_presence: keyspace("user_presence")?,
             db,
             email_lock: Mutex::new(()),
             contact_lock: Mutex::new(()),
             receipt_lock: Mutex::new(()),
+            presence_lock: Mutex::new(()),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -156,6 +162,51 @@ impl FjallStore {
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
+}
+
+impl FjallStore {
+    /// Reads, changes and writes back a presence record (not fsynced: see the module
+    /// docs), under a lock so the two fields' writers do not undo each other.
+    fn update_presence(
+        &self,
+        user: UserId,
+        change: impl FnOnce(&mut PresenceRecord),
+    ) -> StoreResult<()> {
+        let inner = &self.inner;
+        let _guard = lock(&inner.presence_lock);
+        let mut record = match inner
+            .user_presence
+            .get(user.as_bytes())
+            .map_err(StoreError::new)?
+        {
+            None => PresenceRecord::default(),
+            Some(value) => decode_presence(&value)?,
+        };
+        change(&mut record);
+        let mut value = [0u8; 9];
+        value[..8].copy_from_slice(&keys::u64_bytes(
+            record.last_seen.map_or(0, |t| t.as_millis()),
+        ));
+        value[8] = u8::from(record.hide_last_seen);
+        inner
+            .user_presence
+            .insert(user.as_bytes(), value)
+            .map_err(StoreError::new)
+    }
+}
+
+fn decode_presence(value: &[u8]) -> StoreResult<PresenceRecord> {
+    if value.len() != 9 {
+        return Err(StoreError::msg(format!(
+            "corrupt presence of {} bytes",
+            value.len()
+        )));
+    }
+    let last_seen = keys::u64_value(&value[..8])?;
+    Ok(PresenceRecord {
+        last_seen: (last_seen > 0).then(|| Timestamp::from_millis(last_seen)),
+        hide_last_seen: value[8] != 0,
+    })
 }
 
 impl fmt::Debug for FjallStore {
@@ -874,6 +925,26 @@ impl Store for FjallStore {
             .conv_receipt
             .insert(key, value)
             .map_err(StoreError::new)
+    }
+
+    async fn presence(&self, user: UserId) -> StoreResult<PresenceRecord> {
+        match self
+            .inner
+            .user_presence
+            .get(user.as_bytes())
+            .map_err(StoreError::new)?
+        {
+            None => Ok(PresenceRecord::default()),
+            Some(value) => decode_presence(&value),
+        }
+    }
+
+    async fn set_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()> {
+        self.update_presence(user, |p| p.last_seen = Some(at))
+    }
+
+    async fn set_hide_last_seen(&self, user: UserId, hide: bool) -> StoreResult<()> {
+        self.update_presence(user, |p| p.hide_last_seen = hide)
     }
 
     async fn flush(&self) -> StoreResult<()> {

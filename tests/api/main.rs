@@ -40,6 +40,7 @@ mod limits;
 mod messaging;
 mod openapi;
 mod operations;
+mod presence;
 mod process;
 mod protocol_errors;
 mod receipts;

@@ -15,6 +15,8 @@ mod groups;
 mod history;
 #[path = "messaging.rs"]
 mod messaging;
+#[path = "presence.rs"]
+mod presence;
 #[path = "receipts.rs"]
 mod receipts;
 #[path = "restart.rs"]
@@ -24,7 +26,7 @@ mod restart;
 async fn the_scylla_copies_say_when_they_are_skipped() {
     if crate::live_cql::uri().is_none() {
         crate::live_cql::say_skipped(
-            "the edits, groups, messaging, history, receipts and restart tests",
+            "the edits, groups, messaging, history, presence, receipts and restart tests",
         );
     }
 }

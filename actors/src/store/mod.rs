@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, Receipt, Seq, Timestamp, UserId,
-    UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, PresenceRecord, Receipt, Seq, Timestamp,
+    UserId, UserRecord,
 };
 
 mod error;
@@ -144,6 +144,15 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         receipt: Receipt,
     ) -> StoreResult<()>;
+
+    /// `user`'s stored presence (defaults when none).
+    async fn presence(&self, user: UserId) -> StoreResult<PresenceRecord>;
+
+    /// Records when `user`'s last session ended. Need not be durable when this returns.
+    async fn set_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()>;
+
+    /// Records whether `user` hides their last seen time.
+    async fn set_hide_last_seen(&self, user: UserId, hide: bool) -> StoreResult<()>;
 
     /// Makes everything written so far durable; called last at shutdown.
     async fn flush(&self) -> StoreResult<()>;

@@ -8,6 +8,7 @@ pub(crate) mod conversations;
 pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod messages;
+pub(crate) mod presence;
 pub(crate) mod receipts;
 pub(crate) mod web;
 pub(crate) mod ws;

@@ -21,6 +21,7 @@
 //! | `event_buckets`      | conversation_id                     | bucket DESC    |                                                     |
 //! | `client_ids`         | (conversation_id, sender_id, client_id) |            | seq                                                 |
 //! | `receipts`           | conversation_id                     | user_id        | delivered, read_seq (each written `USING TIMESTAMP` its own value) |
+//! | `user_presence`      | user_id                             |                | last_seen, hide_last_seen                           |
 //! | `schema_version`     | component                           | version DESC   | description, applied_at                             |
 //! | `store_settings`     | name                                |                | value (`bucket_size`)                               |
 //!
@@ -92,8 +93,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use actors::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, EventKind, Receipt, Seq, Timestamp,
-    UserId, UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, EventKind, PresenceRecord, Receipt, Seq,
+    Timestamp, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -1107,6 +1108,51 @@ impl Store for ScyllaStore {
                 .await?;
         }
         Ok(())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn presence(&self, user: UserId) -> StoreResult<PresenceRecord> {
+        let inner = &self.inner;
+        let row = inner
+            .one::<(Option<CqlTimestamp>, Option<bool>)>(
+                "reading a presence",
+                &inner.statements.presence,
+                (user.as_uuid(),),
+            )
+            .await?;
+        let Some((last_seen, hide)) = row else {
+            return Ok(PresenceRecord::default());
+        };
+        Ok(PresenceRecord {
+            last_seen: last_seen
+                .and_then(|t| u64::try_from(t.0).ok())
+                .map(Timestamp::from_millis),
+            hide_last_seen: hide.unwrap_or(false),
+        })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn set_last_seen(&self, user: UserId, at: Timestamp) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(
+                "recording a last seen time",
+                &inner.statements.set_last_seen,
+                (rows::timestamp(at), user.as_uuid()),
+            )
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn set_hide_last_seen(&self, user: UserId, hide: bool) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(
+                "recording a presence setting",
+                &inner.statements.set_hide_last_seen,
+                (hide, user.as_uuid()),
+            )
+            .await
     }
 
     async fn flush(&self) -> StoreResult<()> {

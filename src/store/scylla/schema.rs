@@ -134,6 +134,14 @@ const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY (conversation_id, user_id))",
         ],
     },
+    Migration {
+        version: 4,
+        description: "presence: each user's last seen time and whether they hide it",
+        statements: &["CREATE TABLE IF NOT EXISTS {ks}.user_presence (
+            user_id uuid PRIMARY KEY,
+            last_seen timestamp,
+            hide_last_seen boolean)"],
+    },
 ];
 
 /// What the keyspace was created with.

@@ -46,6 +46,9 @@ pub(super) struct Statements {
     pub(super) receipts: PreparedStatement,
     pub(super) set_delivered: PreparedStatement,
     pub(super) set_read: PreparedStatement,
+    pub(super) presence: PreparedStatement,
+    pub(super) set_last_seen: PreparedStatement,
+    pub(super) set_hide_last_seen: PreparedStatement,
 }
 
 impl Statements {
@@ -139,6 +142,18 @@ impl Statements {
             set_read: write(format!(
                 "UPDATE {ks}.receipts USING TIMESTAMP ? SET read_seq = ? \
                  WHERE conversation_id = ? AND user_id = ?"
+            ))
+            .await?,
+            presence: read(format!(
+                "SELECT last_seen, hide_last_seen FROM {ks}.user_presence WHERE user_id = ?"
+            ))
+            .await?,
+            set_last_seen: write(format!(
+                "UPDATE {ks}.user_presence SET last_seen = ? WHERE user_id = ?"
+            ))
+            .await?,
+            set_hide_last_seen: write(format!(
+                "UPDATE {ks}.user_presence SET hide_last_seen = ? WHERE user_id = ?"
             ))
             .await?,
             insert_group: write(format!(

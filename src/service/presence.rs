@@ -1,0 +1,116 @@
+//! Presence: online and offline, and when a user was last seen, for the people they
+//! share something with (their contacts and the members of their conversations) and
+//! nobody else. A user's first session coming up and last session going away are told
+//! to those people as signals, on the sheddable lane; the state at any moment is a
+//! REST read. A user may hide their last seen time, never that they are online.
+//!
+//! Best effort, on purpose: two sessions opening or closing at the same instant may
+//! both or neither be counted first or last, and signals are shed under pressure; the
+//! REST read is the correction.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use actors::domain::{Signal, SignalKind, Timestamp, UserId};
+use actors::{Messenger, Store};
+
+use super::ServiceError;
+
+/// One person's presence as someone else may see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceView {
+    /// Whose.
+    pub user: UserId,
+    /// Whether any session of theirs is connected.
+    pub online: bool,
+    /// When their last session ended, unless they hide it.
+    pub last_seen: Option<Timestamp>,
+}
+
+/// The presence service.
+pub struct Presence {
+    store: Arc<dyn Store>,
+    messenger: Messenger,
+}
+
+impl Presence {
+    /// The service over this store and actor tree.
+    pub fn new(store: Arc<dyn Store>, messenger: Messenger) -> Self {
+        Self { store, messenger }
+    }
+
+    /// A session of `me` came up: if it is their only one, they are online.
+    #[tracing::instrument(skip_all, fields(user_id = %me))]
+    pub async fn connected(&self, me: UserId) -> Result<(), ServiceError> {
+        if self.messenger.live_sessions(me) != 1 {
+            return Ok(());
+        }
+        let audience = self.audience(me).await?;
+        let signal = Signal {
+            conversation: None,
+            from: me,
+            kind: SignalKind::Presence {
+                online: true,
+                last_seen: None,
+            },
+        };
+        self.messenger.signal(&audience, signal, None);
+        Ok(())
+    }
+
+    /// A session of `me` ended: if none is left, they are offline, last seen now.
+    #[tracing::instrument(skip_all, fields(user_id = %me))]
+    pub async fn disconnected(&self, me: UserId) -> Result<(), ServiceError> {
+        if self.messenger.has_live_session(me) {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        self.store.set_last_seen(me, now).await?;
+        let hidden = self.store.presence(me).await?.hide_last_seen;
+        let audience = self.audience(me).await?;
+        let signal = Signal {
+            conversation: None,
+            from: me,
+            kind: SignalKind::Presence {
+                online: false,
+                last_seen: (!hidden).then_some(now),
+            },
+        };
+        self.messenger.signal(&audience, signal, None);
+        Ok(())
+    }
+
+    /// The presence of everyone `me` may see it of, in id order.
+    #[tracing::instrument(skip_all, fields(user_id = %me))]
+    pub async fn visible_to(&self, me: UserId) -> Result<Vec<PresenceView>, ServiceError> {
+        let mut out = Vec::new();
+        for user in self.audience(me).await? {
+            let record = self.store.presence(user).await?;
+            out.push(PresenceView {
+                user,
+                online: self.messenger.has_live_session(user),
+                last_seen: record.last_seen.filter(|_| !record.hide_last_seen),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Hides (or shows again) `me`'s last seen time.
+    pub async fn set_hide_last_seen(&self, me: UserId, hide: bool) -> Result<(), ServiceError> {
+        Ok(self.store.set_hide_last_seen(me, hide).await?)
+    }
+
+    /// Who may see `user`'s presence: their contacts and the members of their
+    /// conversations, without `user`. Symmetric: `a` is in `b`'s audience exactly when
+    /// `b` is in `a`'s.
+    async fn audience(&self, user: UserId) -> Result<Vec<UserId>, ServiceError> {
+        let mut people: BTreeSet<UserId> = self.store.contacts(user).await?.into_iter().collect();
+        for id in self.store.user_conversations(user).await? {
+            if let Some(c) = self.store.conversation(id).await? {
+                people.extend(c.participants);
+            }
+        }
+        people.remove(&user);
+        Ok(people.into_iter().collect())
+    }
+}
