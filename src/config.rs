@@ -115,6 +115,11 @@ pub struct Config {
     #[arg(long, env = "PARLEY_RECEIPTS_PER_SECOND", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub receipts_per_second: u32,
 
+    /// Contacts one user may add per minute (beyond, `rate_limited`): each add looks an
+    /// email up, so this bounds how fast anyone can learn which emails have accounts.
+    #[arg(long, env = "PARLEY_CONTACT_ADDS_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub contact_adds_per_minute: u32,
+
     /// Most members a group may have (its owner included).
     #[arg(long, env = "PARLEY_MAX_GROUP_MEMBERS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=100_000))]
     pub max_group_members: u32,

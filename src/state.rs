@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
 use crate::service::{
-    Accounts, Calls, Contacts, Conversations, Groups, Messaging, Presence, Receipts, Typing,
+    Accounts, Blocks, Calls, Contacts, Conversations, Groups, Messaging, Presence, Receipts, Typing,
 };
 
 struct Inner {
@@ -19,6 +19,7 @@ struct Inner {
     contacts: Contacts,
     conversations: Conversations,
     groups: Groups,
+    blocks: Arc<Blocks>,
     receipts: Receipts,
     typing: Typing,
     presence: Presence,
@@ -41,21 +42,33 @@ impl AppState {
         tokens: Tokens,
         hasher: PasswordHasher,
     ) -> Self {
-        let messaging = Arc::new(Messaging::new(store.clone(), messenger.clone(), &config));
+        let blocks = Arc::new(Blocks::new(store.clone()));
+        let messaging = Arc::new(Messaging::new(
+            store.clone(),
+            messenger.clone(),
+            blocks.clone(),
+            &config,
+        ));
         Self(Arc::new(Inner {
             accounts: Accounts::new(store.clone(), messenger.clone(), tokens, hasher, &config),
-            contacts: Contacts::new(store.clone()),
+            contacts: Contacts::new(
+                store.clone(),
+                blocks.clone(),
+                config.contact_adds_per_minute,
+            ),
             conversations: Conversations::new(store.clone()),
-            typing: Typing::new(store.clone(), messenger.clone()),
-            presence: Presence::new(store.clone(), messenger.clone()),
+            typing: Typing::new(store.clone(), messenger.clone(), blocks.clone()),
+            presence: Presence::new(store.clone(), messenger.clone(), blocks.clone()),
             receipts: Receipts::new(store.clone(), messenger.clone(), config.receipts_per_second),
             groups: Groups::new(
                 store.clone(),
                 messaging.clone(),
+                blocks.clone(),
                 config.max_group_members as usize,
             ),
             calls: Calls::new(store, messaging.clone()),
             messaging,
+            blocks,
             config,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
@@ -81,6 +94,10 @@ impl AppState {
     /// Groups and their members.
     pub fn groups(&self) -> &Groups {
         &self.0.groups
+    }
+    /// Who blocks whom.
+    pub fn blocks(&self) -> &Blocks {
+        &self.0.blocks
     }
     /// Delivered and read marks.
     pub fn receipts(&self) -> &Receipts {
@@ -120,5 +137,6 @@ impl AppState {
         self.0.messaging.sweep();
         self.0.receipts.sweep();
         self.0.typing.sweep();
+        self.0.contacts.sweep();
     }
 }

@@ -467,6 +467,24 @@ async fn check_presence_keeps_last_seen_and_the_choice_to_hide_it(store: &dyn St
     );
 }
 
+/// Blocks are one-way, listed per blocker, added and removed idempotently.
+async fn check_blocks_are_one_way_and_undone(store: &dyn Store) {
+    let (ada, bob, cy) = (UserId::generate(), UserId::generate(), UserId::generate());
+    let at = Timestamp::from_millis(1_700_000_000_000);
+    assert!(store.blocked_users(ada).await.unwrap().is_empty());
+    store.block_user(ada, bob, at).await.unwrap();
+    store.block_user(ada, bob, at).await.unwrap();
+    store.block_user(ada, cy, at).await.unwrap();
+    assert_eq!(
+        sorted(store.blocked_users(ada).await.unwrap()),
+        sorted(vec![bob, cy])
+    );
+    assert!(store.blocked_users(bob).await.unwrap().is_empty());
+    store.unblock_user(ada, bob).await.unwrap();
+    store.unblock_user(ada, bob).await.unwrap();
+    assert_eq!(store.blocked_users(ada).await.unwrap(), vec![cy]);
+}
+
 /// A history range (after, before, limit, from_newest) and the seqs it must return.
 type RangeCase = (Option<Seq>, Option<Seq>, usize, bool, &'static [Seq]);
 
@@ -1321,6 +1339,7 @@ conformance! {
     edits_and_deletes_rewrite_their_target_and_erase_deleted_text => check_edits_and_deletes_rewrite_their_target_and_erase_deleted_text,
     receipts_are_monotonic_high_water_marks => check_receipts_are_monotonic_high_water_marks,
     presence_keeps_last_seen_and_the_choice_to_hide_it => check_presence_keeps_last_seen_and_the_choice_to_hide_it,
+    blocks_are_one_way_and_undone => check_blocks_are_one_way_and_undone,
 }
 
 // ---- Whole-suite and store-specific tests ---------------------------------------------

@@ -32,8 +32,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
     use routes::{
-        admin, auth, calls, contacts, conversations, groups, health, messages, presence, receipts,
-        web, ws,
+        admin, auth, blocks, calls, contacts, conversations, groups, health, messages, presence,
+        receipts, web, ws,
     };
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
@@ -78,6 +78,11 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .route(
             "/api/conversations/{id}/messages/{seq}",
             patch(conversations::edit).delete(conversations::delete),
+        )
+        .route("/api/users/blocked", get(blocks::list))
+        .route(
+            "/api/users/{id}/block",
+            post(blocks::block).delete(blocks::unblock),
         )
         .route(
             "/api/presence",

@@ -7,7 +7,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    admin, auth, contacts, conversations, groups, health, messages, presence, receipts, web, ws,
+    admin, auth, blocks, contacts, conversations, groups, health, messages, presence, receipts,
+    web, ws,
 };
 
 #[derive(OpenApi)]
@@ -33,6 +34,9 @@ use super::routes::{
         receipts::list,
         presence::list,
         presence::settings,
+        blocks::block,
+        blocks::unblock,
+        blocks::list,
         groups::create,
         groups::get,
         groups::rename,
@@ -53,6 +57,7 @@ use super::routes::{
         (name = "contacts", description = "Contacts, added by email"),
         (name = "messages", description = "Sending, and the 1:1 history"),
         (name = "conversations", description = "The caller's conversations, their history, and groups"),
+        (name = "blocking", description = "Blocking users, and the users one blocks"),
         (name = "presence", description = "Online, offline and last seen of contacts and co-members"),
         (name = "realtime", description = "The WebSocket upgrade"),
         (name = "operations", description = "Health, metrics, inspection"),

@@ -56,7 +56,10 @@ impl Calls {
             return Err(actors::SendError::CannotMessageSelf.into());
         }
         self.messaging.check_rate(me)?;
-        if !self.messaging.has_live_session(receiver) {
+        // To someone who blocks them, a caller's callee just seems offline.
+        if !self.messaging.has_live_session(receiver)
+            || self.messaging.blocked_by(receiver, me).await?
+        {
             return Err(ServiceError::ReceiverOffline);
         }
         let body = MessageBody::parse(record_text(call_type), usize::MAX)

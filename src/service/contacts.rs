@@ -5,28 +5,47 @@ use std::sync::Arc;
 use actors::Store;
 use actors::domain::{Email, Timestamp, User, UserId};
 
-use super::ServiceError;
+use super::{Blocks, ServiceError};
+use crate::auth::KeyedLimiter;
 
 /// The contacts service.
 pub struct Contacts {
     store: Arc<dyn Store>,
+    blocks: Arc<Blocks>,
+    /// Adds per user: each looks an email up, so without a limit the route tells which
+    /// emails have accounts as fast as one can ask.
+    adds: KeyedLimiter<UserId>,
 }
 
 impl Contacts {
-    /// The service over this store.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// The service over this store, allowing `adds_per_minute` adds per user.
+    pub fn new(store: Arc<dyn Store>, blocks: Arc<Blocks>, adds_per_minute: u32) -> Self {
+        Self {
+            store,
+            blocks,
+            adds: KeyedLimiter::per_minute("contact_adds", adds_per_minute),
+        }
+    }
+
+    /// Forgets idle rate-limit keys.
+    pub fn sweep(&self) {
+        self.adds.sweep();
     }
 
     /// Makes `me` and the owner of `email` contacts of each other; returns the contact.
     #[tracing::instrument(skip_all, fields(user_id = %me))]
     pub async fn add(&self, me: UserId, email: &Email) -> Result<User, ServiceError> {
+        self.adds.check(&me)?;
         let other = self
             .store
             .user_by_email(email)
             .await?
             .ok_or(ServiceError::UserNotFound)?
             .user;
+        // Someone who blocks `me` is, to `me`, no one with that email.
+        if self.blocks.blocks(other.id, me).await? {
+            return Err(ServiceError::UserNotFound);
+        }
         if other.id == me {
             return Err(ServiceError::CannotAddSelf);
         }

@@ -82,6 +82,12 @@ pub enum ServiceError {
     /// No such conversation, or the caller is not in it.
     #[error("No such conversation.")]
     ConversationNotFound,
+    /// The other user cannot be reached (they block the caller; not said).
+    #[error("This user cannot be reached.")]
+    CannotReach,
+    /// A user tried to block themselves.
+    #[error("You cannot block yourself.")]
+    CannotBlockSelf,
     /// A receipt names a seq past the conversation's last event.
     #[error("seq is beyond the conversation's last event.")]
     SeqBeyondEnd,
@@ -135,6 +141,8 @@ impl ServiceError {
             ServiceError::AlreadyContact => "already_contact",
             ServiceError::ConversationNotFound => "conversation_not_found",
             ServiceError::SeqBeyondEnd => "seq_out_of_range",
+            ServiceError::CannotReach => "cannot_reach",
+            ServiceError::CannotBlockSelf => "cannot_block_self",
             ServiceError::ReceiverOffline => "receiver_offline",
             ServiceError::CallerOffline => "caller_offline",
             ServiceError::NotInRoom => "not_in_room",
@@ -158,7 +166,10 @@ impl ServiceError {
             | ServiceError::ReceiverOffline
             | ServiceError::CallerOffline => ErrorKind::NotFound,
             ServiceError::NotInRoom => ErrorKind::Forbidden,
-            ServiceError::CannotAddSelf | ServiceError::SeqBeyondEnd => ErrorKind::Invalid,
+            ServiceError::CannotAddSelf
+            | ServiceError::SeqBeyondEnd
+            | ServiceError::CannotBlockSelf => ErrorKind::Invalid,
+            ServiceError::CannotReach => ErrorKind::Forbidden,
             ServiceError::RateLimited(_) => ErrorKind::RateLimited,
             ServiceError::Send(e) => match e {
                 SendError::RecipientNotFound | SendError::NotParticipant => ErrorKind::NotFound,

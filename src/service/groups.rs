@@ -14,7 +14,7 @@ use actors::domain::{
 };
 use actors::{SendError, SendRequest, Store, Target};
 
-use super::{Messaging, ServiceError};
+use super::{Blocks, Messaging, ServiceError};
 
 /// A group with its members' accounts.
 #[derive(Debug, Clone)]
@@ -29,15 +29,22 @@ pub struct GroupView {
 pub struct Groups {
     store: Arc<dyn Store>,
     messaging: Arc<Messaging>,
+    blocks: Arc<Blocks>,
     max_members: usize,
 }
 
 impl Groups {
     /// The service over this store and messaging, with groups of at most `max_members`.
-    pub fn new(store: Arc<dyn Store>, messaging: Arc<Messaging>, max_members: usize) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        messaging: Arc<Messaging>,
+        blocks: Arc<Blocks>,
+        max_members: usize,
+    ) -> Self {
         Self {
             store,
             messaging,
+            blocks,
             max_members,
         }
     }
@@ -61,7 +68,7 @@ impl Groups {
         if others.len() + 1 > self.max_members {
             return Err(SendError::GroupFull.into());
         }
-        self.check_exist(&others).await?;
+        self.check_exist(me, &others).await?;
         self.messaging.check_rate(me)?;
         let name = name.as_str().to_owned();
         let mut group = Conversation::group(
@@ -112,7 +119,7 @@ impl Groups {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        self.check_exist(&users).await?;
+        self.check_exist(me, &users).await?;
         self.change(me, id, MembershipChange::Added { users }).await
     }
 
@@ -168,9 +175,10 @@ impl Groups {
         }
     }
 
-    async fn check_exist(&self, users: &[UserId]) -> Result<(), ServiceError> {
+    /// Every one of `users` exists and does not block `me` (who, to `me`, is no one).
+    async fn check_exist(&self, me: UserId, users: &[UserId]) -> Result<(), ServiceError> {
         for user in users {
-            if self.store.user(*user).await?.is_none() {
+            if self.store.user(*user).await?.is_none() || self.blocks.blocks(*user, me).await? {
                 return Err(SendError::MemberNotFound.into());
             }
         }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use actors::domain::{ConversationId, Event, Seq, SessionId, UserId};
 use actors::store::HistoryRange;
-use actors::{Messenger, SendRequest, Sent, SessionLink, Store};
+use actors::{Messenger, SendRequest, Sent, SessionLink, Store, Target};
 
-use super::{AuthUser, ServiceError, TokenProblem};
+use super::{AuthUser, Blocks, ServiceError, TokenProblem};
 use crate::auth::KeyedLimiter;
 use crate::config::Config;
 
@@ -16,6 +16,7 @@ use crate::config::Config;
 pub struct Messaging {
     store: Arc<dyn Store>,
     messenger: Messenger,
+    blocks: Arc<Blocks>,
     sends: KeyedLimiter<UserId>,
     /// Session opens per user: a client looping reconnects is slowed down.
     opens: KeyedLimiter<UserId>,
@@ -26,10 +27,16 @@ pub struct Messaging {
 
 impl Messaging {
     /// The service over this store and actor tree, with the send rate `config` asks for.
-    pub fn new(store: Arc<dyn Store>, messenger: Messenger, config: &Config) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        messenger: Messenger,
+        blocks: Arc<Blocks>,
+        config: &Config,
+    ) -> Self {
         Self {
             store,
             messenger,
+            blocks,
             sends: KeyedLimiter::per_second(
                 "sends",
                 config.send_rate_per_second,
@@ -53,7 +60,28 @@ impl Messaging {
     /// Sends an event; returns once it is durable (or was a known retry). The caller has
     /// counted it with [`Self::check_rate`].
     pub async fn send(&self, request: SendRequest) -> Result<Sent, ServiceError> {
+        // In a direct conversation, someone the other blocks cannot reach them. A group
+        // is not checked: a block is between two people, a group is everyone's.
+        let other = match request.target {
+            Target::User(to) => Some(to),
+            Target::Conversation(id) if id.is_direct_form() => self
+                .store
+                .conversation(id)
+                .await?
+                .and_then(|c| c.other_than(request.from)),
+            Target::Conversation(_) => None,
+        };
+        if let Some(other) = other
+            && self.blocks.blocks(other, request.from).await?
+        {
+            return Err(ServiceError::CannotReach);
+        }
         Ok(self.messenger.send(request).await?)
+    }
+
+    /// Whether `blocker` blocks `other`.
+    pub async fn blocked_by(&self, blocker: UserId, other: UserId) -> Result<bool, ServiceError> {
+        self.blocks.blocks(blocker, other).await
     }
 
     /// Whether `user` has a live session (any transport) on this node.

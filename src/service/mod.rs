@@ -3,6 +3,7 @@
 //! its answer (or its [`ServiceError`]) into their wire format; they decide nothing.
 //!
 //! - [`accounts`]: register, log in and out, authenticate a token.
+//! - [`blocks`]: who blocks whom, checked wherever one user reaches another.
 //! - [`calls`]: ring, answer and end a call; its record in the conversation.
 //! - [`contacts`]: add by email, list.
 //! - [`conversations`]: a caller's list, pages of history for members.
@@ -13,6 +14,7 @@
 //! - [`typing`]: typing signals, rate-limited per session.
 
 pub mod accounts;
+pub mod blocks;
 pub mod calls;
 pub mod contacts;
 pub mod conversations;
@@ -24,6 +26,7 @@ pub mod receipts;
 pub mod typing;
 
 pub use accounts::{Accounts, AuthUser, Issued};
+pub use blocks::Blocks;
 pub use calls::Calls;
 pub use contacts::Contacts;
 pub use conversations::{ConversationView, Conversations, Page, Paging};

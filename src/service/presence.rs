@@ -14,7 +14,7 @@ use std::sync::Arc;
 use actors::domain::{Signal, SignalKind, Timestamp, UserId};
 use actors::{Messenger, Store};
 
-use super::ServiceError;
+use super::{Blocks, ServiceError};
 
 /// One person's presence as someone else may see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,12 +31,17 @@ pub struct PresenceView {
 pub struct Presence {
     store: Arc<dyn Store>,
     messenger: Messenger,
+    blocks: Arc<Blocks>,
 }
 
 impl Presence {
     /// The service over this store and actor tree.
-    pub fn new(store: Arc<dyn Store>, messenger: Messenger) -> Self {
-        Self { store, messenger }
+    pub fn new(store: Arc<dyn Store>, messenger: Messenger, blocks: Arc<Blocks>) -> Self {
+        Self {
+            store,
+            messenger,
+            blocks,
+        }
     }
 
     /// A session of `me` came up: if it is their only one, they are online.
@@ -101,8 +106,8 @@ impl Presence {
     }
 
     /// Who may see `user`'s presence: their contacts and the members of their
-    /// conversations, without `user`. Symmetric: `a` is in `b`'s audience exactly when
-    /// `b` is in `a`'s.
+    /// conversations, without `user` and without anyone either of them blocks.
+    /// Symmetric: `a` is in `b`'s audience exactly when `b` is in `a`'s.
     async fn audience(&self, user: UserId) -> Result<Vec<UserId>, ServiceError> {
         let mut people: BTreeSet<UserId> = self.store.contacts(user).await?.into_iter().collect();
         for id in self.store.user_conversations(user).await? {
@@ -111,6 +116,8 @@ impl Presence {
             }
         }
         people.remove(&user);
-        Ok(people.into_iter().collect())
+        let people: Vec<UserId> = people.into_iter().collect();
+        let apart = self.blocks.apart_from(user, &people).await?;
+        Ok(people.into_iter().filter(|p| !apart.contains(p)).collect())
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actors::domain::{ConversationId, SessionId, Signal, SignalKind, UserId};
 use actors::{Messenger, Store};
 
-use super::ServiceError;
+use super::{Blocks, ServiceError};
 use crate::auth::KeyedLimiter;
 
 /// How long an `active` typing signal holds unless renewed.
@@ -19,6 +19,7 @@ pub const TYPING_TTL: Duration = Duration::from_secs(5);
 pub struct Typing {
     store: Arc<dyn Store>,
     messenger: Messenger,
+    blocks: Arc<Blocks>,
     /// Typing signals per session: a renewal every second or two is plenty, and each
     /// one reaches every member of a group.
     limiter: KeyedLimiter<SessionId>,
@@ -26,10 +27,11 @@ pub struct Typing {
 
 impl Typing {
     /// The service over this store and actor tree.
-    pub fn new(store: Arc<dyn Store>, messenger: Messenger) -> Self {
+    pub fn new(store: Arc<dyn Store>, messenger: Messenger, blocks: Arc<Blocks>) -> Self {
         Self {
             store,
             messenger,
+            blocks,
             limiter: KeyedLimiter::per_second("typing", 2, 5),
         }
     }
@@ -48,11 +50,13 @@ impl Typing {
             Some(c) if c.has(me) => c,
             _ => return Err(ServiceError::ConversationNotFound),
         };
+        // Nobody who blocks the typist, or whom the typist blocks, sees them type.
+        let apart = self.blocks.apart_from(me, &record.participants).await?;
         let others: Vec<UserId> = record
             .participants
             .iter()
             .copied()
-            .filter(|u| *u != me)
+            .filter(|u| *u != me && !apart.contains(u))
             .collect();
         let signal = Signal {
             conversation: Some(conversation),

@@ -19,6 +19,7 @@
 //! | `conv_msg`        | conv_id ++ seq (u64 BE)                       | event as JSON (below)                                     |
 //! | `conv_client_msg` | conv_id ++ sender_id ++ client_id (UTF-8)     | seq (u64 BE)                                              |
 //! | `conv_receipt`    | conv_id ++ user_id                            | delivered ++ read (u64 BE each)                           |
+//! | `user_block`      | blocker_id ++ blocked_id                      | blocked_at (ms, u64 BE)                                   |
 //! | `user_presence`   | user_id                                       | last_seen ms (u64 BE, 0: none) ++ hide_last_seen (1 byte) |
 //!
 //! An event is `{id, from, body, client_id, sent_at}` plus, only where they apply,
@@ -108,6 +109,7 @@ struct Inner {
     conv_client_msg: Keyspace,
     conv_receipt: Keyspace,
     user_presence: Keyspace,
+    user_block: Keyspace,
     /// Held from checking `email_user` until the account is written.
     email_lock: Mutex<()>,
     /// Held from checking `user_contact` until both directions are written.
@@ -147,6 +149,7 @@ impl FjallStore {
             conv_client_msg: keyspace("conv_client_msg")?,
             conv_receipt: keyspace("conv_receipt")?,
             user_presence: keyspace("user_presence")?,
+            user_block: keyspace("user_block")?,
             db,
             email_lock: Mutex::new(()),
             contact_lock: Mutex::new(()),
@@ -945,6 +948,34 @@ impl Store for FjallStore {
 
     async fn set_hide_last_seen(&self, user: UserId, hide: bool) -> StoreResult<()> {
         self.update_presence(user, |p| p.hide_last_seen = hide)
+    }
+
+    async fn block_user(&self, blocker: UserId, blocked: UserId, at: Timestamp) -> StoreResult<()> {
+        let key = keys::id_pair(blocker.as_bytes(), blocked.as_bytes());
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.user_block, key, keys::u64_bytes(at.as_millis()));
+            commit(batch)
+        })
+        .await
+    }
+
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<()> {
+        let key = keys::id_pair(blocker.as_bytes(), blocked.as_bytes());
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut batch = inner.db.batch();
+            batch.remove(&inner.user_block, key);
+            commit(batch)
+        })
+        .await
+    }
+
+    async fn blocked_users(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
+        let inner = Arc::clone(&self.inner);
+        let ids = blocking(move || second_ids(&inner.user_block, blocker.as_bytes())).await?;
+        Ok(ids.into_iter().map(UserId::from_bytes).collect())
     }
 
     async fn flush(&self) -> StoreResult<()> {

@@ -23,6 +23,7 @@ const STORE: helpers::TestStore = helpers::TestStore::Fjall;
 
 mod accounts;
 mod asyncapi;
+mod blocking;
 mod calls;
 mod connections;
 mod contacts;

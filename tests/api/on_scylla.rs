@@ -7,6 +7,8 @@ use crate::helpers::TestStore;
 /// The store of the modules declared here.
 const STORE: TestStore = TestStore::Scylla;
 
+#[path = "blocking.rs"]
+mod blocking;
 #[path = "edits.rs"]
 mod edits;
 #[path = "groups.rs"]
@@ -26,7 +28,7 @@ mod restart;
 async fn the_scylla_copies_say_when_they_are_skipped() {
     if crate::live_cql::uri().is_none() {
         crate::live_cql::say_skipped(
-            "the edits, groups, messaging, history, presence, receipts and restart tests",
+            "the blocking, edits, groups, messaging, history, presence, receipts and restart tests",
         );
     }
 }

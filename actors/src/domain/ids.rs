@@ -106,6 +106,12 @@ impl ConversationId {
     pub fn generate() -> Self {
         Self(Uuid::now_v7())
     }
+
+    /// Whether this id has the form of a direct conversation's (a name-based UUID);
+    /// a group's never does, so a group needs no lookup to be told apart.
+    pub fn is_direct_form(&self) -> bool {
+        self.0.get_version_num() == 5
+    }
 }
 
 /// Namespace for direct-conversation ids (a fixed, random UUID).

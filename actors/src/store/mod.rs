@@ -154,6 +154,15 @@ pub trait Store: Send + Sync + 'static {
     /// Records whether `user` hides their last seen time.
     async fn set_hide_last_seen(&self, user: UserId, hide: bool) -> StoreResult<()>;
 
+    /// Records that `blocker` blocks `blocked` (again is harmless). Durable on return.
+    async fn block_user(&self, blocker: UserId, blocked: UserId, at: Timestamp) -> StoreResult<()>;
+
+    /// Forgets that `blocker` blocks `blocked` (harmless when they did not).
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<()>;
+
+    /// The users `blocker` blocks, in no particular order.
+    async fn blocked_users(&self, blocker: UserId) -> StoreResult<Vec<UserId>>;
+
     /// Makes everything written so far durable; called last at shutdown.
     async fn flush(&self) -> StoreResult<()>;
 }

@@ -21,6 +21,7 @@
 //! | `event_buckets`      | conversation_id                     | bucket DESC    |                                                     |
 //! | `client_ids`         | (conversation_id, sender_id, client_id) |            | seq                                                 |
 //! | `receipts`           | conversation_id                     | user_id        | delivered, read_seq (each written `USING TIMESTAMP` its own value) |
+//! | `user_blocks`        | user_id                             | blocked_id     | blocked_at                                          |
 //! | `user_presence`      | user_id                             |                | last_seen, hide_last_seen                           |
 //! | `schema_version`     | component                           | version DESC   | description, applied_at                             |
 //! | `store_settings`     | name                                |                | value (`bucket_size`)                               |
@@ -1153,6 +1154,46 @@ impl Store for ScyllaStore {
                 (hide, user.as_uuid()),
             )
             .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %blocker))]
+    async fn block_user(&self, blocker: UserId, blocked: UserId, at: Timestamp) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(
+                "blocking a user",
+                &inner.statements.block_user,
+                (blocker.as_uuid(), blocked.as_uuid(), rows::timestamp(at)),
+            )
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %blocker))]
+    async fn unblock_user(&self, blocker: UserId, blocked: UserId) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(
+                "unblocking a user",
+                &inner.statements.unblock_user,
+                (blocker.as_uuid(), blocked.as_uuid()),
+            )
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %blocker))]
+    async fn blocked_users(&self, blocker: UserId) -> StoreResult<Vec<UserId>> {
+        let inner = &self.inner;
+        let mut ids: Vec<(Uuid,)> = Vec::new();
+        inner
+            .paged(
+                "reading a user's blocks",
+                &inner.statements.blocked_users,
+                (blocker.as_uuid(),),
+                usize::MAX,
+                &mut ids,
+            )
+            .await?;
+        Ok(ids.into_iter().map(|(id,)| UserId::from(id)).collect())
     }
 
     async fn flush(&self) -> StoreResult<()> {

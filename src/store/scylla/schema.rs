@@ -142,6 +142,15 @@ const MIGRATIONS: &[Migration] = &[
             last_seen timestamp,
             hide_last_seen boolean)"],
     },
+    Migration {
+        version: 5,
+        description: "blocks: who blocks whom",
+        statements: &["CREATE TABLE IF NOT EXISTS {ks}.user_blocks (
+            user_id uuid,
+            blocked_id uuid,
+            blocked_at timestamp,
+            PRIMARY KEY (user_id, blocked_id))"],
+    },
 ];
 
 /// What the keyspace was created with.

@@ -49,6 +49,9 @@ pub(super) struct Statements {
     pub(super) presence: PreparedStatement,
     pub(super) set_last_seen: PreparedStatement,
     pub(super) set_hide_last_seen: PreparedStatement,
+    pub(super) block_user: PreparedStatement,
+    pub(super) unblock_user: PreparedStatement,
+    pub(super) blocked_users: PreparedStatement,
 }
 
 impl Statements {
@@ -154,6 +157,18 @@ impl Statements {
             .await?,
             set_hide_last_seen: write(format!(
                 "UPDATE {ks}.user_presence SET hide_last_seen = ? WHERE user_id = ?"
+            ))
+            .await?,
+            block_user: write(format!(
+                "INSERT INTO {ks}.user_blocks (user_id, blocked_id, blocked_at) VALUES (?, ?, ?)"
+            ))
+            .await?,
+            unblock_user: write(format!(
+                "DELETE FROM {ks}.user_blocks WHERE user_id = ? AND blocked_id = ?"
+            ))
+            .await?,
+            blocked_users: read(format!(
+                "SELECT blocked_id FROM {ks}.user_blocks WHERE user_id = ?"
             ))
             .await?,
             insert_group: write(format!(
