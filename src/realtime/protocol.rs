@@ -573,7 +573,7 @@ mod tests {
             concat!(
                 r#"{"type":"signal","signal":{"kind":"typing","#,
                 r#""conversationId":"02020202-0202-0202-0202-020202020202","#,
-                r#""userId":"04040404-0404-0404-0404-040404040404","active":true}}"#
+                r#""userId":"04040404-0404-0404-0404-040404040404","active":true,"expiresInMs":5000}}"#
             )
         );
         let read = Signal {
