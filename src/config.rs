@@ -120,6 +120,11 @@ pub struct Config {
     #[arg(long, env = "PARLEY_CONTACT_ADDS_PER_MINUTE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub contact_adds_per_minute: u32,
 
+    /// Direct conversations a user may have opened that nobody has answered yet; beyond,
+    /// opening one more is refused (`too_many_unanswered`) until someone writes back.
+    #[arg(long, env = "PARLEY_MAX_UNANSWERED_CONVERSATIONS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_unanswered_conversations: u32,
+
     /// Most members a group may have (its owner included).
     #[arg(long, env = "PARLEY_MAX_GROUP_MEMBERS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=100_000))]
     pub max_group_members: u32,

@@ -85,6 +85,9 @@ pub enum ServiceError {
     /// The other user cannot be reached (they block the caller; not said).
     #[error("This user cannot be reached.")]
     CannotReach,
+    /// The caller opened too many conversations nobody has answered yet.
+    #[error("Too many of your conversations are unanswered; wait for a reply.")]
+    TooManyUnanswered,
     /// A user tried to block themselves.
     #[error("You cannot block yourself.")]
     CannotBlockSelf,
@@ -142,6 +145,7 @@ impl ServiceError {
             ServiceError::ConversationNotFound => "conversation_not_found",
             ServiceError::SeqBeyondEnd => "seq_out_of_range",
             ServiceError::CannotReach => "cannot_reach",
+            ServiceError::TooManyUnanswered => "too_many_unanswered",
             ServiceError::CannotBlockSelf => "cannot_block_self",
             ServiceError::ReceiverOffline => "receiver_offline",
             ServiceError::CallerOffline => "caller_offline",
@@ -170,6 +174,7 @@ impl ServiceError {
             | ServiceError::SeqBeyondEnd
             | ServiceError::CannotBlockSelf => ErrorKind::Invalid,
             ServiceError::CannotReach => ErrorKind::Forbidden,
+            ServiceError::TooManyUnanswered => ErrorKind::Conflict,
             ServiceError::RateLimited(_) => ErrorKind::RateLimited,
             ServiceError::Send(e) => match e {
                 SendError::RecipientNotFound | SendError::NotParticipant => ErrorKind::NotFound,

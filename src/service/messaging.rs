@@ -8,6 +8,7 @@ use actors::domain::{ConversationId, Event, Seq, SessionId, UserId};
 use actors::store::HistoryRange;
 use actors::{Messenger, SendRequest, Sent, SessionLink, Store, Target};
 
+use super::unanswered::Unanswered;
 use super::{AuthUser, Blocks, ServiceError, TokenProblem};
 use crate::auth::KeyedLimiter;
 use crate::config::Config;
@@ -17,6 +18,8 @@ pub struct Messaging {
     store: Arc<dyn Store>,
     messenger: Messenger,
     blocks: Arc<Blocks>,
+    /// Direct conversations opened and not answered yet, per opener.
+    unanswered: Unanswered,
     sends: KeyedLimiter<UserId>,
     /// Session opens per user: a client looping reconnects is slowed down.
     opens: KeyedLimiter<UserId>,
@@ -37,6 +40,7 @@ impl Messaging {
             store,
             messenger,
             blocks,
+            unanswered: Unanswered::new(config.max_unanswered_conversations as usize),
             sends: KeyedLimiter::per_second(
                 "sends",
                 config.send_rate_per_second,
@@ -76,7 +80,30 @@ impl Messaging {
         {
             return Err(ServiceError::CannotReach);
         }
-        Ok(self.messenger.send(request).await?)
+        let from = request.from;
+        // Only a user at the limit pays a read: whether this send would open a new
+        // conversation (one that does not exist yet).
+        if let Target::User(to) = request.target
+            && self.unanswered.at_limit(from)
+            && self
+                .store
+                .conversation(ConversationId::direct(from, to))
+                .await?
+                .is_none()
+        {
+            return Err(ServiceError::TooManyUnanswered);
+        }
+        let sent = self.messenger.send(request).await?;
+        if let Some(other) = other
+            && !sent.duplicate
+        {
+            self.unanswered.wrote(from, other);
+            // Seq 1 of a direct conversation: this send opened it.
+            if sent.event.seq == 1 {
+                self.unanswered.opened(from, other);
+            }
+        }
+        Ok(sent)
     }
 
     /// Whether `blocker` blocks `other`.

@@ -12,6 +12,7 @@
 //! - [`presence`]: online, offline and last seen, for contacts and co-members.
 //! - [`receipts`]: delivered and read marks, told to the other members as signals.
 //! - [`typing`]: typing signals, rate-limited per session.
+//! - [`unanswered`]: direct conversations opened and not answered, per opener.
 
 pub mod accounts;
 pub mod blocks;
@@ -24,6 +25,7 @@ pub mod messaging;
 pub mod presence;
 pub mod receipts;
 pub mod typing;
+pub mod unanswered;
 
 pub use accounts::{Accounts, AuthUser, Issued};
 pub use blocks::Blocks;

@@ -185,3 +185,36 @@ async fn bad_blocks_are_refused_and_adding_contacts_is_rate_limited() {
     let res = app.add_contact(&ada.token, "nobody9@example.com").await;
     assert_error(res, 429, "rate_limited").await;
 }
+
+#[tokio::test]
+async fn a_user_cannot_open_more_conversations_than_are_answered() {
+    let Some(app) = STORE
+        .spawn_app_with(|c| c.max_unanswered_conversations = 2)
+        .await
+    else {
+        return;
+    };
+    let spammer = app.new_user("Sam").await;
+    let (a, b, c) = (
+        app.new_user("A").await,
+        app.new_user("B").await,
+        app.new_user("C").await,
+    );
+    assert_eq!(send(&app, &spammer, &a, "buy now").await.status(), 201);
+    assert_eq!(send(&app, &spammer, &b, "buy now").await.status(), 201);
+    // Two openings nobody answered: a third is refused, the open ones go on.
+    assert_error(
+        send(&app, &spammer, &c, "buy now").await,
+        409,
+        "too_many_unanswered",
+    )
+    .await;
+    assert_eq!(send(&app, &spammer, &a, "really").await.status(), 201);
+    // A writes back: one opening is answered, so one more may be opened.
+    assert_eq!(send(&app, &a, &spammer, "no thanks").await.status(), 201);
+    assert_eq!(send(&app, &spammer, &c, "buy now").await.status(), 201);
+    // Conversations the others opened are not the spammer's openings.
+    let d = app.new_user("D").await;
+    assert_eq!(send(&app, &d, &spammer, "hello").await.status(), 201);
+    assert_eq!(send(&app, &spammer, &d, "hi").await.status(), 201);
+}

@@ -59,6 +59,7 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.send_burst = 100_000;
     config.receipts_per_second = 100_000;
     config.contact_adds_per_minute = 100_000;
+    config.max_unanswered_conversations = 100_000;
     config.syncs_per_minute = 100_000;
     config.session_opens_per_minute = 100_000;
     config
