@@ -370,6 +370,8 @@ pub struct ClientFrame {
     pub seq: Option<Seq>,
     /// `typing`: false when the user stopped (true when absent).
     pub active: Option<bool>,
+    /// `presence`: false to stop presence signals (true when absent).
+    pub watch: Option<bool>,
     // v1 names of `send` fields, read only to refuse them (see `wire::V1_SEND_FIELDS`).
     /// Given under its v1 name `to`.
     #[serde(rename = "to", default, deserialize_with = "present")]

@@ -43,5 +43,5 @@ pub use api::{AttachError, Kick, SendError, SendRequest, Sent, Target};
 pub use config::MessengerConfig;
 pub use inspect::{ActorInfo, ActorKind, ActorTree};
 pub use messenger::Messenger;
-pub use session::SessionLink;
+pub use session::{PresenceSwitch, SessionLink};
 pub use store::{Store, StoreError};

@@ -6,12 +6,13 @@
 //! sync, so nothing durable is lost); a full sheddable lane drops the signal and counts
 //! it. Nothing durable is ever shed.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::Kick;
-use crate::domain::{Event, SessionId, Signal, UserId};
+use crate::domain::{Event, SessionId, Signal, SignalKind, UserId};
 
 /// A session's end of its link to the core.
 pub struct SessionLink {
@@ -22,6 +23,25 @@ pub struct SessionLink {
     /// Resolves if the core drops the session; an error means the user's actor itself
     /// went away.
     pub kicked: oneshot::Receiver<Kick>,
+    /// Whether the session gets presence signals.
+    pub presence: PresenceSwitch,
+}
+
+/// Turns a session's presence signals on or off. Off by default: presence is about
+/// other people coming and going, which a client that does not show it should not pay
+/// for (every contact's every connection would reach every session).
+#[derive(Clone, Default)]
+pub struct PresenceSwitch(Arc<AtomicBool>);
+
+impl PresenceSwitch {
+    /// Starts (true) or stops (false) presence signals for the session.
+    pub fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Relaxed);
+    }
+
+    fn is_on(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// The core's end of one session.
@@ -35,6 +55,7 @@ pub(crate) struct SessionSink {
     signals: mpsc::Sender<Arc<Signal>>,
     /// Taken when the session is kicked, so it is told once.
     kick: Mutex<Option<oneshot::Sender<Kick>>>,
+    presence: PresenceSwitch,
 }
 
 impl SessionSink {
@@ -49,6 +70,7 @@ impl SessionSink {
         let (events_tx, events) = mpsc::channel(durable.max(1));
         let (signals_tx, signals) = mpsc::channel(sheddable.max(1));
         let (kick, kicked) = oneshot::channel();
+        let presence = PresenceSwitch::default();
         let sink = Arc::new(Self {
             id,
             user,
@@ -56,6 +78,7 @@ impl SessionSink {
             events: events_tx,
             signals: signals_tx,
             kick: Mutex::new(Some(kick)),
+            presence: presence.clone(),
         });
         (
             sink,
@@ -63,6 +86,7 @@ impl SessionSink {
                 events,
                 signals,
                 kicked,
+                presence,
             },
         )
     }
@@ -75,8 +99,12 @@ impl SessionSink {
         }
     }
 
-    /// Queues a signal, or drops it when the lane is full.
+    /// Queues a signal, or drops it when the lane is full (or it is presence and the
+    /// session has not asked for it).
     pub(crate) fn push_signal(&self, signal: &Arc<Signal>) {
+        if matches!(signal.kind, SignalKind::Presence { .. }) && !self.presence.is_on() {
+            return;
+        }
         if let Err(mpsc::error::TrySendError::Full(_)) = self.signals.try_send(signal.clone()) {
             crate::metrics::signal_shed();
         }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actors::domain::{ConversationId, Event, EventKind, MessageContent, Seq, SessionId, Signal};
-use actors::{Kick, SendRequest, Sent, SessionLink, Target};
+use actors::{Kick, PresenceSwitch, SendRequest, Sent, SessionLink, Target};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::Value;
@@ -155,6 +155,8 @@ struct Core<'a, O> {
     id: SessionId,
     out: &'a mut O,
     written: HashMap<ConversationId, Written>,
+    /// Whether this session gets presence signals (the `presence` frame sets it).
+    presence: PresenceSwitch,
 }
 
 /// Runs a session until it ends, and says why. `heartbeat` is the interval of
@@ -185,6 +187,7 @@ pub(crate) async fn serve<I: InboundStream, O: Outbound<Reply = I::Reply>>(
         id,
         out,
         written: HashMap::new(),
+        presence: link.presence.clone(),
     };
     core.run(inbound, link, heartbeat).await
 }
@@ -217,6 +220,7 @@ impl<O: Outbound> Core<'_, O> {
             mut events,
             mut signals,
             mut kicked,
+            ..
         } = link;
         let shutdown = self.state.shutdown_signal().clone();
         // Checked every half interval against 1.5 intervals of silence, so a dead peer is
@@ -342,6 +346,10 @@ impl<O: Outbound> Core<'_, O> {
                     .await
             }
             Ok(Command::Ping) => self.out.answer(reply, &OutFrame::Pong).await,
+            Ok(Command::WatchPresence { on }) => {
+                self.presence.set(on);
+                self.out.answer(reply, &OutFrame::Ok).await
+            }
             Ok(Command::Typing {
                 conversation,
                 active,

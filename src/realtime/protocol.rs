@@ -51,6 +51,11 @@ pub enum Command {
         /// Up to this seq.
         seq: Seq,
     },
+    /// Start or stop presence signals for this session.
+    WatchPresence {
+        /// True to start.
+        on: bool,
+    },
     /// Say that the user is (or stopped) typing in a conversation.
     Typing {
         /// The conversation.
@@ -226,6 +231,9 @@ fn command(raw: ClientFrame, max_body_chars: usize) -> Result<Command, FrameErro
                 client_id,
             })
         }
+        Some("presence") => Ok(Command::WatchPresence {
+            on: raw.watch.unwrap_or(true),
+        }),
         Some("typing") => {
             let conversation = raw
                 .conversation_id

@@ -246,7 +246,8 @@ fn connect(shared: Shared, socket: SocketRef, auth: Option<Value>) {
                 "register" => {
                     tokio::spawn(register(l.clone(), socket, payload, callback));
                 }
-                "send" | "edit" | "delete" | "read" | "delivered" | "typing" | "sync" | "ping" => {
+                "send" | "edit" | "delete" | "read" | "delivered" | "typing" | "presence"
+                | "sync" | "ping" => {
                     command(&l, &socket, &event, Style::Native, payload, callback);
                 }
                 "sendMessage" => command(&l, &socket, "send", Style::Legacy, payload, callback),

@@ -30,6 +30,12 @@ async fn next_presence(ws: &mut WsClient, user: &TestUser) -> Value {
     }
 }
 
+/// Asks for presence signals on this session (they are off by default).
+async fn watch(ws: &mut WsClient) {
+    ws.send(json!({"type": "presence"})).await;
+    assert_eq!(ws.recv_until("ok").await.last().unwrap()["type"], "ok");
+}
+
 async fn set_hidden(app: &TestApp, user: &TestUser, hide: bool) {
     let res = app
         .http
@@ -65,6 +71,11 @@ async fn contacts_and_co_members_see_online_offline_and_last_seen_and_nobody_els
     let mut a = app.connect(&ada.token).await;
     let mut c = app.connect(&cy.token).await;
     let mut e = app.connect(&eve.token).await;
+    // A session that does not ask hears no presence at all.
+    let mut quiet = app.connect(&ada.token).await;
+    for ws in [&mut a, &mut c, &mut e] {
+        watch(ws).await;
+    }
 
     let b = app.connect(&bob.token).await;
     for ws in [&mut a, &mut c] {
@@ -100,6 +111,11 @@ async fn contacts_and_co_members_see_online_offline_and_last_seen_and_nobody_els
         "{saw:?}"
     );
     assert!(presence_of(&app, &eve, &bob).await.is_none());
+    let mut heard = Vec::new();
+    while let Some(f) = quiet.try_recv(Duration::from_millis(100)).await {
+        heard.push(f);
+    }
+    assert!(heard.is_empty(), "{heard:?}");
 
     // Bob hides his last seen: online and offline still show, the time does not.
     set_hidden(&app, &bob, true).await;
@@ -128,6 +144,7 @@ async fn a_second_tab_is_no_news_and_bad_settings_are_refused() {
     let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
     assert_eq!(app.add_contact(&ada.token, &bob.email).await.status(), 200);
     let mut a = app.connect(&ada.token).await;
+    watch(&mut a).await;
     let _b1 = app.connect(&bob.token).await;
     assert_eq!(next_presence(&mut a, &bob).await["online"], true);
     let b2 = app.connect(&bob.token).await;
