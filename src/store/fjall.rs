@@ -14,14 +14,16 @@
 //! | `email_user`      | normalised email (UTF-8)                      | user_id                                                   |
 //! | `user_contact`    | user_id ++ contact_id                         | added_at (ms, u64 BE)                                     |
 //! | `revoked_token`   | jti (UTF-8, 1 to 65535 bytes)                 | expires_at (ms, u64 BE)                                   |
+//! | `user_login`      | user_id ++ login_id                           | `Login` as JSON (the refresh token's hash, never the token) |
 //! | `conversations`   | conv_id                                       | `Conversation` as JSON                                    |
 //! | `user_conv`       | user_id ++ conv_id                            | empty                                                     |
 //! | `conv_msg`        | conv_id ++ seq (u64 BE)                       | event as JSON (below)                                     |
 //! | `conv_client_msg` | conv_id ++ sender_id ++ client_id (UTF-8)     | seq (u64 BE)                                              |
 //!
 //! An event is `{id, from, body, client_id, sent_at}` plus, only where they apply,
-//! `receiver` (a direct message's), `edit_of` or `delete_of` (the target seq) and
-//! `membership`; a record with none of those is a message, so histories written before
+//! `receiver` (a direct message's), `edit_of` or `delete_of` (the target seq),
+//! `membership` and `erased` (true, with no body: the content of an account that was
+//! deleted); a record with none of those is a message, so histories written before
 //! events existed read back unchanged.
 //!
 //! Both directions of a contact, a conversation with its `user_conv` entries, an account
@@ -47,14 +49,19 @@
 //!
 //! One account per email is a check of `email_user` and the insert, under one mutex.
 //! Adding contacts is the same under a second mutex, so of two concurrent adds exactly
-//! one reports it made them contacts.
+//! one reports it made them contacts. Rotating a login's refresh token reads the login
+//! and writes it back under a third, so of two rotations from one token exactly one
+//! applies. Deleting an account holds all three: nothing it removes is re-created
+//! half-way.
 //!
 //! # Expiry
 //!
 //! A revoked token is only remembered until its `expires_at`: `is_token_revoked`
 //! ignores an entry past it, and [`Store::collect_expired`] (the server calls it
 //! periodically) deletes those entries, one scan of `revoked_token` on the blocking
-//! pool. The deletes are not fsynced: one lost in a crash is deleted again next time.
+//! pool. Logins past their `expires_at` are likewise ignored on read and deleted by the
+//! same sweep. The deletes are not fsynced: one lost in a crash is deleted again next
+//! time.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -62,8 +69,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actors::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, EventId, EventKind, MembershipChange,
-    MessageBody, MessageContent, Seq, Timestamp, UserId, UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, EventId, EventKind, Login, LoginId,
+    MembershipChange, MessageBody, MessageContent, RefreshHash, Seq, Timestamp, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -85,6 +92,7 @@ struct Inner {
     email_user: Keyspace,
     user_contact: Keyspace,
     revoked_token: Keyspace,
+    user_login: Keyspace,
     conversations: Keyspace,
     user_conv: Keyspace,
     conv_msg: Keyspace,
@@ -93,6 +101,8 @@ struct Inner {
     email_lock: Mutex<()>,
     /// Held from checking `user_contact` until both directions are written.
     contact_lock: Mutex<()>,
+    /// Held from reading a login until it is written back or removed.
+    login_lock: Mutex<()>,
 }
 
 impl FjallStore {
@@ -117,6 +127,7 @@ impl FjallStore {
             email_user: keyspace("email_user")?,
             user_contact: keyspace("user_contact")?,
             revoked_token: keyspace("revoked_token")?,
+            user_login: keyspace("user_login")?,
             conversations: keyspace("conversations")?,
             user_conv: keyspace("user_conv")?,
             conv_msg: keyspace("conv_msg")?,
@@ -124,6 +135,7 @@ impl FjallStore {
             db,
             email_lock: Mutex::new(()),
             contact_lock: Mutex::new(()),
+            login_lock: Mutex::new(()),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -133,6 +145,33 @@ impl FjallStore {
     /// The directory the store lives in.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Reads a live login, lets `change` edit it, and writes it back if `change` says
+    /// so, all under the login lock. Returns whether it was written.
+    async fn update_login(
+        &self,
+        user: UserId,
+        id: LoginId,
+        change: impl FnOnce(&mut Login) -> bool + Send + 'static,
+    ) -> StoreResult<bool> {
+        let key = keys::id_pair(user.as_bytes(), id.as_bytes());
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let _logins = lock(&inner.login_lock);
+            let Some(mut login) = get_json::<Login>(&inner.user_login, &key)? else {
+                return Ok(false);
+            };
+            if !login.is_live(Timestamp::now()) || !change(&mut login) {
+                return Ok(false);
+            }
+            let value = serde_json::to_vec(&login).map_err(StoreError::new)?;
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.user_login, key, value);
+            commit(batch)?;
+            Ok(true)
+        })
+        .await
     }
 }
 
@@ -163,6 +202,8 @@ struct StoredEvent<'a> {
     delete_of: Option<Seq>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     membership: Option<MembershipChange>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    erased: bool,
 }
 
 fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
@@ -176,6 +217,7 @@ fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
         edit_of: None,
         delete_of: None,
         membership: None,
+        erased: false,
     };
     match &event.kind {
         EventKind::Message(m) => {
@@ -188,6 +230,7 @@ fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
         }
         EventKind::Delete { target } => stored.delete_of = Some(*target),
         EventKind::Membership(change) => stored.membership = Some(change.clone()),
+        EventKind::Erased => stored.erased = true,
     }
     serde_json::to_vec(&stored).map_err(|e| StoreError::context("encoding an event", e))
 }
@@ -206,10 +249,11 @@ fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
         .body
         .map(|b| MessageBody::from_stored(b.into_owned()));
     let kind = match (stored.membership, stored.delete_of, stored.edit_of, body) {
+        (None, None, None, None) if stored.erased => EventKind::Erased,
         (Some(change), None, None, None) => EventKind::Membership(change),
         (None, Some(target), None, None) => EventKind::Delete { target },
         (None, None, Some(target), Some(content)) => EventKind::Edit { target, content },
-        (None, None, None, Some(body)) => EventKind::Message(MessageContent {
+        (None, None, None, Some(body)) if !stored.erased => EventKind::Message(MessageContent {
             body,
             receiver: stored.receiver,
         }),
@@ -428,7 +472,14 @@ impl Store for FjallStore {
             for guard in inner.revoked_token.iter() {
                 let (key, value) = guard.into_inner().map_err(StoreError::new)?;
                 if keys::u64_value(&value)? <= now.as_millis() {
-                    expired.push(key);
+                    expired.push((&inner.revoked_token, key));
+                }
+            }
+            let _logins = lock(&inner.login_lock);
+            for guard in inner.user_login.iter() {
+                let (key, value) = guard.into_inner().map_err(StoreError::new)?;
+                if !decode_json::<Login>(&value)?.is_live(now) {
+                    expired.push((&inner.user_login, key));
                 }
             }
             if expired.is_empty() {
@@ -436,12 +487,150 @@ impl Store for FjallStore {
             }
             let count = expired.len();
             let mut batch = inner.db.batch();
-            for key in expired {
-                batch.remove(&inner.revoked_token, key);
+            for (keyspace, key) in expired {
+                batch.remove(keyspace, key);
             }
             batch.commit().map_err(StoreError::new)?;
             tracing::debug!(count, "expired revocations collected");
             Ok(count)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<bool> {
+        let hash = password_hash.to_owned();
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            // Under the email lock, which `delete_user` holds too: a deleted account is
+            // never written back.
+            let _account = lock(&inner.email_lock);
+            let Some(mut record) = get_json::<UserRecord>(&inner.users, user.as_bytes())? else {
+                return Ok(false);
+            };
+            record.password_hash = hash;
+            let value = serde_json::to_vec(&record).map_err(StoreError::new)?;
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.users, user.as_bytes(), value);
+            commit(batch)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn delete_user(&self, user: UserId) -> StoreResult<()> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let id = user.as_bytes();
+            let _account = lock(&inner.email_lock);
+            let _contacts = lock(&inner.contact_lock);
+            let _logins = lock(&inner.login_lock);
+            let mut batch = inner.db.batch();
+            if let Some(record) = get_json::<UserRecord>(&inner.users, id)? {
+                let email = record.user.email.as_str();
+                // Only this account's claim on the email: never free another's.
+                let owner = inner.email_user.get(email).map_err(StoreError::new)?;
+                if owner.as_deref() == Some(&id[..]) {
+                    batch.remove(&inner.email_user, email.to_owned());
+                }
+                batch.remove(&inner.users, *id);
+            }
+            for contact in second_ids(&inner.user_contact, id)? {
+                batch.remove(&inner.user_contact, keys::id_pair(id, &contact));
+                batch.remove(&inner.user_contact, keys::id_pair(&contact, id));
+            }
+            for keyspace in [&inner.user_login, &inner.user_conv] {
+                for guard in keyspace.prefix(id) {
+                    batch.remove(keyspace, guard.key().map_err(StoreError::new)?);
+                }
+            }
+            commit(batch)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %login.user))]
+    async fn insert_login(&self, login: &Login) -> StoreResult<()> {
+        let key = keys::id_pair(login.user.as_bytes(), login.id.as_bytes());
+        let value = serde_json::to_vec(login).map_err(StoreError::new)?;
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.user_login, key, value);
+            commit(batch)
+        })
+        .await
+    }
+
+    async fn login(&self, user: UserId, id: LoginId) -> StoreResult<Option<Login>> {
+        let key = keys::id_pair(user.as_bytes(), id.as_bytes());
+        let login = get_json::<Login>(&self.inner.user_login, &key)?;
+        Ok(login.filter(|l| l.is_live(Timestamp::now())))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn user_logins(&self, user: UserId) -> StoreResult<Vec<Login>> {
+        let inner = Arc::clone(&self.inner);
+        let now = Timestamp::now();
+        blocking(move || {
+            let mut logins = Vec::new();
+            for guard in inner.user_login.prefix(user.as_bytes()) {
+                let (_, value) = guard.into_inner().map_err(StoreError::new)?;
+                let login: Login = decode_json(&value)?;
+                if login.is_live(now) {
+                    logins.push(login);
+                }
+            }
+            Ok(logins)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn rotate_login(
+        &self,
+        user: UserId,
+        id: LoginId,
+        from: RefreshHash,
+        to: RefreshHash,
+        expires_at: Timestamp,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        self.update_login(user, id, move |login| {
+            if login.refresh_hash != from {
+                return false;
+            }
+            login.refresh_hash = to;
+            login.expires_at = expires_at;
+            login.last_seen_at = at;
+            true
+        })
+        .await
+    }
+
+    async fn touch_login(&self, user: UserId, id: LoginId, at: Timestamp) -> StoreResult<()> {
+        self.update_login(user, id, move |login| {
+            login.last_seen_at = login.last_seen_at.max(at);
+            true
+        })
+        .await
+        .map(|_| ())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn delete_login(&self, user: UserId, id: LoginId) -> StoreResult<bool> {
+        let key = keys::id_pair(user.as_bytes(), id.as_bytes());
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let _logins = lock(&inner.login_lock);
+            let Some(login) = get_json::<Login>(&inner.user_login, &key)? else {
+                return Ok(false);
+            };
+            let mut batch = inner.db.batch();
+            batch.remove(&inner.user_login, key);
+            commit(batch)?;
+            Ok(login.is_live(Timestamp::now()))
         })
         .await
     }
@@ -537,6 +726,28 @@ impl Store for FjallStore {
     async fn last_event(&self, conversation: ConversationId) -> StoreResult<Option<Event>> {
         let newest = self.inner.conv_msg.prefix(conversation.as_bytes()).rev();
         Ok(read_events(newest, conversation, 1)?.pop())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation, events = seqs.len()))]
+    async fn erase_events(&self, conversation: ConversationId, seqs: &[Seq]) -> StoreResult<()> {
+        let seqs = seqs.to_vec();
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut batch = inner.db.batch();
+            for seq in seqs {
+                let key = keys::message(conversation, seq);
+                let Some(value) = inner.conv_msg.get(key).map_err(StoreError::new)? else {
+                    continue;
+                };
+                let mut event = decode_event(&key, &value)?;
+                event.kind = EventKind::Erased;
+                // Overwritten in place: the old value is gone once the LSM tree compacts
+                // it away, and no read ever returns it again.
+                batch.insert(&inner.conv_msg, key, encode_event(&event)?);
+            }
+            commit(batch)
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]

@@ -33,7 +33,7 @@ impl Event {
         match &self.kind {
             EventKind::Message(m) => Some(&m.body),
             EventKind::Edit { content, .. } => Some(content),
-            EventKind::Delete { .. } | EventKind::Membership(_) => None,
+            EventKind::Delete { .. } | EventKind::Membership(_) | EventKind::Erased => None,
         }
     }
 }
@@ -57,6 +57,17 @@ pub enum EventKind {
     },
     /// Someone joined, left or was moved in the conversation.
     Membership(MembershipChange),
+    /// A message or an edit whose sender deleted their account: its content is erased
+    /// from the store, and only its place in the stream (id, seq, sender, time) is left.
+    Erased,
+}
+
+impl EventKind {
+    /// Whether the event carries content of its sender's that erasing an account must
+    /// remove (a message's or an edit's text).
+    pub fn has_content(&self) -> bool {
+        matches!(self, EventKind::Message(_) | EventKind::Edit { .. })
+    }
 }
 
 /// A message's content.

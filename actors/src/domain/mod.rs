@@ -6,6 +6,7 @@ mod conversation;
 mod email;
 mod event;
 mod ids;
+mod login;
 mod message;
 mod name;
 mod password;
@@ -18,7 +19,8 @@ pub use email::Email;
 pub use event::{
     Event, EventKind, MembershipChange, MessageContent, Role, Seq, Signal, SignalKind,
 };
-pub use ids::{ConversationId, EventId, IdError, SessionId, UserId};
+pub use ids::{ConversationId, EventId, IdError, LoginId, SessionId, UserId};
+pub use login::{DeviceName, Login, RefreshHash};
 pub use message::{ClientId, MessageBody};
 pub use name::DisplayName;
 pub use password::Password;

@@ -39,47 +39,48 @@ struct Migration {
 
 /// Every layout change, oldest first. Append, never edit: a deployed keyspace has
 /// already run the old ones.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "accounts, contacts, revoked tokens, conversations, events in seq buckets",
-    statements: &[
-        "CREATE TABLE IF NOT EXISTS {ks}.store_settings (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "accounts, contacts, revoked tokens, conversations, events in seq buckets",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS {ks}.store_settings (
             name text PRIMARY KEY,
             value bigint)",
-        "CREATE TABLE IF NOT EXISTS {ks}.users (
+            "CREATE TABLE IF NOT EXISTS {ks}.users (
             user_id uuid PRIMARY KEY,
             name text,
             email text,
             password_hash text,
             created_at timestamp)",
-        "CREATE TABLE IF NOT EXISTS {ks}.email_user (
+            "CREATE TABLE IF NOT EXISTS {ks}.email_user (
             email text PRIMARY KEY,
             user_id uuid)",
-        "CREATE TABLE IF NOT EXISTS {ks}.user_contacts (
+            "CREATE TABLE IF NOT EXISTS {ks}.user_contacts (
             user_id uuid,
             contact_id uuid,
             added_at timestamp,
             PRIMARY KEY (user_id, contact_id))",
-        "CREATE TABLE IF NOT EXISTS {ks}.contact_pairs (
+            "CREATE TABLE IF NOT EXISTS {ks}.contact_pairs (
             low_id uuid,
             high_id uuid,
             added_at timestamp,
             PRIMARY KEY ((low_id, high_id)))",
-        // Rows only ever expire (a TTL, never a delete), so nothing can be resurrected
-        // and their tombstones need not outlive the hint window.
-        "CREATE TABLE IF NOT EXISTS {ks}.revoked_tokens (
+            // Rows only ever expire (a TTL, never a delete), so nothing can be resurrected
+            // and their tombstones need not outlive the hint window.
+            "CREATE TABLE IF NOT EXISTS {ks}.revoked_tokens (
             jti text PRIMARY KEY,
             expires_at timestamp)
             WITH gc_grace_seconds = 10800",
-        "CREATE TABLE IF NOT EXISTS {ks}.conversations (
+            "CREATE TABLE IF NOT EXISTS {ks}.conversations (
             conversation_id uuid PRIMARY KEY,
             participants frozen<list<uuid>>,
             created_at timestamp)",
-        "CREATE TABLE IF NOT EXISTS {ks}.user_conversations (
+            "CREATE TABLE IF NOT EXISTS {ks}.user_conversations (
             user_id uuid,
             conversation_id uuid,
             PRIMARY KEY (user_id, conversation_id))",
-        "CREATE TABLE IF NOT EXISTS {ks}.events (
+            "CREATE TABLE IF NOT EXISTS {ks}.events (
             conversation_id uuid,
             bucket bigint,
             seq bigint,
@@ -94,19 +95,33 @@ const MIGRATIONS: &[Migration] = &[Migration {
             membership text,
             PRIMARY KEY ((conversation_id, bucket), seq))
             WITH CLUSTERING ORDER BY (seq DESC)",
-        "CREATE TABLE IF NOT EXISTS {ks}.event_buckets (
+            "CREATE TABLE IF NOT EXISTS {ks}.event_buckets (
             conversation_id uuid,
             bucket bigint,
             PRIMARY KEY (conversation_id, bucket))
             WITH CLUSTERING ORDER BY (bucket DESC)",
-        "CREATE TABLE IF NOT EXISTS {ks}.client_ids (
+            "CREATE TABLE IF NOT EXISTS {ks}.client_ids (
             conversation_id uuid,
             sender_id uuid,
             client_id text,
             seq bigint,
             PRIMARY KEY ((conversation_id, sender_id, client_id)))",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        description: "logins: one row per signed-in device, with its refresh token's hash",
+        statements: &["CREATE TABLE IF NOT EXISTS {ks}.user_logins (
+            user_id uuid,
+            login_id uuid,
+            device text,
+            created_at timestamp,
+            last_seen_at timestamp,
+            refresh_hash blob,
+            expires_at timestamp,
+            PRIMARY KEY (user_id, login_id))"],
+    },
+];
 
 /// What the keyspace was created with.
 #[derive(Debug, Clone, Copy)]
