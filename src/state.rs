@@ -9,13 +9,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
-use crate::service::{Accounts, Contacts, Conversations, Messaging};
+use crate::service::{Accounts, Contacts, Conversations, Export, Messaging};
 
 struct Inner {
     config: Config,
     accounts: Accounts,
     contacts: Contacts,
     conversations: Conversations,
+    export: Export,
     messaging: Messaging,
     shutdown: CancellationToken,
     sessions: TaskTracker,
@@ -38,6 +39,7 @@ impl AppState {
             accounts: Accounts::new(store.clone(), messenger.clone(), tokens, hasher, &config),
             contacts: Contacts::new(store.clone()),
             conversations: Conversations::new(store.clone()),
+            export: Export::new(store.clone(), &config),
             messaging: Messaging::new(store, messenger, &config),
             config,
             shutdown: CancellationToken::new(),
@@ -61,6 +63,10 @@ impl AppState {
     pub fn conversations(&self) -> &Conversations {
         &self.0.conversations
     }
+    /// A user's data, a page at a time.
+    pub fn export(&self) -> &Export {
+        &self.0.export
+    }
     /// Sending, sessions, replay.
     pub fn messaging(&self) -> &Messaging {
         &self.0.messaging
@@ -80,6 +86,7 @@ impl AppState {
     /// Forgets idle rate-limit keys everywhere.
     pub fn sweep(&self) {
         self.0.accounts.sweep();
+        self.0.export.sweep();
         self.0.messaging.sweep();
     }
 }

@@ -61,8 +61,13 @@ pub struct MessageJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Uuid)]
     pub receiver: Option<UserId>,
-    /// Text.
+    /// Text; empty when `deleted`.
     pub content: &'a str,
+    /// Present, and true, when the sender deleted their account: the content was erased
+    /// and this is what is left in its place.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(value_type = Option<bool>)]
+    pub deleted: bool,
     /// Always `text` for now.
     #[serde(rename = "type")]
     pub kind: MessageType,
@@ -89,6 +94,7 @@ impl<'a> From<&'a Event> for MessageJson<'a> {
                 _ => None,
             },
             content: e.text().map_or("", |t| t.as_str()),
+            deleted: matches!(e.kind, EventKind::Erased),
             kind: MessageType::Text,
             client_id: e.client_id.as_ref().map(|c| c.as_str()),
             created_at: Rfc3339(e.at),

@@ -6,7 +6,9 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{admin, auth, contacts, conversations, health, messages, web, ws};
+use super::routes::{
+    account, admin, auth, contacts, conversations, health, messages, sessions, web, ws,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +21,12 @@ use super::routes::{admin, auth, contacts, conversations, health, messages, web,
         auth::login,
         auth::logout,
         auth::me,
+        auth::refresh,
+        sessions::list,
+        sessions::sign_out,
+        account::change_password,
+        account::delete,
+        account::export,
         contacts::add,
         contacts::list,
         messages::send,

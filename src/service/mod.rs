@@ -2,7 +2,9 @@
 //! realtime transports parse their input into domain types, call a service, and turn
 //! its answer (or its [`ServiceError`]) into their wire format; they decide nothing.
 //!
-//! - [`accounts`]: register, log in and out, authenticate a token.
+//! - [`accounts`]: register, log in and out, authenticate a token, refresh tokens,
+//!   signed-in devices, password change, account deletion.
+//! - [`export`]: a user's data, a page at a time.
 //! - [`contacts`]: add by email, list.
 //! - [`conversations`]: a caller's list, pages of history for members.
 //! - [`messaging`]: send (rate-limited), attach and detach sessions, replay reads.
@@ -11,10 +13,12 @@ pub mod accounts;
 pub mod contacts;
 pub mod conversations;
 mod error;
+pub mod export;
 pub mod messaging;
 
-pub use accounts::{Accounts, AuthUser, Issued};
+pub use accounts::{Accounts, AuthUser, Issued, LoginView};
 pub use contacts::Contacts;
 pub use conversations::{ConversationView, Conversations, Page};
 pub use error::{ErrorKind, ServiceError, TokenProblem};
+pub use export::{EXPORT_PAGE, Export, ExportCursor, ExportHead, ExportPage};
 pub use messaging::Messaging;

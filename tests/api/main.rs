@@ -21,6 +21,7 @@ mod on_scylla;
 /// The store of the modules declared here.
 const STORE: helpers::TestStore = helpers::TestStore::Fjall;
 
+mod account;
 mod accounts;
 mod asyncapi;
 mod connections;
@@ -39,5 +40,6 @@ mod operations;
 mod process;
 mod protocol_errors;
 mod session_end;
+mod sessions;
 mod supervision;
 mod web;

@@ -171,6 +171,36 @@ async fn real_answers_have_the_shapes_the_document_gives_them() {
         .await
         .unwrap();
     assert_shape(&doc, "HistoryPage", &page);
+    let refreshed: Value = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({"refreshToken": auth["refreshToken"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_shape(&doc, "AuthResponse", &refreshed);
+    let ada = refreshed["token"].as_str().unwrap().to_owned();
+    let sessions: Value = app
+        .get("/api/auth/sessions", Some(&ada))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_shape(&doc, "SessionList", &sessions);
+    assert_shape(&doc, "Session", &sessions["sessions"][0]);
+    let export: Value = app
+        .get("/api/auth/export", Some(&ada))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_shape(&doc, "ExportResponse", &export);
+    assert_shape(&doc, "ExportAccount", &export["account"]);
+    assert_shape(&doc, "ExportConversation", &export["conversations"][0]);
+    assert_shape(&doc, "Message", &export["messages"][0]);
     let error: Value = app
         .post("/api/auth/login", None, &json!({"email": "x"}))
         .await

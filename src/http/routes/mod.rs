@@ -1,10 +1,12 @@
 //! One module per resource; each handler's doc starts with its method and path.
 
+pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod health;
 pub(crate) mod messages;
+pub(crate) mod sessions;
 pub(crate) mod web;
 pub(crate) mod ws;
