@@ -42,4 +42,5 @@ mod protocol_errors;
 mod session_end;
 mod sessions;
 mod supervision;
+mod sync_storm;
 mod web;
