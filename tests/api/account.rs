@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, assert_error, spawn_app, spawn_app_with};
+use super::STORE;
+use crate::helpers::{TestApp, TestUser, assert_error};
 
 fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}"))
@@ -29,7 +30,9 @@ async fn history(app: &TestApp, me: &str, other: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn changing_the_password_signs_out_every_other_device_and_keeps_this_one() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     let laptop = app.login_on(&ada, "Ada's laptop").await;
@@ -85,7 +88,9 @@ async fn changing_the_password_signs_out_every_other_device_and_keeps_this_one()
 
 #[tokio::test]
 async fn a_wrong_current_password_is_403_and_a_weak_new_one_validation_failed_changing_nothing() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let laptop = app.login_on(&ada, "Ada's laptop").await;
 
@@ -114,7 +119,12 @@ async fn a_wrong_current_password_is_403_and_a_weak_new_one_validation_failed_ch
 
 #[tokio::test]
 async fn guessing_the_current_password_slows_down_like_a_login() {
-    let app = spawn_app_with(|c| c.login_failures_per_address = 2).await;
+    let Some(app) = STORE
+        .spawn_app_with(|c| c.login_failures_per_address = 2)
+        .await
+    else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     for _ in 0..2 {
         let res = app
@@ -131,7 +141,9 @@ async fn guessing_the_current_password_slows_down_like_a_login() {
 
 #[tokio::test]
 async fn deleting_the_account_leaves_tombstones_in_others_histories_and_frees_the_email() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     chat(&app, &ada, &bob, "ada's secret plan", "bob's answer").await;
@@ -204,7 +216,9 @@ async fn deleting_the_account_leaves_tombstones_in_others_histories_and_frees_th
 
 #[tokio::test]
 async fn erased_content_stays_erased_after_a_restart() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     chat(&app, &ada, &bob, "ada's secret plan", "bob's answer").await;
@@ -223,7 +237,9 @@ async fn erased_content_stays_erased_after_a_restart() {
 
 #[tokio::test]
 async fn a_wrong_or_missing_password_deletes_nothing() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     assert_error(
         app.delete_account(&ada.token, "not my password").await,
@@ -250,7 +266,9 @@ async fn a_wrong_or_missing_password_deletes_nothing() {
 
 #[tokio::test]
 async fn an_export_holds_the_users_data_in_bounded_pages() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     let cy = app.new_user("Cy").await;
@@ -313,7 +331,12 @@ async fn an_export_holds_the_users_data_in_bounded_pages() {
 
 #[tokio::test]
 async fn exports_are_rate_limited_per_user_and_refuse_a_bad_cursor() {
-    let app = spawn_app_with(|c| c.export_pages_per_minute = 2).await;
+    let Some(app) = STORE
+        .spawn_app_with(|c| c.export_pages_per_minute = 2)
+        .await
+    else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     let body = assert_error(

@@ -1,7 +1,8 @@
 //! Integration tests: a real server on a loopback port, a real store in a temp dir,
 //! real HTTP and WebSocket clients. One binary, so it links once.
 //!
-//! The tests whose subject is the store (`messaging`, `history`, `restart`) run twice:
+//! The tests whose subject is the store (`messaging`, `history`, `restart`, `sessions`,
+//! `account`) run twice:
 //! here on the embedded store, and in `on_scylla` on the ScyllaDB store when
 //! `SCYLLA_URI` names a live CQL node (otherwise those copies return at once, and one
 //! test says so). Each module asks `super::STORE` for its server.
@@ -14,7 +15,7 @@ mod helpers;
 mod live_cql;
 #[path = "../common/server.rs"]
 mod server;
-// Compiles messaging, history and restart a second time, on purpose.
+// Compiles the store-dependent modules a second time, on purpose.
 #[allow(clippy::duplicate_mod)]
 mod on_scylla;
 

@@ -7,16 +7,20 @@ use crate::helpers::TestStore;
 /// The store of the modules declared here.
 const STORE: TestStore = TestStore::Scylla;
 
+#[path = "account.rs"]
+mod account;
 #[path = "history.rs"]
 mod history;
 #[path = "messaging.rs"]
 mod messaging;
 #[path = "restart.rs"]
 mod restart;
+#[path = "sessions.rs"]
+mod sessions;
 
 #[tokio::test]
 async fn the_scylla_copies_say_when_they_are_skipped() {
     if crate::live_cql::uri().is_none() {
-        crate::live_cql::say_skipped("the messaging, history and restart tests");
+        crate::live_cql::say_skipped("the messaging, history, restart, sessions and account tests");
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
+use super::STORE;
+use crate::helpers::{TestApp, assert_error};
 
 /// The body of a successful refresh.
 async fn refreshed(app: &TestApp, refresh_token: &str) -> Value {
@@ -45,7 +46,9 @@ fn b64url_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_refresh_token_trades_once_for_a_new_pair_and_the_new_pair_works() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     assert!(
         ada.refresh_token.starts_with("prt_"),
@@ -67,7 +70,9 @@ async fn a_refresh_token_trades_once_for_a_new_pair_and_the_new_pair_works() {
 
 #[tokio::test]
 async fn a_reused_refresh_token_signs_its_device_out_and_closes_its_sessions_within_a_second() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     let laptop = app.login_on(&ada, "Ada's laptop").await;
@@ -115,7 +120,9 @@ async fn a_reused_refresh_token_signs_its_device_out_and_closes_its_sessions_wit
 
 #[tokio::test]
 async fn a_refresh_token_is_dead_after_its_device_logs_out() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     assert_eq!(app.logout(&ada.token).await.status(), 204);
     assert_error(app.refresh(&ada.refresh_token).await, 401, "unauthorized").await;
@@ -124,7 +131,9 @@ async fn a_refresh_token_is_dead_after_its_device_logs_out() {
 
 #[tokio::test]
 async fn refresh_requests_that_are_not_refresh_tokens_are_refused_in_the_envelope() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let missing = app.post("/api/auth/refresh", None, &json!({})).await;
     let body = assert_error(missing, 400, "validation_failed").await;
@@ -148,7 +157,9 @@ async fn refresh_requests_that_are_not_refresh_tokens_are_refused_in_the_envelop
 
 #[tokio::test]
 async fn refresh_tokens_and_signed_in_devices_survive_a_restart() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let app = app.restart().await;
     assert_eq!(app.me(&ada.token).await.status(), 200);
@@ -159,7 +170,12 @@ async fn refresh_tokens_and_signed_in_devices_survive_a_restart() {
 
 #[tokio::test]
 async fn a_refresh_token_expires_after_the_configured_lifetime() {
-    let app = spawn_app_with(|c| c.refresh_ttl = Duration::from_secs(1)).await;
+    let Some(app) = STORE
+        .spawn_app_with(|c| c.refresh_ttl = Duration::from_secs(1))
+        .await
+    else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_error(app.refresh(&ada.refresh_token).await, 401, "unauthorized").await;
@@ -168,14 +184,21 @@ async fn a_refresh_token_expires_after_the_configured_lifetime() {
 
 #[tokio::test]
 async fn the_access_token_keeps_its_configurable_lifetime_of_seven_days_by_default() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     assert_eq!(lifetime_secs(&ada.token), 7 * 24 * 3600);
     let refreshed = refreshed(&app, &ada.refresh_token).await;
     assert_eq!(lifetime_secs(str_of(&refreshed, "token")), 7 * 24 * 3600);
     app.stop().await;
 
-    let app = spawn_app_with(|c| c.token_ttl = Duration::from_secs(3600)).await;
+    let Some(app) = STORE
+        .spawn_app_with(|c| c.token_ttl = Duration::from_secs(3600))
+        .await
+    else {
+        return;
+    };
     let bob = app.new_user("Bob").await;
     assert_eq!(lifetime_secs(&bob.token), 3600);
     app.stop().await;
@@ -183,7 +206,9 @@ async fn the_access_token_keeps_its_configurable_lifetime_of_seven_days_by_defau
 
 #[tokio::test]
 async fn the_sessions_list_shows_each_signed_in_device_and_which_one_asks() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let laptop = app.login_on(&ada, "Ada's laptop").await;
     // Without a device name, the User-Agent names the device.
@@ -226,7 +251,9 @@ async fn the_sessions_list_shows_each_signed_in_device_and_which_one_asks() {
 
 #[tokio::test]
 async fn a_bad_device_name_is_validation_failed() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let res = app
         .post(
@@ -242,7 +269,9 @@ async fn a_bad_device_name_is_validation_failed() {
 
 #[tokio::test]
 async fn signing_a_device_out_revokes_its_tokens_and_closes_its_sessions_within_a_second() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     let laptop = app.login_on(&ada, "Ada's laptop").await;
@@ -286,7 +315,9 @@ async fn signing_a_device_out_revokes_its_tokens_and_closes_its_sessions_within_
 
 #[tokio::test]
 async fn another_users_or_an_unknown_session_id_is_404_and_a_malformed_one_400() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
     let bobs_id = str_of(&app.sessions(&bob.token).await[0], "id").to_owned();
@@ -328,7 +359,9 @@ async fn another_users_or_an_unknown_session_id_is_404_and_a_malformed_one_400()
 
 #[tokio::test]
 async fn a_refresh_moves_the_devices_last_seen_time_forward() {
-    let app = spawn_app().await;
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     let before = app.sessions(&ada.token).await[0].clone();
     assert_eq!(before["createdAt"], before["lastSeenAt"]);
@@ -345,7 +378,12 @@ async fn a_refresh_moves_the_devices_last_seen_time_forward() {
 
 #[tokio::test]
 async fn account_requests_beyond_the_per_user_rate_are_429() {
-    let app = spawn_app_with(|c| c.account_requests_per_minute = 2).await;
+    let Some(app) = STORE
+        .spawn_app_with(|c| c.account_requests_per_minute = 2)
+        .await
+    else {
+        return;
+    };
     let ada = app.new_user("Ada").await;
     app.sessions(&ada.token).await;
     app.sessions(&ada.token).await;

@@ -100,6 +100,9 @@ pub(crate) async fn delete(
 #[into_params(parameter_in = Query)]
 pub(crate) struct ExportQuery {
     /// The `nextCursor` of the previous page; the first page without it.
+    #[param(
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:[0-9]{1,19}$"
+    )]
     cursor: Option<String>,
 }
 
