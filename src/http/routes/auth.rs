@@ -47,7 +47,7 @@ fn issued(message: &'static str, issued: Issued) -> Success<AuthResponse> {
 }
 
 /// The body of `POST /api/auth/logout`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LoggedOut {
     message: &'static str,
@@ -111,7 +111,7 @@ pub(crate) async fn login(
 
 /// `POST /api/auth/logout`: revokes the token used, for the rest of its lifetime.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses((status = 204, description = "Revoked"), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Revoked", body = LoggedOut), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
