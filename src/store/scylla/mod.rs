@@ -49,6 +49,13 @@
 //! contract). Rows are written whole (no null column, see `rows`) with client-side
 //! monotonic timestamps, so an event written again replaces the earlier write.
 //!
+//! An amendment (a call's end, `EventKind::Amend`) is an event at its own seq, and also
+//! rewrites its target: a target in the same batch is written amended; one committed
+//! earlier is read and written again whole ([`actors::domain::Event::amended`]) after
+//! step 2, so a retried commit amends it again. A missing target, or one that is not a
+//! message, is left alone. The conversation's actor is its only writer, so the read and
+//! the rewrite race nothing.
+//!
 //! "Durable" here means acknowledged by enough replicas for the consistency level
 //! (`QUORUM` by default). Each replica appends the write to its commitlog, which
 //! ScyllaDB and Cassandra sync periodically by default (every 10 s): what survives the
