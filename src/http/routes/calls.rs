@@ -35,7 +35,7 @@ pub(crate) struct StartBody {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AnswerBody {
     /// The room: the two parties' ids, sorted, joined with `_`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     room_id: Option<String>,
     /// The answerer's signalling data, passed on as sent.
     #[schema(value_type = Object)]
@@ -47,7 +47,7 @@ pub(crate) struct AnswerBody {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EndBody {
     /// The room: the two parties' ids, sorted, joined with `_`.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     room_id: Option<String>,
 }
 
