@@ -29,8 +29,8 @@ fn message() -> Event {
         client_id: Some(ClientId::parse("c17-000123").expect("valid client id")),
         at: Timestamp::now(),
         kind: EventKind::Message(MessageContent {
-            body: MessageBody::parse(&body(), 4096).expect("valid body"),
             receiver: Some(b),
+            ..MessageContent::text(MessageBody::parse(&body(), 4096).expect("valid body"))
         }),
     }
 }

@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
-use crate::service::{Accounts, Contacts, Conversations, Export, Messaging};
+use crate::service::{Accounts, Calls, Contacts, Conversations, Export, Messaging};
 
 struct Inner {
     config: Config,
@@ -17,7 +17,8 @@ struct Inner {
     contacts: Contacts,
     conversations: Conversations,
     export: Export,
-    messaging: Messaging,
+    messaging: Arc<Messaging>,
+    calls: Calls,
     shutdown: CancellationToken,
     sessions: TaskTracker,
 }
@@ -35,12 +36,14 @@ impl AppState {
         tokens: Tokens,
         hasher: PasswordHasher,
     ) -> Self {
+        let messaging = Arc::new(Messaging::new(store.clone(), messenger.clone(), &config));
         Self(Arc::new(Inner {
             accounts: Accounts::new(store.clone(), messenger.clone(), tokens, hasher, &config),
             contacts: Contacts::new(store.clone()),
             conversations: Conversations::new(store.clone()),
             export: Export::new(store.clone(), &config),
-            messaging: Messaging::new(store, messenger, &config),
+            calls: Calls::new(store, messaging.clone()),
+            messaging,
             config,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
@@ -70,6 +73,10 @@ impl AppState {
     /// Sending, sessions, replay.
     pub fn messaging(&self) -> &Messaging {
         &self.0.messaging
+    }
+    /// Calls: ringing, answering, hanging up.
+    pub fn calls(&self) -> &Calls {
+        &self.0.calls
     }
     /// The actor tree.
     pub fn messenger(&self) -> &Messenger {

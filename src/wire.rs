@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 
 use actors::domain::{
-    ConversationId, Event, EventId, EventKind, Seq, Signal, SignalKind, Timestamp, User, UserId,
+    CallInfo, CallSignal, ContentType, ConversationId, Event, EventId, EventKind, MessageContent,
+    RoomId, Seq, Signal, SignalKind, Timestamp, User, UserId,
 };
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 /// A user as clients see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -17,6 +19,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct UserJson {
     /// Id.
     pub id: String,
+    /// The id again, under the name the backend Parley replaces used (REST and
+    /// Socket.IO; not in native WebSocket frames).
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    pub underscore_id: Option<String>,
     /// Display name.
     pub name: String,
     /// Email.
@@ -27,18 +33,72 @@ impl From<&User> for UserJson {
     fn from(u: &User) -> Self {
         Self {
             id: u.id.to_string(),
+            underscore_id: None,
             name: u.name.as_str().to_owned(),
             email: u.email.as_str().to_owned(),
         }
     }
 }
 
-/// What kind of message it is: always `text` for now.
+impl UserJson {
+    /// With `_id` beside `id`, as REST and Socket.IO answer.
+    pub fn with_underscore_id(mut self) -> Self {
+        self.underscore_id = Some(self.id.clone());
+        self
+    }
+}
+
+/// What kind of message it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum MessageType {
     /// A text message.
     Text,
+    /// The record of a video call.
+    Video,
+    /// The record of an audio call.
+    Audio,
+}
+
+impl From<ContentType> for MessageType {
+    fn from(t: ContentType) -> Self {
+        match t {
+            ContentType::Text => MessageType::Text,
+            ContentType::Video => MessageType::Video,
+            ContentType::Audio => MessageType::Audio,
+        }
+    }
+}
+
+/// A call as recorded in its message.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallInfoJson {
+    /// `video` or `audio`, as the message's `type`.
+    pub call_type: MessageType,
+    /// The two parties' ids, sorted, joined with `_` (absent outside 1:1 conversations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    /// When it started.
+    pub started_at: String,
+    /// When it ended, once it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// How long it lasted, in whole seconds, once it has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
+}
+
+impl CallInfoJson {
+    fn new(content: &MessageContent, call: &CallInfo, sender: UserId) -> Self {
+        Self {
+            call_type: content.content_type.into(),
+            room_id: content.receiver.map(|r| RoomId::of(sender, r).to_string()),
+            started_at: rfc3339(call.started_at),
+            ended_at: call.ended_at.map(rfc3339),
+            duration: call.duration_secs(),
+        }
+    }
 }
 
 /// A message as clients see it, on REST and WebSocket alike.
@@ -49,6 +109,11 @@ pub struct MessageJson<'a> {
     /// Unique id.
     #[schema(value_type = String, format = Uuid)]
     pub id: EventId,
+    /// The id again, under the name the backend Parley replaces used (REST and
+    /// Socket.IO; not in native WebSocket frames).
+    #[serde(rename = "_id", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub underscore_id: Option<EventId>,
     /// Conversation id.
     #[schema(value_type = String, format = Uuid)]
     pub conversation_id: ConversationId,
@@ -68,9 +133,16 @@ pub struct MessageJson<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(value_type = Option<bool>)]
     pub deleted: bool,
-    /// Always `text` for now.
+    /// `text`, or `video` or `audio` for a call's record.
     #[serde(rename = "type")]
     pub kind: MessageType,
+    /// For a call: its type, room, start, and end and duration once it has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_info: Option<CallInfoJson>,
+    /// For an amendment: the seq of the message it amends; the rest of this object is
+    /// that message's new content (under the amendment's own id and seq).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amends: Option<Seq>,
     /// The sender's retry key, if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<&'a str>,
@@ -84,21 +156,35 @@ pub struct MessageJson<'a> {
 // is done once per recipient per message.
 impl<'a> From<&'a Event> for MessageJson<'a> {
     fn from(e: &'a Event) -> Self {
+        let (content, amends) = match &e.kind {
+            EventKind::Message(m) => (Some(m), None),
+            EventKind::Amend { target, content } => (Some(content), Some(*target)),
+            _ => (None, None),
+        };
         Self {
             id: e.id,
+            underscore_id: None,
             conversation_id: e.conversation,
             seq: e.seq,
             sender: e.sender,
-            receiver: match &e.kind {
-                EventKind::Message(m) => m.receiver,
-                _ => None,
-            },
+            receiver: content.and_then(|m| m.receiver),
             content: e.text().map_or("", |t| t.as_str()),
             deleted: matches!(e.kind, EventKind::Erased),
-            kind: MessageType::Text,
+            kind: content.map_or(MessageType::Text, |m| m.content_type.into()),
+            call_info: content
+                .and_then(|m| m.call.as_ref().map(|c| CallInfoJson::new(m, c, e.sender))),
+            amends,
             client_id: e.client_id.as_ref().map(|c| c.as_str()),
             created_at: Rfc3339(e.at),
         }
+    }
+}
+
+impl MessageJson<'_> {
+    /// With `_id` beside `id`, as REST and Socket.IO answer.
+    pub fn with_underscore_id(mut self) -> Self {
+        self.underscore_id = Some(self.id);
+        self
     }
 }
 
@@ -139,17 +225,63 @@ impl From<&Signal> for SignalJson {
             online: None,
             last_seen: None,
         };
-        match s.kind {
-            SignalKind::Typing { active } => json.active = Some(active),
-            SignalKind::Delivered { seq } => (json.kind, json.seq) = ("delivered", Some(seq)),
-            SignalKind::Read { seq } => (json.kind, json.seq) = ("read", Some(seq)),
+        match &s.kind {
+            SignalKind::Typing { active } => json.active = Some(*active),
+            SignalKind::Delivered { seq } => (json.kind, json.seq) = ("delivered", Some(*seq)),
+            SignalKind::Read { seq } => (json.kind, json.seq) = ("read", Some(*seq)),
             SignalKind::Presence { online, last_seen } => {
                 json.kind = "presence";
-                json.online = Some(online);
+                json.online = Some(*online);
                 json.last_seen = last_seen.map(rfc3339);
             }
+            // Never written as a `signal` frame: calls have frames of their own
+            // (`realtime::protocol::OutFrame::of_signal`).
+            SignalKind::Call(_) => json.kind = "call",
         }
         json
+    }
+}
+
+/// A call ringing, answered or ended, as the other party's clients see it: the native
+/// protocol's `call` frame, and the payload of the Socket.IO `call:*` events.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallJson<'a> {
+    /// `incoming`, `accepted` or `ended`.
+    pub event: &'static str,
+    /// The call's room: the two parties' ids, sorted, joined with `_`.
+    pub room_id: String,
+    /// Who rang, answered or hung up (always the authenticated user).
+    pub from: String,
+    /// `incoming`: `video` or `audio`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_type: Option<&'static str>,
+    /// `incoming` and `accepted`: the party's signalling data, as it sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<&'a RawValue>,
+}
+
+impl<'a> CallJson<'a> {
+    /// The call signal `call`, sent by `from`.
+    pub fn new(from: UserId, call: &'a CallSignal) -> Self {
+        // The data was encoded from a JSON value at the edge, so it parses.
+        let raw = |data: &'a str| serde_json::from_str::<&'a RawValue>(data).ok();
+        let (event, room, call_type, signal) = match call {
+            CallSignal::Incoming {
+                room,
+                call_type,
+                data,
+            } => ("incoming", room, Some(call_type.as_str()), raw(data)),
+            CallSignal::Accepted { room, data } => ("accepted", room, None, raw(data)),
+            CallSignal::Ended { room } => ("ended", room, None, None),
+        };
+        Self {
+            event,
+            room_id: room.to_string(),
+            from: from.to_string(),
+            call_type,
+            signal,
+        }
     }
 }
 

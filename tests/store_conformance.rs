@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use actors::Store;
 use actors::domain::{
-    ClientId, Conversation, ConversationId, DeviceName, DisplayName, Email, Event, EventId,
-    EventKind, Login, LoginId, MembershipChange, MessageBody, MessageContent, RefreshHash, Role,
-    Seq, Timestamp, User, UserId, UserRecord,
+    CallType, ClientId, ContentType, Conversation, ConversationId, DeviceName, DisplayName, Email,
+    Event, EventId, EventKind, Login, LoginId, MembershipChange, MessageBody, MessageContent,
+    RefreshHash, Role, Seq, Timestamp, User, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError};
 use parley::store::{FjallStore, ScyllaConfig, ScyllaStore};
@@ -1209,6 +1209,109 @@ async fn check_erased_events_keep_their_place_and_lose_their_content(store: &dyn
     assert_eq!(store.last_event(neighbour).await.unwrap(), Some(other));
 }
 
+/// A call is a message of type video or audio with its start; appending an amendment
+/// stores it at its own seq (history stays gapless and ordered) and rewrites its target's
+/// body, type and call in the same commit, keeping the target's id, sender, client id,
+/// time and receiver. A target in the same batch is written amended; a missing target or
+/// one that is not a message is left alone, and the amendment is still stored.
+async fn check_amendments_rewrite_their_target_and_stay_in_the_stream(store: &dyn Store) {
+    let (conv, other_conv) = adjacent_conversations();
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    let text = |s: &str| MessageBody::parse(s, 100).expect("valid body");
+    let started = Timestamp::from_millis(1_700_000_000_000);
+    let ended = Timestamp::from_millis(1_700_000_042_999);
+    let call = |call_type, receiver| {
+        let mut c = MessageContent::call(text("Video call"), call_type, started);
+        c.receiver = Some(receiver);
+        c
+    };
+    let ended_call = |c: &MessageContent, receiver| {
+        let mut c = c.clone();
+        c.receiver = Some(receiver);
+        if let Some(info) = &mut c.call {
+            info.ended_at = Some(ended);
+        }
+        c
+    };
+    let video = call(CallType::Video, bob);
+    let audio = call(CallType::Audio, bob);
+    let start = with_client_id(event(conv, 1, ada, EventKind::Message(video.clone())), "k1");
+    let chat = message(conv, 2, bob, "hello");
+    append(store, &[start.clone(), chat.clone()]).await.unwrap();
+    // Bob hangs up: the amendment's receiver is Ada, the call's stays Bob.
+    let end = event(
+        conv,
+        3,
+        bob,
+        EventKind::Amend {
+            target: 1,
+            content: ended_call(&video, ada),
+        },
+    );
+    append(store, std::slice::from_ref(&end)).await.unwrap();
+
+    let back = store
+        .events(conv, range(None, None, 10, false))
+        .await
+        .unwrap();
+    let mut amended_start = start.clone();
+    amended_start.kind = EventKind::Message(ended_call(&video, bob));
+    assert_eq!(back, vec![amended_start.clone(), chat.clone(), end.clone()]);
+    let EventKind::Message(m) = &back[0].kind else {
+        panic!("the call is still a message");
+    };
+    assert_eq!(m.content_type, ContentType::Video);
+    assert_eq!(m.call.and_then(|c| c.duration_secs()), Some(42));
+    assert_eq!(
+        store
+            .event_by_client_id(conv, ada, &ClientId::parse("k1").unwrap())
+            .await
+            .unwrap(),
+        Some(amended_start),
+        "the client-id index finds the amended message"
+    );
+    assert_eq!(store.last_event(conv).await.unwrap(), Some(end));
+
+    // A call started and ended in one batch is written ended; an amendment of a seq that
+    // does not exist, or of one that is not a message, changes nothing else.
+    let amend = |seq, target| {
+        let content = ended_call(&audio, bob);
+        event(other_conv, seq, ada, EventKind::Amend { target, content })
+    };
+    let start2 = event(other_conv, 1, ada, EventKind::Message(audio.clone()));
+    let (end2, stray) = (amend(2, 1), amend(3, 99));
+    let delete = event(other_conv, 4, ada, EventKind::Delete { target: 1 });
+    let at_delete = amend(5, 4);
+    append(
+        store,
+        &[
+            start2.clone(),
+            end2.clone(),
+            stray.clone(),
+            delete.clone(),
+            at_delete.clone(),
+        ],
+    )
+    .await
+    .unwrap();
+    let back = store
+        .events(other_conv, range(None, None, 10, false))
+        .await
+        .unwrap();
+    let mut ended2 = start2.clone();
+    ended2.kind = EventKind::Message(ended_call(&audio, bob));
+    assert_eq!(back, vec![ended2, end2, stray, delete, at_delete]);
+    // Neither conversation's amendments touched the other.
+    assert_eq!(
+        store
+            .events(conv, range(None, None, 10, false))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
 /// The keyspace the ScyllaDB tests of this run share, created by the first to need it.
 static SHARED_KEYSPACE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
@@ -1285,6 +1388,7 @@ conformance! {
     hostile_strings_round_trip_exactly => check_hostile_strings_round_trip_exactly,
     a_written_fixture_reads_back => check_a_written_fixture_reads_back,
     every_kind_of_event_round_trips => check_every_kind_of_event_round_trips,
+    amendments_rewrite_their_target_and_stay_in_the_stream => check_amendments_rewrite_their_target_and_stay_in_the_stream,
     logins_rotate_once_and_sign_out_once => check_logins_rotate_once_and_sign_out_once,
     a_password_hash_is_replaced_only_on_an_account => check_a_password_hash_is_replaced_only_on_an_account,
     deleting_an_account_frees_its_email_and_unlinks_it => check_deleting_an_account_frees_its_email_and_unlinks_it,

@@ -155,6 +155,15 @@ impl Messenger {
             .signal(members, &Arc::new(signal), except);
     }
 
+    /// Whether `user` has a live session on this node, read from the directory without
+    /// a mailbox hop (a session attaching or closing at this moment may be missed).
+    pub fn has_live_session(&self, user: UserId) -> bool {
+        self.shared
+            .directory
+            .live_user(user)
+            .is_some_and(|live| live.sessions.any_open())
+    }
+
     /// Attaches a new session of `user`, opened with `credential` (an opaque id, such as
     /// a token's, that [`Self::revoke`] can name); deliveries arrive on the returned link.
     pub async fn attach(

@@ -165,7 +165,9 @@ pub(crate) fn slow_consumer() {
     counter!(SLOW_CONSUMER_DISCONNECTS).increment(1);
 }
 
-pub(crate) fn signal_shed() {
+/// Counts a signal dropped for a session that could not take it (by the core's lane, or
+/// by a transport's own buffer).
+pub fn signal_shed() {
     counter!(SIGNALS_SHED).increment(1);
 }
 

@@ -181,6 +181,12 @@ impl UserSessions {
         }
     }
 
+    /// Whether any attached session is still open.
+    pub(crate) fn any_open(&self) -> bool {
+        let list = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        list.iter().any(|s| !s.is_closed())
+    }
+
     /// How many sessions are attached.
     pub(crate) fn len(&self) -> usize {
         self.0.read().unwrap_or_else(PoisonError::into_inner).len()

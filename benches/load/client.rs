@@ -3,10 +3,12 @@
 //!
 //! - Parley: `GET /ws` with `Authorization: Bearer <token>`, then a `ready` frame.
 //! - Relay: `GET /ws?user=<id>`, then a `ready` frame; same frames as Parley.
-//! - Socket.IO: Engine.IO v4 over WebSocket (`/socket.io/?EIO=4&transport=websocket`):
-//!   open packet `0{..}`, namespace connect `40{"token":..}` answered by `40{"sid":..}`,
-//!   `register` with an ack (`420[..]` answered by `430[{"success":true}]`), events
-//!   `42["name",{..}]`, acks `43<id>[..]`, and the server's ping `2` answered by `3`.
+//! - Socket.IO (the Node peer, and Parley's `/socket.io/`): Engine.IO v4 over WebSocket
+//!   (`/socket.io/?EIO=4&transport=websocket`): open packet `0{..}`, namespace connect
+//!   `40{"token":..}` answered by `40{"sid":..}`, `register` with an ack (`420[..]`
+//!   answered by `430[{"success":true}]`), events `42["name",{..}]`, acks `43<id>[..]`,
+//!   and the server's ping `2` answered by `3`. The peer takes the user id as its token;
+//!   Parley checks a real one.
 //!
 //! Every message body starts with the scheduled send time (nanoseconds since the run's
 //! start, 20 digits) and is padded to the same length for every system, so both the
@@ -69,10 +71,12 @@ async fn connect_inner(
     let url = match system {
         System::Parley | System::ParleyScylla => format!("ws://{addr}/ws"),
         System::Relay => format!("ws://{addr}/ws?user={}", user.id),
-        System::Socketio => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"),
+        System::Socketio | System::ParleySocketio => {
+            format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")
+        }
     };
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    if system.is_parley() {
+    if matches!(system, System::Parley | System::ParleyScylla) {
         let value = format!("Bearer {}", user.token)
             .parse()
             .map_err(|_| "bad token".to_owned())?;
@@ -89,7 +93,7 @@ async fn connect_inner(
                 return Err(format!("unexpected first frame: {first:.80}"));
             }
         }
-        System::Socketio => {
+        System::Socketio | System::ParleySocketio => {
             let open = next_text(&mut ws).await?;
             if !open.starts_with("0{") {
                 return Err(format!("unexpected open packet: {open:.80}"));
@@ -157,7 +161,7 @@ pub(crate) fn send_frame(
                 r#"{{"type":"send","receiverId":"{to}","content":"{body}","clientId":"{client_id}"}}"#
             )
         }
-        System::Socketio => format!(
+        System::Socketio | System::ParleySocketio => format!(
             r#"42{ack_id}["sendMessage",{{"receiverId":"{to}","content":"{body}","clientId":"{client_id}"}}]"#
         ),
     }
@@ -212,7 +216,7 @@ pub(crate) fn classify(system: System, text: &str) -> Incoming<'_> {
                 Incoming::Other
             }
         }
-        System::Socketio => {
+        System::Socketio | System::ParleySocketio => {
             if text == "2" {
                 Incoming::Ping
             } else if text.starts_with(r#"42["receiveMessage""#) {

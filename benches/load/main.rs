@@ -20,6 +20,9 @@
 //! - `flood` (Parley only, its default send rate limit in force): while chat runs, a
 //!   client sends far above its limit: chat p99 before, during and after, what the
 //!   flooder got (acks, `rate_limited`), server RSS.
+//! - `socketio-cost`: Parley over Socket.IO beside the Node.js Socket.IO peer, each
+//!   driven the same way: RSS per idle connection, then CPU per message under chat, on
+//!   one server per system, in one run.
 //! - `silent` (Parley only): many TCP connections that never send a byte, from several
 //!   processes: how many the server holds, refuses (503) and closes, when, its
 //!   descriptors and memory, and `/healthz` meanwhile.
@@ -80,6 +83,9 @@ enum Command {
     /// limit during chat: chat latency before, during and after, and what the flooders
     /// got back (acks, `rate_limited` errors).
     Flood(FloodArgs),
+    /// Parley over Socket.IO beside the Node.js Socket.IO peer: RSS per idle connection
+    /// and server CPU per message, measured on the same server in one run.
+    SocketioCost(CostArgs),
     /// Parley only: many TCP connections that never send a byte (from several processes):
     /// how many are held, refused with 503 and closed, when, the server's descriptors and
     /// memory, and `/healthz` meanwhile.
@@ -126,8 +132,7 @@ enum Command {
 /// Options every scenario takes.
 #[derive(Args, Clone)]
 pub(crate) struct Common {
-    /// Systems to measure, in order (default: all three, or parley where only it
-    /// applies).
+    /// Systems to measure, in order (default: every system the scenario applies to).
     #[arg(long, value_delimiter = ',')]
     systems: Vec<System>,
     /// Message body length in bytes (the same for every system).
@@ -253,6 +258,22 @@ pub(crate) struct RampArgs {
     /// Seconds to wait for outstanding acks and deliveries after the last send.
     #[arg(long, default_value_t = 10)]
     drain: u64,
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct CostArgs {
+    /// The chat measured for the CPU figure, after the idle connections are closed.
+    #[command(flatten)]
+    chat: ChatArgs,
+    /// Idle connections opened for the memory figure (each as its own user).
+    #[arg(long, default_value_t = 5000)]
+    connections: usize,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 200)]
+    concurrency: usize,
+    /// Seconds to hold the connections idle before reading the server's RSS.
+    #[arg(long, default_value_t = 10)]
+    hold: u64,
 }
 
 #[derive(Args, Clone)]
@@ -416,6 +437,7 @@ fn main() {
             Command::LoginStorm(a) => scenarios::login_storm(a).await,
             Command::SlowConsumer(a) => isolation::slow_consumer(a).await,
             Command::Flood(a) => isolation::flood(a).await,
+            Command::SocketioCost(a) => scenarios::socketio_cost(a).await,
             Command::Silent(a) => silent::silent(a).await,
             Command::SilentWorker {
                 addr,

@@ -20,7 +20,7 @@ use crate::client::{self, Incoming, Ws};
 use crate::procstat;
 use crate::report::{self, Table, f0, f1, f2, lat, opt1};
 use crate::target::{StartOptions, System, Target, User};
-use crate::{CatchupArgs, ChatArgs, ConnectArgs, RampArgs, StormArgs};
+use crate::{CatchupArgs, ChatArgs, ConnectArgs, CostArgs, RampArgs, StormArgs};
 
 /// Waits for the machine to be quiet (see `Common::quiet_limit`); returns the other
 /// processes' CPU use then, in percent of one core.
@@ -39,6 +39,24 @@ pub(crate) async fn settle(target: &Target, common: &crate::Common) -> f64 {
 
 pub(crate) fn port(opts: &StartOptions, i: usize) -> u16 {
     opts.base_port + i as u16
+}
+
+/// Starts the `i`th system of a scenario with `users` accounts, or records why it did
+/// not start in `results`.
+pub(crate) async fn start(
+    system: System,
+    common: &crate::Common,
+    i: usize,
+    users: usize,
+    results: &mut Vec<Value>,
+) -> Option<Target> {
+    match Target::start(system, &common.start, port(&common.start, i), users).await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            results.push(fail(system, &e));
+            None
+        }
+    }
 }
 
 /// Takes the server's pid out of the picture for a system that failed to start.
@@ -141,9 +159,12 @@ pub(crate) async fn connect_worker(
 }
 
 pub(crate) async fn connect(args: ConnectArgs) {
-    let systems = args
-        .common
-        .systems_or(&[System::Parley, System::Relay, System::Socketio]);
+    let systems = args.common.systems_or(&[
+        System::Parley,
+        System::Relay,
+        System::Socketio,
+        System::ParleySocketio,
+    ]);
     let mut results = Vec::new();
     let mut table = Table::new(&[
         "system",
@@ -156,19 +177,9 @@ pub(crate) async fn connect(args: ConnectArgs) {
         "RSS/conn KiB",
     ]);
     for (i, &system) in systems.iter().enumerate() {
-        let mut target = match Target::start(
-            system,
-            &args.common.start,
-            port(&args.common.start, i),
-            args.connections,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        let Some(mut target) = start(system, &args.common, i, args.connections, &mut results).await
+        else {
+            continue;
         };
         settle(&target, &args.common).await;
         let r = connect_one(&target, &args).await;
@@ -321,25 +332,17 @@ async fn connect_one(target: &Target, args: &ConnectArgs) -> ConnectResult {
 // chat
 
 pub(crate) async fn chat(args: ChatArgs) {
-    let systems = args
-        .common
-        .systems_or(&[System::Parley, System::Relay, System::Socketio]);
+    let systems = args.common.systems_or(&[
+        System::Parley,
+        System::Relay,
+        System::Socketio,
+        System::ParleySocketio,
+    ]);
     let mut results = Vec::new();
     let mut rows = Vec::new();
     for (i, &system) in systems.iter().enumerate() {
-        let target = match Target::start(
-            system,
-            &args.common.start,
-            port(&args.common.start, i),
-            args.users,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        let Some(target) = start(system, &args.common, i, args.users, &mut results).await else {
+            continue;
         };
         let plan = Plan {
             steps: vec![(0, args.rate)],
@@ -448,6 +451,7 @@ fn ratios(rows: &[(System, Window)], f: impl Fn(&Window) -> f64) -> Value {
     json!({
         "parley_over_relay": ratio(get(System::Parley), get(System::Relay)),
         "parley_over_socketio": ratio(get(System::Parley), get(System::Socketio)),
+        "parley_socketio_over_socketio": ratio(get(System::ParleySocketio), get(System::Socketio)),
         "parley_scylla_over_parley": ratio(get(System::ParleyScylla), get(System::Parley)),
     })
 }
@@ -455,11 +459,99 @@ fn ratios(rows: &[(System, Window)], f: impl Fn(&Window) -> f64) -> Value {
 fn print_ratios(what: &str, ratios: &Value) {
     let show = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.2}"));
     println!(
-        "ratios of {what}: parley/relay {}, parley/socketio {}, parley-scylla/parley {}",
+        "ratios of {what}: parley/relay {}, parley/socketio {}, parley-socketio/socketio {}, parley-scylla/parley {}",
         show(&ratios["parley_over_relay"]),
         show(&ratios["parley_over_socketio"]),
+        show(&ratios["parley_socketio_over_socketio"]),
         show(&ratios["parley_scylla_over_parley"])
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// socketio-cost
+
+/// Parley over Socket.IO beside the Node.js Socket.IO peer, driven the same way
+/// (`register`, then `sendMessage` with an ack): on one server per system, the RSS per
+/// idle connection (connections opened, held, closed), then the server's CPU per
+/// message under chat.
+pub(crate) async fn socketio_cost(args: CostArgs) {
+    let chat = &args.chat;
+    let common = &chat.common;
+    let systems = common.systems_or(&[System::ParleySocketio, System::Socketio]);
+    let mut results = Vec::new();
+    let mut table = Table::new(&[
+        "system",
+        "connected",
+        "RSS/idle conn KiB",
+        "delivered/s",
+        "errors",
+        "server CPU µs/msg",
+        "e2e ms p50/p99",
+        "other CPU %",
+        "persists",
+    ]);
+    for (i, &system) in systems.iter().enumerate() {
+        let users = args.connections.max(chat.users);
+        let Some(target) = start(system, common, i, users, &mut results).await else {
+            continue;
+        };
+        settle(&target, common).await;
+        let connect_args = ConnectArgs {
+            common: common.clone(),
+            connections: args.connections,
+            concurrency: args.concurrency,
+            hold: args.hold,
+            per_process: args.connections.max(1),
+            sessions_per_user: 1,
+        };
+        let idle = connect_one(&target, &connect_args).await;
+        // The idle sockets are closed; let the server notice before the chat starts.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        settle(&target, common).await;
+        let plan = Plan {
+            steps: vec![(0, chat.rate)],
+            body_bytes: common.body_bytes,
+        };
+        let stop = chat.warmup + chat.duration;
+        let run = Run::start(&target, &target.users[..chat.users], plan, stop).await;
+        let rec = run.finish(Duration::from_secs(chat.drain)).await;
+        let w = rec.window(chat.warmup, stop);
+        if w.error_count() > 0 || idle.connected < idle.requested {
+            eprintln!("{system}: server log tail:\n{}", target.log_tail());
+        }
+        table.row(vec![
+            system.to_string(),
+            format!("{}/{}", idle.connected, idle.requested),
+            f2(idle.server_rss_per_connection_kib),
+            f0(w.delivered_per_s),
+            w.error_count().to_string(),
+            opt1(w.server_cpu_us_per_message),
+            format!("{}/{}", f2(w.e2e.p50_ms), f2(w.e2e.p99_ms)),
+            opt1(w.other_cpu_percent),
+            if system.is_parley() {
+                "every message, fsynced"
+            } else {
+                "nothing"
+            }
+            .to_owned(),
+        ]);
+        results.push(json!({"system": system, "idle": idle, "chat": w}));
+        drop(target);
+    }
+    println!(
+        "\nsocketio-cost: {} idle connections held {} s, then {} users in pairs at {} msg/s, {} s measured",
+        args.connections, args.hold, chat.users, chat.rate, chat.duration
+    );
+    table.print();
+    let path = report::write(
+        "socketio-cost",
+        json!({"params": {"connections": args.connections, "hold_s": args.hold,
+               "users": chat.users, "rate": chat.rate, "warmup_s": chat.warmup,
+               "duration_s": chat.duration, "body_bytes": common.body_bytes},
+               "results": results}),
+        common.out.clone(),
+    );
+    println!("results: {}", path.display());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -473,25 +565,17 @@ struct Step {
 }
 
 pub(crate) async fn ramp(args: RampArgs) {
-    let systems = args
-        .common
-        .systems_or(&[System::Parley, System::Relay, System::Socketio]);
+    let systems = args.common.systems_or(&[
+        System::Parley,
+        System::Relay,
+        System::Socketio,
+        System::ParleySocketio,
+    ]);
     let mut results = Vec::new();
     let mut summary = Vec::new();
     for (i, &system) in systems.iter().enumerate() {
-        let target = match Target::start(
-            system,
-            &args.common.start,
-            port(&args.common.start, i),
-            args.users,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        let Some(target) = start(system, &args.common, i, args.users, &mut results).await else {
+            continue;
         };
         settle(&target, &args.common).await;
         let (steps, max) = ramp_one(&target, &args).await;
@@ -538,6 +622,7 @@ pub(crate) async fn ramp(args: RampArgs) {
         if let (Some(s), Some(d)) = (r["system"].as_str(), delivered) {
             let system = match s {
                 "parley" => System::Parley,
+                "parley-socketio" => System::ParleySocketio,
                 "parley-scylla" => System::ParleyScylla,
                 "relay" => System::Relay,
                 _ => System::Socketio,
@@ -661,19 +746,9 @@ pub(crate) async fn catchup(args: CatchupArgs) {
             results.push(json!({"system": system, "skipped": "no persistence, no sync"}));
             continue;
         }
-        let target = match Target::start(
-            system,
-            &args.common.start,
-            port(&args.common.start, i),
-            2 * args.repeats,
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        let Some(target) = start(system, &args.common, i, 2 * args.repeats, &mut results).await
+        else {
+            continue;
         };
         let mut runs = Vec::new();
         for r in 0..args.repeats {
@@ -801,19 +876,16 @@ pub(crate) async fn login_storm(args: StormArgs) {
             results.push(json!({"system": system, "skipped": "no login endpoint"}));
             continue;
         }
-        let target = match Target::start(
+        let Some(target) = start(
             system,
-            &args.common.start,
-            port(&args.common.start, i),
+            &args.common,
+            i,
             args.users + args.logins,
+            &mut results,
         )
         .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                results.push(fail(system, &e));
-                continue;
-            }
+        else {
+            continue;
         };
         let plan = Plan {
             steps: vec![(0, args.rate)],

@@ -16,10 +16,13 @@ use serde::Deserialize;
 
 /// A system the harness can measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum System {
-    /// This server, on its embedded store.
+    /// This server, on its embedded store, over its native WebSocket protocol.
     Parley,
+    /// This server, over Socket.IO (`/socket.io/`), driven exactly as the Node.js
+    /// Socket.IO peer is: `register`, then `sendMessage` with an ack callback.
+    ParleySocketio,
     /// This server on ScyllaDB (`--store scylla`), against the node of `--scylla-uri`.
     #[serde(rename = "parley-scylla")]
     ParleyScylla,
@@ -33,6 +36,7 @@ impl fmt::Display for System {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Parley => "parley",
+            Self::ParleySocketio => "parley-socketio",
             Self::ParleyScylla => "parley-scylla",
             Self::Relay => "relay",
             Self::Socketio => "socketio",
@@ -41,9 +45,12 @@ impl fmt::Display for System {
 }
 
 impl System {
-    /// Parley, whatever its store: its protocol, its login, its history.
+    /// Parley, whatever its store or protocol: its login, its history.
     pub(crate) fn is_parley(self) -> bool {
-        matches!(self, Self::Parley | Self::ParleyScylla)
+        matches!(
+            self,
+            Self::Parley | Self::ParleySocketio | Self::ParleyScylla
+        )
     }
 }
 
@@ -182,7 +189,7 @@ impl Target {
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).map_err(err)?;
         let (child, accounts) = match system {
-            System::Parley | System::ParleyScylla => {
+            System::Parley | System::ParleySocketio | System::ParleyScylla => {
                 let store = store_flags(system, opts)?;
                 let accounts = seed_parley(&opts.parley_bin, dir.path(), users, &store)?;
                 let mut cmd = Command::new(&opts.parley_bin);

@@ -1,7 +1,9 @@
 //! The one error type of the HTTP layer and its envelope:
-//! `{"error": {"code": "snake_case", "message": "a sentence", "fields": {...},
-//! "retryAfterMs": 1000}}` (`fields` with `validation_failed`, keyed by the request's
-//! field names; `retryAfterMs` with `rate_limited`, beside the `Retry-After` header).
+//! `{"success": false, "message": "a sentence", "error": {"code": "snake_case",
+//! "message": "a sentence", "fields": {...}, "retryAfterMs": 1000}}` (`fields` with
+//! `validation_failed`, keyed by the request's field names; `retryAfterMs` with
+//! `rate_limited`, beside the `Retry-After` header). The top-level `success` and
+//! `message` are those the backend Parley replaces answered; `error` is Parley's.
 //! The client sees a clean code and sentence; the log gets the cause, once.
 
 use std::borrow::Cow;
@@ -125,6 +127,9 @@ impl From<StoreError> for ApiError {
 #[serde(rename_all = "camelCase")]
 #[schema(as = Error)]
 pub(crate) struct ErrorEnvelope<'a> {
+    /// Always `false`; with `message`, the shape the old backend's clients read.
+    success: bool,
+    message: &'a str,
     error: Body<'a>,
 }
 
@@ -150,6 +155,8 @@ struct Body<'a> {
 /// written outside the router (see `crate::connection`).
 pub fn envelope_json(code: &str, message: &str) -> Vec<u8> {
     let envelope = ErrorEnvelope {
+        success: false,
+        message,
         error: Body {
             code,
             message,
@@ -163,6 +170,8 @@ pub fn envelope_json(code: &str, message: &str) -> Vec<u8> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorEnvelope {
+            success: false,
+            message: &self.message,
             error: Body {
                 code: self.code,
                 message: &self.message,

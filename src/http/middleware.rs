@@ -63,7 +63,9 @@ pub(crate) fn security_headers() -> [SetResponseHeaderLayer<HeaderValue>; 7] {
     })
 }
 
-/// CORS for the configured origins only; `None` when there are none.
+/// CORS for the configured origins only, with credentials (as the backend Parley
+/// replaces allowed: Socket.IO's polling requests send cookies when a browser client
+/// asks `withCredentials`); `None` when there are none.
 pub(crate) fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
     if origins.is_empty() {
         return Ok(None);
@@ -77,6 +79,7 @@ pub(crate) fn cors(origins: &[String]) -> Result<Option<CorsLayer>, String> {
             .allow_origin(AllowOrigin::list(parsed))
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .allow_credentials(true)
             .max_age(Duration::from_secs(600)),
     ))
 }

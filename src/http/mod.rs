@@ -1,6 +1,7 @@
 //! The HTTP layer: the router, the error envelope, extractors and middleware. Handlers
 //! are thin: they parse input into domain types, call a service, and shape its answer;
-//! they decide nothing and never touch a store.
+//! they decide nothing and never touch a store. The router also mounts the realtime
+//! transports: the `/ws` upgrade and the Socket.IO layer.
 
 mod client_addr;
 mod error;
@@ -8,6 +9,7 @@ mod extract;
 mod middleware;
 mod openapi;
 pub(crate) mod routes;
+mod success;
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ pub(crate) use error::ErrorEnvelope;
 pub use error::{ApiError, Validator, envelope_json};
 pub use extract::{ApiJson, ApiQuery, bearer_token, missing_token};
 pub use middleware::SECURITY_HEADERS;
+pub use success::Success;
 
 use crate::state::AppState;
 
@@ -29,7 +32,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
     use routes::{
-        account, admin, auth, contacts, conversations, health, messages, sessions, web, ws,
+        account, admin, auth, calls, contacts, conversations, health, messages, sessions, web, ws,
     };
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
@@ -53,6 +56,9 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .route("/api/contact/contacts", get(contacts::list))
         .route("/api/messages/send", post(messages::send))
         .route("/api/messages/{contact_id}", get(messages::history))
+        .route("/api/call/start", post(calls::start))
+        .route("/api/call/answer", post(calls::answer))
+        .route("/api/call/end", post(calls::end))
         .route("/api/conversations", get(conversations::list))
         .route(
             "/api/conversations/{id}/messages",
@@ -69,6 +75,10 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(axum::middleware::from_fn(middleware::log_request))
+        // Socket.IO at `/socket.io/`, outside the request log and HTTP metrics (a polling
+        // client makes a request every few seconds; its sessions have their own) and
+        // inside the security headers and CORS.
+        .layer(crate::realtime::socketio::layer(&state))
         // Outside the log, so that the log has the client's address.
         .layer(axum::middleware::from_fn_with_state(
             Arc::from(state.config().trusted_proxies.as_slice()),

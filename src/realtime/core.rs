@@ -1,8 +1,10 @@
 //! The session core: everything a realtime session does that does not depend on its
 //! transport. It reads client commands and deliveries, hands sends to the messaging
 //! service without waiting (their acks wait for an fsync), writes acks, events, signals
-//! and errors, and ends on a kick, a reset, a heartbeat timeout or shutdown. WebSocket
-//! drives it through [`Inbound`]/[`Outbound`]; any other transport can too.
+//! and errors, and ends on a kick, a reset, a heartbeat timeout or shutdown. Transports
+//! drive it through [`InboundStream`]/[`Outbound`]: WebSocket (`ws`) and Socket.IO
+//! (`socketio`). A transport may attach a reply handle to each command (Socket.IO's ack
+//! callback); the core hands it back with the command's answer.
 //!
 //! At most [`MAX_IN_FLIGHT`] sends are awaited at once; past that the core stops reading,
 //! which pushes back on the client through the transport.
@@ -28,7 +30,7 @@ use super::protocol::{Command, FrameError, OutFrame, close};
 use super::written::Written;
 use crate::service::{AuthUser, ServiceError};
 use crate::state::AppState;
-use crate::wire::{MessageJson, SignalJson, UserJson};
+use crate::wire::{MessageJson, UserJson};
 
 /// Sends of one session awaiting their commit at once.
 pub(crate) const MAX_IN_FLIGHT: usize = 256;
@@ -37,7 +39,8 @@ const WRITE_BATCH: usize = 64;
 /// Events read from history per page when filling a gap or replaying.
 const PAGE: usize = 500;
 
-type SendFuture = Pin<Box<dyn Future<Output = (Option<Value>, Result<Sent, ServiceError>)> + Send>>;
+type SendFuture<R> =
+    Pin<Box<dyn Future<Output = (Option<Value>, R, Result<Sent, ServiceError>)> + Send>>;
 
 /// Why a session ended.
 #[derive(Debug, Clone, Copy)]
@@ -96,9 +99,10 @@ impl From<Stop> for Ending {
 }
 
 /// What a transport read from its client.
-pub(crate) enum Inbound {
-    /// A client command, or why a frame could not be one.
-    Command(Result<Command, FrameError>),
+pub(crate) enum Inbound<R> {
+    /// A client command, or why a frame could not be one, with the transport's handle
+    /// for its answer.
+    Command(Result<Command, FrameError>, R),
     /// A sign of life with nothing to do (a pong).
     Alive,
     /// The client is gone, closed, or broke the transport's rules.
@@ -107,15 +111,28 @@ pub(crate) enum Inbound {
 
 /// A transport's reading half.
 pub(crate) trait InboundStream: Send {
+    /// What the transport attaches to a command to answer it by (`()` when answers are
+    /// ordinary frames).
+    type Reply: Send + 'static;
     /// The next thing the client did. Must be cancel-safe: the core races it against
     /// deliveries, acks and timers.
-    fn next(&mut self) -> impl Future<Output = Inbound> + Send;
+    fn next(&mut self) -> impl Future<Output = Inbound<Self::Reply>> + Send;
 }
 
 /// A transport's writing half.
 pub(crate) trait Outbound: Send {
+    /// The reply handle its reading half attaches to commands.
+    type Reply: Send + 'static;
     /// Queues a frame.
     fn write(&mut self, frame: &OutFrame<'_>) -> impl Future<Output = Result<(), Stop>> + Send;
+    /// Queues the answer to one command (an `ack`, `error`, `pong` or `synced`), given
+    /// the handle the command came with. Called exactly once per command the session
+    /// finishes handling.
+    fn answer(
+        &mut self,
+        reply: Self::Reply,
+        frame: &OutFrame<'_>,
+    ) -> impl Future<Output = Result<(), Stop>> + Send;
     /// Pushes out what is queued (cheap when nothing is).
     fn flush(&mut self) -> impl Future<Output = Result<(), Stop>> + Send;
     /// A transport-level ping, for the heartbeat.
@@ -123,10 +140,10 @@ pub(crate) trait Outbound: Send {
 }
 
 /// Something the session must act on.
-enum Work {
+enum Work<R> {
     Start,
-    Inbound(Inbound),
-    Sent(Option<Value>, Result<Sent, ServiceError>),
+    Inbound(Inbound<R>),
+    Sent(Option<Value>, R, Result<Sent, ServiceError>),
     Event(Option<Arc<Event>>),
     Signal(Arc<Signal>),
     Tick,
@@ -142,7 +159,7 @@ struct Core<'a, O> {
 
 /// Runs a session until it ends, and says why. `heartbeat` is the interval of
 /// transport pings, for transports without their own.
-pub(crate) async fn serve<I: InboundStream, O: Outbound>(
+pub(crate) async fn serve<I: InboundStream, O: Outbound<Reply = I::Reply>>(
     state: &AppState,
     me: &AuthUser,
     id: SessionId,
@@ -175,7 +192,7 @@ pub(crate) fn finish(state: &AppState, me: &AuthUser, id: SessionId, ending: End
 }
 
 impl<O: Outbound> Core<'_, O> {
-    async fn run<I: InboundStream>(
+    async fn run<I: InboundStream<Reply = O::Reply>>(
         &mut self,
         inbound: &mut I,
         link: SessionLink,
@@ -194,7 +211,7 @@ impl<O: Outbound> Core<'_, O> {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
         let mut ticks: u64 = 0;
         let mut last_seen = Instant::now();
-        let mut in_flight: FuturesUnordered<SendFuture> = FuturesUnordered::new();
+        let mut in_flight: FuturesUnordered<SendFuture<O::Reply>> = FuturesUnordered::new();
         let mut work = Work::Start;
         let grace = self.state.config().shutdown_timeout / 2;
         // The session ends when its token does (revocation kicks it through the core).
@@ -215,11 +232,11 @@ impl<O: Outbound> Core<'_, O> {
                         }
                         Work::Inbound(Inbound::End(ending)) => return Ok(Some(ending)),
                         Work::Inbound(Inbound::Alive) => {}
-                        Work::Inbound(Inbound::Command(command)) => {
-                            self.on_command(command, &mut in_flight).await?
+                        Work::Inbound(Inbound::Command(command, reply)) => {
+                            self.on_command(command, reply, &mut in_flight).await?
                         }
-                        Work::Sent(client_id, result) => {
-                            self.on_sent(client_id.as_ref(), result).await?
+                        Work::Sent(client_id, reply, result) => {
+                            self.on_sent(client_id.as_ref(), reply, result).await?
                         }
                         Work::Event(None) => {
                             return Ok(Some(Ending::close(
@@ -229,10 +246,7 @@ impl<O: Outbound> Core<'_, O> {
                         }
                         Work::Event(Some(event)) => self.on_events(event, &mut events).await?,
                         Work::Signal(signal) => {
-                            let frame = OutFrame::Signal {
-                                signal: SignalJson::from(signal.as_ref()),
-                            };
-                            self.out.write(&frame).await?;
+                            self.out.write(&OutFrame::of_signal(&signal)).await?;
                         }
                         Work::Tick => {
                             if last_seen.elapsed() > heartbeat + half {
@@ -273,7 +287,7 @@ impl<O: Outbound> Core<'_, O> {
                 () = shutdown.cancelled() => break,
                 kick = &mut kicked => return kick_ending(kick),
                 () = &mut expiry => return Ending::close(close::TOKEN_EXPIRED, "token expired: log in again"),
-                Some((client_id, result)) = in_flight.next(), if !in_flight.is_empty() => Work::Sent(client_id, result),
+                Some((client_id, reply, result)) = in_flight.next(), if !in_flight.is_empty() => Work::Sent(client_id, reply, result),
                 event = events.recv() => Work::Event(event),
                 Some(signal) = signals.recv() => Work::Signal(signal),
                 inbound = inbound.next(), if in_flight.len() < MAX_IN_FLIGHT => {
@@ -286,8 +300,12 @@ impl<O: Outbound> Core<'_, O> {
         // Shutting down. Sends already handed to the actors are committed before the
         // store is flushed; answer them now so clients need not retry after a restart.
         let _ = tokio::time::timeout(grace, async {
-            while let Some((client_id, result)) = in_flight.next().await {
-                if self.on_sent(client_id.as_ref(), result).await.is_err() {
+            while let Some((client_id, reply, result)) = in_flight.next().await {
+                if self
+                    .on_sent(client_id.as_ref(), reply, result)
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -300,21 +318,22 @@ impl<O: Outbound> Core<'_, O> {
     async fn on_command(
         &mut self,
         command: Result<Command, FrameError>,
-        in_flight: &mut FuturesUnordered<SendFuture>,
+        reply: O::Reply,
+        in_flight: &mut FuturesUnordered<SendFuture<O::Reply>>,
     ) -> Result<(), Stop> {
         match command {
             Err(e) => {
-                self.error(e.code, &e.message, e.client_id.as_ref(), None)
+                self.error(reply, e.code, &e.message, e.client_id.as_ref(), None)
                     .await
             }
-            Ok(Command::Ping) => self.out.write(&OutFrame::Pong).await,
+            Ok(Command::Ping) => self.out.answer(reply, &OutFrame::Pong).await,
             // Boxed, like the gap fill below: the session future is held by every idle
             // connection, and inlining these rarely taken paths made it ~3 KiB.
             Ok(Command::Sync { cursors }) => {
                 if let Err(e) = self.state.messaging().check_sync(self.me.user.id) {
-                    return self.service_error(&e, None).await;
+                    return self.service_error(reply, &e, None).await;
                 }
-                Box::pin(self.sync(cursors)).await
+                Box::pin(self.sync(cursors, reply)).await
             }
             Ok(Command::Send {
                 target,
@@ -326,7 +345,7 @@ impl<O: Outbound> Core<'_, O> {
                     .map(|c| Value::String(c.as_str().to_owned()));
                 let messaging = self.state.messaging();
                 if let Err(e) = messaging.check_rate(self.me.user.id) {
-                    return self.service_error(&e, echo.as_ref()).await;
+                    return self.service_error(reply, &e, echo.as_ref()).await;
                 }
                 let request = SendRequest {
                     from: self.me.user.id,
@@ -337,7 +356,7 @@ impl<O: Outbound> Core<'_, O> {
                 };
                 let state = self.state.clone();
                 in_flight.push(Box::pin(async move {
-                    (echo, state.messaging().send(request).await)
+                    (echo, reply, state.messaging().send(request).await)
                 }));
                 Ok(())
             }
@@ -347,6 +366,7 @@ impl<O: Outbound> Core<'_, O> {
     async fn on_sent(
         &mut self,
         client_id: Option<&Value>,
+        reply: O::Reply,
         result: Result<Sent, ServiceError>,
     ) -> Result<(), Stop> {
         match result {
@@ -357,7 +377,7 @@ impl<O: Outbound> Core<'_, O> {
                     duplicate: sent.duplicate,
                     message: MessageJson::from(e.as_ref()),
                 };
-                self.out.write(&frame).await?;
+                self.out.answer(reply, &frame).await?;
                 // The sender's own session has the event now, through its ack.
                 self.written
                     .entry(e.conversation)
@@ -365,7 +385,7 @@ impl<O: Outbound> Core<'_, O> {
                     .insert(e.seq, e.seq);
                 Ok(())
             }
-            Err(e) => self.service_error(&e, client_id).await,
+            Err(e) => self.service_error(reply, &e, client_id).await,
         }
     }
 
@@ -412,7 +432,11 @@ impl<O: Outbound> Core<'_, O> {
 
     /// Replays, for every conversation of the user, what comes after the client's cursor
     /// and was not written by this session already; at most `sync_batch` events.
-    async fn sync(&mut self, cursors: HashMap<ConversationId, Seq>) -> Result<(), Stop> {
+    async fn sync(
+        &mut self,
+        cursors: HashMap<ConversationId, Seq>,
+        reply: O::Reply,
+    ) -> Result<(), Stop> {
         let mut budget = self.state.config().sync_batch;
         let mut more = false;
         let mut done = BTreeMap::new();
@@ -423,7 +447,7 @@ impl<O: Outbound> Core<'_, O> {
             .await
         {
             Ok(c) => c,
-            Err(e) => return self.service_error(&e, None).await,
+            Err(e) => return self.service_error(reply, &e, None).await,
         };
         for conv in conversations {
             let cursor = cursors.get(&conv).copied().unwrap_or(0);
@@ -457,10 +481,13 @@ impl<O: Outbound> Core<'_, O> {
             done.insert(conv.to_string(), reached);
         }
         self.out
-            .write(&OutFrame::Synced {
-                cursors: done,
-                more,
-            })
+            .answer(
+                reply,
+                &OutFrame::Synced {
+                    cursors: done,
+                    more,
+                },
+            )
             .await
     }
 
@@ -509,6 +536,7 @@ impl<O: Outbound> Core<'_, O> {
     /// Answers a failed command with its service error's code and sentence.
     async fn service_error(
         &mut self,
+        reply: O::Reply,
         e: &ServiceError,
         client_id: Option<&Value>,
     ) -> Result<(), Stop> {
@@ -516,25 +544,25 @@ impl<O: Outbound> Core<'_, O> {
             tracing::error!(error = %cause, code = e.code(), "command failed");
         }
         let retry_after_ms = e.retry_after().map(|d| d.as_millis().max(1) as u64);
-        self.error(e.code(), &e.to_string(), client_id, retry_after_ms)
+        self.error(reply, e.code(), &e.to_string(), client_id, retry_after_ms)
             .await
     }
 
     async fn error(
         &mut self,
+        reply: O::Reply,
         code: &str,
         message: &str,
         client_id: Option<&Value>,
         retry_after_ms: Option<u64>,
     ) -> Result<(), Stop> {
-        self.out
-            .write(&OutFrame::Error {
-                code,
-                message,
-                client_id,
-                retry_after_ms,
-            })
-            .await
+        let frame = OutFrame::Error {
+            code,
+            message,
+            client_id,
+            retry_after_ms,
+        };
+        self.out.answer(reply, &frame).await
     }
 }
 

@@ -6,8 +6,11 @@
 //! - `core`: the session itself: sends in flight, deliveries, sync and replay through
 //!   the messaging service, heartbeats, endings.
 //! - `ws`: the WebSocket transport.
+//! - `socketio`: the Socket.IO transport (socketioxide), for the clients of the backend
+//!   Parley replaces and any socket.io-client v4.
 
 pub(crate) mod core;
 pub mod protocol;
+pub(crate) mod socketio;
 mod written;
 pub(crate) mod ws;

@@ -7,12 +7,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use actors::Target;
-use actors::domain::{ClientId, ConversationId, MessageBody, Seq, UserId};
+use actors::domain::{ClientId, ConversationId, MessageBody, Seq, Signal, SignalKind, UserId};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::wire::{
-    ClientFrame, MessageJson, SignalJson, UserJson, V1_SEND_FIELDS, v1_field_refusal,
+    CallJson, ClientFrame, MessageJson, SignalJson, UserJson, V1_SEND_FIELDS, v1_field_refusal,
 };
 
 pub use crate::wire::close;
@@ -71,6 +71,40 @@ pub fn parse(text: &str, max_body_chars: usize) -> Result<Command, FrameError> {
             });
         }
     };
+    command(raw, max_body_chars)
+}
+
+/// Parses the payload of a command that came with its type outside it (a Socket.IO
+/// event: its name is the type, its first argument the payload). A missing payload
+/// (`null`) is an empty object.
+pub fn parse_value(
+    kind: &str,
+    payload: Value,
+    max_body_chars: usize,
+) -> Result<Command, FrameError> {
+    let payload = match payload {
+        Value::Null => Value::Object(Default::default()),
+        object @ Value::Object(_) => object,
+        _ => {
+            return Err(FrameError {
+                code: "invalid_frame",
+                message: "The payload must be a JSON object.".to_owned(),
+                client_id: None,
+            });
+        }
+    };
+    let client_id = payload.get("clientId").cloned();
+    let mut raw: ClientFrame = serde_json::from_value(payload).map_err(|e| FrameError {
+        code: "invalid_frame",
+        message: format!("A field has the wrong type: {e}"),
+        client_id,
+    })?;
+    raw.kind = Some(kind.to_owned());
+    command(raw, max_body_chars)
+}
+
+/// Turns a frame read into its fields into a command of domain types.
+fn command(raw: ClientFrame, max_body_chars: usize) -> Result<Command, FrameError> {
     let client_id_value = raw.client_id.clone().map(Value::String);
     let fail = |code: &'static str, message: &str| FrameError {
         code,
@@ -146,7 +180,7 @@ pub fn parse(text: &str, max_body_chars: usize) -> Result<Command, FrameError> {
 }
 
 /// A server frame: `{"type": "<variant>", ...fields in camelCase}`.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 #[serde(
     tag = "type",
     rename_all = "snake_case",
@@ -187,6 +221,8 @@ pub enum OutFrame<'a> {
         /// The signal.
         signal: SignalJson,
     },
+    /// A call rang, was answered or ended (`{"type": "call", "event": ...}`).
+    Call(CallJson<'a>),
     /// Answer to `ping`.
     Pong,
     /// Something went wrong with one frame; the connection stays open.
@@ -204,7 +240,17 @@ pub enum OutFrame<'a> {
     },
 }
 
-impl OutFrame<'_> {
+impl<'a> OutFrame<'a> {
+    /// The frame of a signal: a `call` frame for a call, a `signal` frame otherwise.
+    pub fn of_signal(signal: &'a Signal) -> Self {
+        match &signal.kind {
+            SignalKind::Call(call) => OutFrame::Call(CallJson::new(signal.from, call)),
+            _ => OutFrame::Signal {
+                signal: SignalJson::from(signal),
+            },
+        }
+    }
+
     /// The frame as JSON text.
     pub fn encode(&self) -> String {
         // Serialising these types cannot fail: all keys are strings, no maps of floats.
@@ -268,6 +314,7 @@ mod tests {
             "x".repeat(11)
         ));
         assert_eq!(e.code, "validation_failed");
+        assert_eq!(e.code, "validation_failed");
         assert_eq!(
             err(r#"{"type":"send","receiverId":"x","content":"hi"}"#).code,
             "validation_failed"
@@ -275,6 +322,38 @@ mod tests {
         assert_eq!(
             err(r#"{"type":"sync","cursors":{"x":1}}"#).code,
             "validation_failed"
+        );
+    }
+
+    #[test]
+    fn a_payload_without_its_type_is_checked_as_a_frame_is() {
+        let to = UserId::generate();
+        // Socket.IO: the event names the type, the payload holds the fields.
+        let payload =
+            serde_json::json!({"receiverId": to.to_string(), "content": "", "clientId": "c3"});
+        let p = parse_value("send", payload, 10).expect_err("empty content");
+        assert_eq!(
+            (p.code, p.client_id),
+            ("validation_failed", Some(Value::String("c3".into())))
+        );
+        let p = parse_value(
+            "send",
+            serde_json::json!({"content": 5, "clientId": "c4"}),
+            10,
+        )
+        .expect_err("wrong type");
+        assert_eq!(
+            (p.code, p.client_id),
+            ("invalid_frame", Some(Value::String("c4".into())))
+        );
+        assert_eq!(
+            parse_value("sync", serde_json::json!([1]), 10)
+                .unwrap_err()
+                .code,
+            "invalid_frame"
+        );
+        assert!(
+            matches!(parse_value("sync", Value::Null, 10), Ok(Command::Sync { cursors }) if cursors.is_empty())
         );
     }
 
@@ -310,6 +389,7 @@ mod tests {
     fn server_frames_are_camel_case_and_tagged() {
         let user = UserJson {
             id: "u".into(),
+            underscore_id: None,
             name: "Ada".into(),
             email: "ada@example.com".into(),
         };
@@ -340,8 +420,8 @@ mod tests {
             client_id: Some(ClientId::parse("c1").unwrap()),
             at: actors::domain::Timestamp::from_millis(1_700_000_000_000),
             kind: actors::domain::EventKind::Message(actors::domain::MessageContent {
-                body: MessageBody::parse("hi", 10).unwrap(),
                 receiver: Some(UserId::from_bytes([5; 16])),
+                ..actors::domain::MessageContent::text(MessageBody::parse("hi", 10).unwrap())
             }),
         };
         assert_eq!(
@@ -369,10 +449,10 @@ mod tests {
             r#"{"type":"synced","cursors":{"c":2},"more":true}"#
         );
         assert_eq!(OutFrame::Pong.encode(), r#"{"type":"pong"}"#);
-        let typing = actors::domain::Signal {
+        let typing = Signal {
             conversation: Some(ConversationId::from_bytes([2; 16])),
             from: UserId::from_bytes([4; 16]),
-            kind: actors::domain::SignalKind::Typing { active: true },
+            kind: SignalKind::Typing { active: true },
         };
         assert_eq!(
             OutFrame::Signal {
@@ -385,10 +465,10 @@ mod tests {
                 r#""userId":"04040404-0404-0404-0404-040404040404","active":true}}"#
             )
         );
-        let read = actors::domain::Signal {
+        let read = Signal {
             conversation: None,
             from: UserId::from_bytes([4; 16]),
-            kind: actors::domain::SignalKind::Read { seq: 7 },
+            kind: SignalKind::Read { seq: 7 },
         };
         assert_eq!(
             OutFrame::Signal {

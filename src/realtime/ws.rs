@@ -7,14 +7,21 @@ use std::time::Duration;
 
 use actors::SessionLink;
 use actors::domain::SessionId;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use super::core::{self, Ending, Inbound, InboundStream, Outbound, Stop};
 use super::protocol::{self, OutFrame, close};
 use crate::service::AuthUser;
 use crate::state::AppState;
+
+/// An upgraded connection speaking WebSocket.
+pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
 
 /// Bytes the WebSocket layer reads per system call. tungstenite's default (128 KiB) is
 /// zero-filled before every read and stays resident for every idle connection: it cost
@@ -27,23 +34,25 @@ pub(crate) const WRITE_BUFFER: usize = 16 * 1024;
 
 /// How long a closing session may take to write its close frame: a client that is not
 /// reading would otherwise hold the connection forever.
-const CLOSE_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(10);
 /// How long a session waits for the client's Close after sending its own.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 struct WsIn {
-    stream: SplitStream<WebSocket>,
+    stream: SplitStream<Socket>,
     max_body_chars: usize,
 }
 
 impl InboundStream for WsIn {
-    async fn next(&mut self) -> Inbound {
+    type Reply = ();
+
+    async fn next(&mut self) -> Inbound<()> {
         // The only await: cancel-safe, as the core requires.
         match self.stream.next().await {
             None => Inbound::End(Ending::gone("client_gone")),
             Some(Err(e)) => Inbound::End(read_error(e)),
             Some(Ok(WsMessage::Text(text))) => {
-                Inbound::Command(protocol::parse(text.as_str(), self.max_body_chars))
+                Inbound::Command(protocol::parse(text.as_str(), self.max_body_chars), ())
             }
             Some(Ok(WsMessage::Binary(_))) => Inbound::End(Ending::close(
                 close::UNSUPPORTED_DATA,
@@ -57,11 +66,17 @@ impl InboundStream for WsIn {
 }
 
 struct WsOut {
-    sink: SplitSink<WebSocket, WsMessage>,
+    sink: SplitSink<Socket, WsMessage>,
     dirty: bool,
 }
 
 impl Outbound for WsOut {
+    type Reply = ();
+
+    async fn answer(&mut self, (): (), frame: &OutFrame<'_>) -> Result<(), Stop> {
+        self.write(frame).await
+    }
+
     async fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), Stop> {
         self.dirty = true;
         self.sink
@@ -93,7 +108,7 @@ pub(crate) async fn run(
     me: AuthUser,
     id: SessionId,
     link: SessionLink,
-    socket: WebSocket,
+    socket: Socket,
 ) {
     let (sink, stream) = socket.split();
     let mut inbound = WsIn {
@@ -105,7 +120,7 @@ pub(crate) async fn run(
     let ending = core::serve(&state, &me, id, link, &mut inbound, &mut out, heartbeat).await;
     if let (Some(code), true) = (ending.code, ending.send_close) {
         let frame = CloseFrame {
-            code,
+            code: code.into(),
             reason: Utf8Bytes::from(ending.reason),
         };
         let sent =
@@ -130,22 +145,19 @@ pub(crate) async fn run(
     core::finish(&state, &me, id, ending);
 }
 
-fn read_error(e: axum::Error) -> Ending {
-    let inner = e.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => Ending::close(close::TOO_BIG, "frame too large"),
+fn read_error(e: tungstenite::Error) -> Ending {
+    match e {
+        tungstenite::Error::Capacity(_) => Ending::close(close::TOO_BIG, "frame too large"),
         // tungstenite checks text frames as they are assembled; the socket is still
         // usable, so the client is told why (RFC 6455 §8.1) instead of being cut off.
-        Some(tungstenite::Error::Utf8(_)) => {
+        tungstenite::Error::Utf8(_) => {
             Ending::close(close::INVALID_PAYLOAD, "text frame is not UTF-8")
         }
         // A peer that vanished without a closing handshake is simply gone.
-        Some(tungstenite::Error::Protocol(
+        tungstenite::Error::Protocol(
             tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-        )) => Ending::gone("client_gone"),
-        Some(tungstenite::Error::Protocol(_)) => {
-            Ending::close(close::PROTOCOL_ERROR, "protocol error")
-        }
+        ) => Ending::gone("client_gone"),
+        tungstenite::Error::Protocol(_) => Ending::close(close::PROTOCOL_ERROR, "protocol error"),
         _ => Ending::gone("transport_error"),
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actors::Store;
-use actors::domain::{Conversation, ConversationId, ConversationSummary, Event, Seq, User, UserId};
+use actors::domain::{
+    Conversation, ConversationId, ConversationSummary, Event, EventKind, Seq, User, UserId,
+};
 use actors::store::HistoryRange;
 
 use super::ServiceError;
@@ -19,18 +21,38 @@ pub struct ConversationView {
     pub members: Vec<User>,
 }
 
+/// Which page of history to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paging {
+    /// By seq: a range of the stream.
+    Cursor(HistoryRange),
+    /// By number, as the backend Parley replaces paged: page 1 is the newest `limit`
+    /// messages, page 2 the `limit` before them, and so on (each oldest first). Pages
+    /// shift when messages arrive; cursors do not.
+    Number {
+        /// 1 or more.
+        page: u64,
+        /// Messages per page.
+        limit: usize,
+    },
+}
+
 /// A page of history, oldest first, with the cursors of the pages around it.
 #[derive(Debug, Clone)]
 pub struct Page {
     /// The conversation.
     pub conversation: ConversationId,
-    /// The events.
+    /// Its messages, each as amended so far (amendments themselves are folded in, not
+    /// listed: live sessions and `sync` get them, history shows their result).
     pub events: Vec<Event>,
     /// Pass as `before` for the previous (older) page, when there is one.
     pub next_before: Option<Seq>,
     /// Pass as `after` for the next (newer) page, when there may be one.
     pub next_after: Option<Seq>,
 }
+
+/// Events read per store call while counting numbered pages.
+const SCAN: usize = 500;
 
 /// The conversations service.
 pub struct Conversations {
@@ -93,10 +115,10 @@ impl Conversations {
         &self,
         me: UserId,
         id: ConversationId,
-        range: HistoryRange,
+        paging: Paging,
     ) -> Result<Page, ServiceError> {
         self.of_member(me, id).await?;
-        self.read(id, range).await
+        self.read(id, paging).await
     }
 
     /// A page of the direct conversation of `me` with `contact`. Its id is derived from
@@ -106,13 +128,24 @@ impl Conversations {
         &self,
         me: UserId,
         contact: UserId,
-        range: HistoryRange,
+        paging: Paging,
     ) -> Result<Page, ServiceError> {
-        self.read(ConversationId::direct(me, contact), range).await
+        self.read(ConversationId::direct(me, contact), paging).await
     }
 
-    async fn read(&self, id: ConversationId, range: HistoryRange) -> Result<Page, ServiceError> {
-        let events = self.store.events(id, range).await?;
+    async fn read(&self, id: ConversationId, paging: Paging) -> Result<Page, ServiceError> {
+        match paging {
+            Paging::Cursor(range) => self.read_range(id, range).await,
+            Paging::Number { page, limit } => self.read_numbered(id, page, limit).await,
+        }
+    }
+
+    async fn read_range(
+        &self,
+        id: ConversationId,
+        range: HistoryRange,
+    ) -> Result<Page, ServiceError> {
+        let mut events = self.store.events(id, range).await?;
         let full = events.len() == range.limit;
         let next_before = match events.first() {
             Some(first) if range.from_newest && full && first.seq > 1 => Some(first.seq),
@@ -122,6 +155,7 @@ impl Conversations {
             Some(last) if !range.from_newest && full => Some(last.seq),
             _ => None,
         };
+        events.retain(is_message);
         Ok(Page {
             conversation: id,
             events,
@@ -129,4 +163,53 @@ impl Conversations {
             next_after,
         })
     }
+
+    /// Skips `(page - 1) * limit` messages from the newest, then takes `limit`: a read
+    /// of every message skipped, as skip/limit paging always costs.
+    async fn read_numbered(
+        &self,
+        id: ConversationId,
+        page: u64,
+        limit: usize,
+    ) -> Result<Page, ServiceError> {
+        let mut skip = (page.saturating_sub(1)).saturating_mul(limit as u64);
+        let mut newest_first = Vec::with_capacity(limit);
+        let mut before = None;
+        let mut exhausted = false;
+        while newest_first.len() < limit && !exhausted {
+            let want = skip.saturating_add((limit - newest_first.len()) as u64);
+            let chunk = usize::try_from(want).unwrap_or(SCAN).clamp(1, SCAN);
+            let range = HistoryRange {
+                after: None,
+                before,
+                limit: chunk,
+                from_newest: true,
+            };
+            let events = self.store.events(id, range).await?;
+            exhausted = events.len() < chunk || events.first().is_none_or(|e| e.seq <= 1);
+            before = events.first().map(|e| e.seq);
+            for e in events.into_iter().rev().filter(is_message) {
+                if skip > 0 {
+                    skip -= 1;
+                } else if newest_first.len() < limit {
+                    newest_first.push(e);
+                }
+            }
+        }
+        newest_first.reverse();
+        let events = newest_first;
+        let next_before = events.first().map(|e| e.seq).filter(|&s| s > 1);
+        let next_after = events.last().map(|e| e.seq).filter(|_| page > 1);
+        Ok(Page {
+            conversation: id,
+            events,
+            next_before,
+            next_after,
+        })
+    }
+}
+
+/// Whether an event is listed in history (amendments are folded into their target).
+fn is_message(e: &Event) -> bool {
+    !matches!(e.kind, EventKind::Amend { .. })
 }

@@ -94,6 +94,15 @@ pub enum ServiceError {
     /// No such conversation, or the caller is not in it.
     #[error("No such conversation.")]
     ConversationNotFound,
+    /// The callee has no live session.
+    #[error("Receiver offline")]
+    ReceiverOffline,
+    /// The caller has no live session any more.
+    #[error("Caller offline")]
+    CallerOffline,
+    /// Only the two parties of a call's room may answer or end it.
+    #[error("Only the two parties of a call can answer or end it.")]
+    NotInRoom,
     /// Over a rate limit.
     #[error("Too many attempts; try again later.")]
     RateLimited(Duration),
@@ -136,6 +145,9 @@ impl ServiceError {
             ServiceError::CannotAddSelf => "cannot_add_self",
             ServiceError::AlreadyContact => "already_contact",
             ServiceError::ConversationNotFound => "conversation_not_found",
+            ServiceError::ReceiverOffline => "receiver_offline",
+            ServiceError::CallerOffline => "caller_offline",
+            ServiceError::NotInRoom => "not_in_room",
             ServiceError::RateLimited(_) => "rate_limited",
             ServiceError::Send(e) => e.code(),
             ServiceError::Attach(e) => e.code(),
@@ -154,7 +166,10 @@ impl ServiceError {
             ServiceError::WrongPassword => ErrorKind::Forbidden,
             ServiceError::UserNotFound
             | ServiceError::ConversationNotFound
-            | ServiceError::SessionNotFound => ErrorKind::NotFound,
+            | ServiceError::SessionNotFound
+            | ServiceError::ReceiverOffline
+            | ServiceError::CallerOffline => ErrorKind::NotFound,
+            ServiceError::NotInRoom => ErrorKind::Forbidden,
             ServiceError::CannotAddSelf => ErrorKind::Invalid,
             ServiceError::RateLimited(_) => ErrorKind::RateLimited,
             ServiceError::Send(e) => match e {

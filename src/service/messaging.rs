@@ -56,6 +56,11 @@ impl Messaging {
         Ok(self.messenger.send(request).await?)
     }
 
+    /// Whether `user` has a live session (any transport) on this node.
+    pub fn has_live_session(&self, user: UserId) -> bool {
+        self.messenger.has_live_session(user)
+    }
+
     /// Counts a session about to be opened against its user's rate.
     pub fn check_open(&self, user: UserId) -> Result<(), ServiceError> {
         Ok(self.opens.check(&user)?)

@@ -21,10 +21,17 @@
 //! | `conv_client_msg` | conv_id ++ sender_id ++ client_id (UTF-8)     | seq (u64 BE)                                              |
 //!
 //! An event is `{id, from, body, client_id, sent_at}` plus, only where they apply,
-//! `receiver` (a direct message's), `edit_of` or `delete_of` (the target seq),
-//! `membership` and `erased` (true, with no body: the content of an account that was
-//! deleted); a record with none of those is a message, so histories written before
-//! events existed read back unchanged.
+//! `receiver` (a direct message's), `type` (`video` or `audio`; absent for text), `call`
+//! (`{started_at, ended_at?}`), `edit_of`, `delete_of` or `amend_of` (the target seq),
+//! `membership` and `erased` (true, with nothing else of the content: the place of a
+//! message of an account that was deleted); a record with none of the last five is a
+//! message, so histories written before events, and messages written before calls,
+//! read back unchanged.
+//!
+//! Appending an amendment (`amend_of`) also rewrites its target's record in the same
+//! batch: the target keeps its id, sender, client id, time and receiver and takes the
+//! amendment's body, type and call. A target in the same batch is amended before it is
+//! written; a target that is missing or not a message is left alone.
 //!
 //! Both directions of a contact, a conversation with its `user_conv` entries, an account
 //! with its email entry, and events with their `conv_client_msg` entries are each
@@ -69,8 +76,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actors::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, EventId, EventKind, Login, LoginId,
-    MembershipChange, MessageBody, MessageContent, RefreshHash, Seq, Timestamp, UserId, UserRecord,
+    CallInfo, ClientId, ContentType, Conversation, ConversationId, Email, Event, EventId,
+    EventKind, Login, LoginId, MembershipChange, MessageBody, MessageContent, RefreshHash, Seq,
+    Timestamp, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -196,14 +204,52 @@ struct StoredEvent<'a> {
     sent_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     receiver: Option<UserId>,
+    /// A message's (or an amendment's) type, absent for text.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    content_type: Option<StoredType>,
+    /// A call's times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    call: Option<StoredCall>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     edit_of: Option<Seq>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     delete_of: Option<Seq>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    amend_of: Option<Seq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     membership: Option<MembershipChange>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     erased: bool,
+}
+
+/// A message's type as stored; text is the absence of one.
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredType {
+    Video,
+    Audio,
+}
+
+/// A call's times as stored.
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct StoredCall {
+    started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended_at: Option<Timestamp>,
+}
+
+/// Sets the fields of a message's (or an amendment's) content, but its receiver.
+fn set_content<'a>(stored: &mut StoredEvent<'a>, content: &'a MessageContent) {
+    stored.body = Some(Cow::Borrowed(content.body.as_str()));
+    stored.content_type = match content.content_type {
+        ContentType::Text => None,
+        ContentType::Video => Some(StoredType::Video),
+        ContentType::Audio => Some(StoredType::Audio),
+    };
+    stored.call = content.call.map(|c| StoredCall {
+        started_at: c.started_at,
+        ended_at: c.ended_at,
+    });
 }
 
 fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
@@ -214,15 +260,23 @@ fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
         client_id: event.client_id.as_ref().map(|c| Cow::Borrowed(c.as_str())),
         sent_at: event.at,
         receiver: None,
+        content_type: None,
+        call: None,
         edit_of: None,
         delete_of: None,
+        amend_of: None,
         membership: None,
         erased: false,
     };
     match &event.kind {
         EventKind::Message(m) => {
-            stored.body = Some(Cow::Borrowed(m.body.as_str()));
+            set_content(&mut stored, m);
             stored.receiver = m.receiver;
+        }
+        EventKind::Amend { target, content } => {
+            set_content(&mut stored, content);
+            stored.receiver = content.receiver;
+            stored.amend_of = Some(*target);
         }
         EventKind::Edit { target, content } => {
             stored.body = Some(Cow::Borrowed(content.as_str()));
@@ -248,15 +302,42 @@ fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
     let body = stored
         .body
         .map(|b| MessageBody::from_stored(b.into_owned()));
-    let kind = match (stored.membership, stored.delete_of, stored.edit_of, body) {
-        (None, None, None, None) if stored.erased => EventKind::Erased,
-        (Some(change), None, None, None) => EventKind::Membership(change),
-        (None, Some(target), None, None) => EventKind::Delete { target },
-        (None, None, Some(target), Some(content)) => EventKind::Edit { target, content },
-        (None, None, None, Some(body)) if !stored.erased => EventKind::Message(MessageContent {
-            body,
-            receiver: stored.receiver,
-        }),
+    let content_type = match stored.content_type {
+        None => ContentType::Text,
+        Some(StoredType::Video) => ContentType::Video,
+        Some(StoredType::Audio) => ContentType::Audio,
+    };
+    let call = stored.call.map(|c| CallInfo {
+        started_at: c.started_at,
+        ended_at: c.ended_at,
+    });
+    let has_content_fields = stored.content_type.is_some() || call.is_some();
+    let content = |body| MessageContent {
+        body,
+        receiver: stored.receiver,
+        content_type,
+        call,
+    };
+    let targets = (stored.delete_of, stored.edit_of, stored.amend_of);
+    let kind = match (stored.membership, targets, body) {
+        (None, (None, None, None), None) if stored.erased && !has_content_fields => {
+            EventKind::Erased
+        }
+        _ if stored.erased => return Err(corrupt("erased, yet with content")),
+        (Some(change), (None, None, None), None) if !has_content_fields => {
+            EventKind::Membership(change)
+        }
+        (None, (Some(target), None, None), None) if !has_content_fields => {
+            EventKind::Delete { target }
+        }
+        (None, (None, Some(target), None), Some(content)) if !has_content_fields => {
+            EventKind::Edit { target, content }
+        }
+        (None, (None, None, Some(target)), Some(body)) => EventKind::Amend {
+            target,
+            content: content(body),
+        },
+        (None, (None, None, None), Some(body)) => EventKind::Message(content(body)),
         _ => return Err(corrupt("fields of more than one kind, or none")),
     };
     Ok(Event {
@@ -671,20 +752,48 @@ impl Store for FjallStore {
         if events.is_empty() {
             return Ok(());
         }
-        // Encode here, so the blocking task only writes.
+        // Amendments in this batch, by target; almost every batch has none.
+        let amendments: Vec<(usize, ConversationId, Seq, &MessageContent)> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match &e.kind {
+                EventKind::Amend { target, content } => Some((i, e.conversation, *target, content)),
+                _ => None,
+            })
+            .collect();
+        // Encode here, so the blocking task only writes (and reads the targets of
+        // amendments committed earlier).
         let mut rows = Vec::with_capacity(events.len());
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let client_key = e
                 .client_id
                 .as_ref()
                 .map(|c| keys::client_message(e.conversation, e.sender, c));
+            // A message amended later in this same batch is written amended.
+            let amendment = amendments
+                .iter()
+                .rev()
+                .find(|(j, conv, target, _)| *j > i && *conv == e.conversation && *target == e.seq);
+            let value = match (amendment, &e.kind) {
+                (Some((.., content)), EventKind::Message(_)) => encode_event(&e.amended(content))?,
+                _ => encode_event(e)?,
+            };
             rows.push((
                 keys::message(e.conversation, e.seq),
-                encode_event(e)?,
+                value,
                 client_key,
                 e.seq,
             ));
         }
+        let earlier: Vec<(keys::MessageKey, MessageContent)> = amendments
+            .iter()
+            .filter(|(j, conv, target, _)| {
+                !events[..*j]
+                    .iter()
+                    .any(|e| e.conversation == *conv && e.seq == *target)
+            })
+            .map(|(_, conv, target, content)| (keys::message(*conv, *target), (*content).clone()))
+            .collect();
         let inner = Arc::clone(&self.inner);
         blocking(move || {
             let mut batch = OwnedWriteBatch::with_capacity(inner.db.clone(), 2 * rows.len());
@@ -692,6 +801,21 @@ impl Store for FjallStore {
                 batch.insert(&inner.conv_msg, key, value);
                 if let Some(client_key) = client_key {
                     batch.insert(&inner.conv_client_msg, client_key, keys::u64_bytes(seq));
+                }
+            }
+            // Amendments of messages committed earlier: read, amend, rewrite, in the
+            // same atomic batch as the amendment itself.
+            for (key, content) in earlier {
+                let Some(value) = inner.conv_msg.get(key).map_err(StoreError::new)? else {
+                    continue;
+                };
+                let target = decode_event(&key, &value)?;
+                if matches!(target.kind, EventKind::Message(_)) {
+                    batch.insert(
+                        &inner.conv_msg,
+                        key,
+                        encode_event(&target.amended(&content))?,
+                    );
                 }
             }
             commit(batch)
@@ -917,6 +1041,61 @@ mod tests {
             .unwrap();
         let err = store.last_event(conv).await.unwrap_err();
         assert!(err.to_string().contains("client id"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn records_written_before_calls_read_as_text_and_calls_read_back() {
+        let (_dir, store) = open();
+        let conv = conversation_id(3);
+        let ids = r#""id":"0190a8e0-0000-7000-8000-000000000000","from":"0190a8e0-0000-7000-8000-000000000001""#;
+        let before_calls = format!(r#"{{{ids},"body":"hi","client_id":null,"sent_at":5}}"#);
+        let call = format!(
+            r#"{{{ids},"body":"Audio call","client_id":null,"sent_at":6,"type":"audio","call":{{"started_at":6}}}}"#
+        );
+        for (seq, value) in [(1, &before_calls), (2, &call)] {
+            store
+                .inner
+                .conv_msg
+                .insert(keys::message(conv, seq), value.as_bytes())
+                .unwrap();
+        }
+        let all = HistoryRange {
+            after: None,
+            before: None,
+            limit: 10,
+            from_newest: false,
+        };
+        let events = store.events(conv, all).await.unwrap();
+        let contents: Vec<_> = events
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Message(m) => (m.body.as_str(), m.content_type, m.call),
+                other => panic!("not a message: {other:?}"),
+            })
+            .collect();
+        let started = Timestamp::from_millis(6);
+        assert_eq!(
+            contents,
+            vec![
+                ("hi", ContentType::Text, None),
+                (
+                    "Audio call",
+                    ContentType::Audio,
+                    Some(CallInfo {
+                        started_at: started,
+                        ended_at: None
+                    })
+                ),
+            ]
+        );
+        // A message's fields on a kind that has none is corruption, not a guess.
+        let bad = format!(r#"{{{ids},"client_id":null,"sent_at":7,"delete_of":1,"type":"video"}}"#);
+        store
+            .inner
+            .conv_msg
+            .insert(keys::message(conv, 3), bad.as_bytes())
+            .unwrap();
+        assert!(store.last_event(conv).await.is_err());
     }
 
     #[tokio::test]

@@ -24,9 +24,18 @@ fn keys(v: &Value) -> Vec<&str> {
     keys
 }
 
-/// Asserts `v` is a user object with exactly these fields and a canonical UUID id.
+/// A user object as `GET /api/auth/me` answers it: with `success: true`.
+fn with_success(user: &Value) -> Value {
+    let mut me = user.clone();
+    me["success"] = json!(true);
+    me
+}
+
+/// Asserts `v` is a user object with exactly these fields and a canonical UUID id,
+/// repeated as `_id` (the name the backend Parley replaces used).
 fn assert_user(v: &Value, name: &str, email: &str) {
-    assert_eq!(keys(v), ["email", "id", "name"], "user: {v}");
+    assert_eq!(keys(v), ["_id", "email", "id", "name"], "user: {v}");
+    assert_eq!(v["_id"], v["id"], "user: {v}");
     assert_eq!(v["name"], name, "user: {v}");
     assert_eq!(v["email"], email, "user: {v}");
     let id = v["id"].as_str().expect("id is a string");
@@ -34,12 +43,17 @@ fn assert_user(v: &Value, name: &str, email: &str) {
     assert_eq!(parsed.hyphenated().to_string(), id, "id is canonical");
 }
 
-/// Asserts an auth answer: `{token, refreshToken, user}` with a non-empty token and
-/// refresh token; returns the token.
+/// Asserts an auth answer: `{success: true, message, token, refreshToken, user}` with a
+/// non-empty token and refresh token; returns the token.
 fn assert_auth(body: &Value, name: &str, email: &str) -> String {
     assert_eq!(
         keys(body),
-        ["refreshToken", "token", "user"],
+        ["message", "refreshToken", "success", "token", "user"],
+        "body: {body}"
+    );
+    assert_eq!(body["success"], true, "body: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
         "body: {body}"
     );
     let refresh = body["refreshToken"]
@@ -126,7 +140,7 @@ async fn an_unknown_route_is_a_not_found_envelope() {
     let app = spawn_app().await;
     for path in ["/nope", "/api/auth/nope", "/api/contact"] {
         let body = assert_error(app.get(path, None).await, 404, "not_found").await;
-        assert_eq!(keys(&body), ["error"]);
+        assert_eq!(keys(&body), ["error", "message", "success"]);
         assert_eq!(
             keys(&body["error"]),
             ["code", "message"],
@@ -183,7 +197,7 @@ async fn registering_returns_a_token_and_the_new_user() {
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.unwrap(),
-        body["user"],
+        with_success(&body["user"]),
         "me is the registered user"
     );
 }
@@ -633,7 +647,7 @@ async fn logging_in_returns_a_fresh_working_token() {
     assert_eq!(body["user"]["id"], ada.id.as_str());
     assert_ne!(token, ada.token, "each login gets its own token");
     let me: Value = app.me(&token).await.json().await.unwrap();
-    assert_eq!(me, body["user"]);
+    assert_eq!(me, with_success(&body["user"]));
 }
 
 #[tokio::test]
@@ -899,8 +913,11 @@ async fn logging_out_revokes_only_the_token_used() {
     let other_token = other["token"].as_str().unwrap();
 
     let res = app.logout(&ada.token).await;
-    assert_eq!(res.status(), 204);
-    assert!(res.bytes().await.unwrap().is_empty(), "204 has no body");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"success": true, "message": "Logged out"})
+    );
 
     assert_error(app.me(&ada.token).await, 401, "unauthorized").await;
     assert_error(app.contacts(&ada.token).await, 401, "unauthorized").await;
@@ -951,7 +968,7 @@ async fn every_response_carries_the_security_headers() {
         app.logout(&token).await,
     ];
     let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(statuses, [200, 200, 404, 401, 405, 409, 400, 415, 401, 204]);
+    assert_eq!(statuses, [200, 200, 404, 401, 405, 409, 400, 415, 401, 200]);
     for res in &responses {
         assert_security_headers(res);
     }
@@ -1081,4 +1098,43 @@ async fn a_configured_secret_shorter_than_32_bytes_is_refused_at_start() {
         Application::build(config).await.is_err(),
         "a 31-byte secret was accepted"
     );
+}
+
+#[tokio::test]
+async fn socket_io_polling_from_a_configured_origin_is_allowed_with_credentials() {
+    let app = spawn_app_with(|c| c.cors_origins = vec!["https://chat.example".into()]).await;
+    // The Engine.IO handshake of a polling client, as a browser sends it.
+    let res = app
+        .http
+        .get(app.url("/socket.io/?EIO=4&transport=polling"))
+        .header("origin", "https://chat.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let headers = res.headers().clone();
+    assert_eq!(
+        headers.get("access-control-allow-origin").unwrap(),
+        "https://chat.example"
+    );
+    assert_eq!(
+        headers.get("access-control-allow-credentials").unwrap(),
+        "true"
+    );
+    assert_security_headers(&res);
+    let open = res.text().await.unwrap();
+    assert!(
+        open.starts_with("0{\"sid\":"),
+        "an Engine.IO open packet: {open}"
+    );
+    // The same request from another origin gets no CORS headers.
+    let res = app
+        .http
+        .get(app.url("/socket.io/?EIO=4&transport=polling"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
 }

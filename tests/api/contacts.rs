@@ -6,16 +6,17 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, TestUser, assert_error, spawn_app};
 
 fn user_json(u: &TestUser) -> Value {
-    json!({"id": u.id, "name": u.name, "email": u.email})
+    json!({"id": u.id, "_id": u.id, "name": u.name, "email": u.email})
 }
 
-/// The caller's contacts, asserting a 200 `{contacts: [...]}`.
+/// The caller's contacts, asserting a 200 `{success: true, contacts: [...]}`.
 async fn contacts_of(app: &TestApp, user: &TestUser) -> Vec<Value> {
     let res = app.contacts(&user.token).await;
     assert_eq!(res.status(), 200, "listing contacts of {}", user.name);
     let body: Value = res.json().await.unwrap();
     let obj = body.as_object().expect("an object");
-    assert_eq!(obj.len(), 1, "only `contacts`: {body}");
+    assert_eq!(obj.len(), 2, "only `success` and `contacts`: {body}");
+    assert_eq!(body["success"], true, "{body}");
     body["contacts"]
         .as_array()
         .expect("contacts is an array")
@@ -36,10 +37,10 @@ async fn adding_a_contact_makes_both_users_see_each_other() {
     let bob = app.new_user("Bob").await;
 
     let res = app.add_contact(&ada.token, &bob.email).await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.unwrap(),
-        json!({"contact": user_json(&bob)})
+        json!({"success": true, "message": "Contact added", "contact": user_json(&bob)})
     );
 
     assert_eq!(contacts_of(&app, &ada).await, [user_json(&bob)]);
@@ -54,7 +55,7 @@ async fn a_contact_can_be_added_by_any_spelling_of_the_email() {
     let res = app
         .add_contact(&ada.token, &format!("  {}  ", bob.email.to_uppercase()))
         .await;
-    assert_eq!(res.status(), 201);
+    assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.unwrap()["contact"],
         user_json(&bob)
@@ -71,7 +72,7 @@ async fn contacts_are_sorted_by_name_ignoring_case() {
     for other in [&charlie, &alice, &bob] {
         assert_eq!(
             app.add_contact(&zed.token, &other.email).await.status(),
-            201
+            200
         );
     }
     let names: Vec<Value> = contacts_of(&app, &zed)
@@ -128,7 +129,7 @@ async fn adding_a_contact_twice_is_a_conflict() {
     let app = spawn_app().await;
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
-    assert_eq!(app.add_contact(&ada.token, &bob.email).await.status(), 201);
+    assert_eq!(app.add_contact(&ada.token, &bob.email).await.status(), 200);
     assert_error(
         app.add_contact(&ada.token, &bob.email).await,
         409,
@@ -147,7 +148,7 @@ async fn adding_back_someone_who_added_you_is_a_conflict() {
     let app = spawn_app().await;
     let ada = app.new_user("Ada").await;
     let bob = app.new_user("Bob").await;
-    assert_eq!(app.add_contact(&ada.token, &bob.email).await.status(), 201);
+    assert_eq!(app.add_contact(&ada.token, &bob.email).await.status(), 200);
     assert_error(
         app.add_contact(&bob.token, &ada.email).await,
         409,

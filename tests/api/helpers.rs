@@ -476,7 +476,9 @@ impl WsClient {
     }
 }
 
-/// Asserts an error envelope with this status and code; returns the body.
+/// Asserts an error envelope with this status and code (and the top-level `success:
+/// false` and `message` of the backend Parley replaces, the same sentence); returns the
+/// body.
 pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status(), status, "status for {code}");
     let body: Value = res.json().await.expect("error body is JSON");
@@ -487,5 +489,7 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
             .is_some_and(|m| !m.is_empty()),
         "has a message: {body}"
     );
+    assert_eq!(body["success"], false, "body: {body}");
+    assert_eq!(body["message"], body["error"]["message"], "body: {body}");
     body
 }

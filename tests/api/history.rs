@@ -422,3 +422,117 @@ async fn rest_sends_go_into_a_conversation_by_id_and_refuse_v1_names() {
     assert_eq!(seqs(&page), [1, 2], "nothing refused was stored");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn history_and_send_answers_carry_success_and_underscore_ids() {
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    let sent = send_rest(&app, &ada, &bob, "hello").await;
+    assert_eq!(sent["success"], true, "{sent}");
+    assert_eq!(sent["duplicate"], false, "{sent}");
+    let m = &sent["message"];
+    assert_eq!(m["_id"], m["id"], "{sent}");
+    assert_eq!(
+        (&m["sender"], &m["receiver"], &m["content"], &m["type"]),
+        (
+            &json!(ada.id),
+            &json!(bob.id),
+            &json!("hello"),
+            &json!("text")
+        ),
+        "{sent}"
+    );
+    assert!(
+        m.get("callInfo").is_none() && m.get("amends").is_none(),
+        "{sent}"
+    );
+
+    let page: Value = app
+        .get(&format!("/api/messages/{}", bob.id), Some(&ada.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["success"], true, "{page}");
+    assert_eq!(
+        page["messages"],
+        json!([m]),
+        "history holds the same object"
+    );
+
+    let list: Value = app
+        .get("/api/conversations", Some(&ada.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["success"], true, "{list}");
+    let conv = &list["conversations"][0];
+    assert_eq!(conv["lastMessage"], *m, "{list}");
+    for p in conv["participants"].as_array().unwrap() {
+        assert_eq!(p["_id"], p["id"], "{list}");
+    }
+}
+
+#[tokio::test]
+async fn history_pages_by_number_from_the_newest_as_the_old_backend_did() {
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    for i in 1..=5 {
+        send_rest(&app, &ada, &bob, &format!("m{i}")).await;
+    }
+    let page = |query: &'static str| {
+        let (app, ada, bob) = (&app, &ada, &bob);
+        async move {
+            app.get(
+                &format!("/api/messages/{}?{query}", bob.id),
+                Some(&ada.token),
+            )
+            .await
+        }
+    };
+    let json = |res: reqwest::Response| async move { res.json::<Value>().await.unwrap() };
+    // Page 1 is the newest `limit` messages; each page is oldest first.
+    assert_eq!(seqs(&json(page("page=1&limit=2").await).await), [4, 5]);
+    assert_eq!(seqs(&json(page("page=2&limit=2").await).await), [2, 3]);
+    assert_eq!(seqs(&json(page("page=3&limit=2").await).await), [1]);
+    assert_eq!(
+        seqs(&json(page("page=4&limit=2").await).await),
+        Vec::<u64>::new()
+    );
+    // The default limit is 50, as it was.
+    assert_eq!(seqs(&json(page("page=1").await).await), [1, 2, 3, 4, 5]);
+    // The same route on the conversation takes pages too.
+    let p2 = json(page("page=2&limit=2").await).await;
+    let by_conversation: Value = app
+        .get(
+            &format!(
+                "/api/conversations/{}/messages?page=2&limit=2",
+                p2["conversationId"].as_str().unwrap()
+            ),
+            Some(&bob.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seqs(&by_conversation), [2, 3]);
+    for (query, field) in [
+        ("page=0", "page"),
+        ("page=1&before=3", "page"),
+        ("page=1&after=1", "page"),
+        ("page=1&limit=101", "limit"),
+    ] {
+        let body = assert_error(page(query).await, 400, "validation_failed").await;
+        assert!(
+            body["error"]["fields"][field].is_string(),
+            "{query}: {body}"
+        );
+    }
+    let body = assert_error(page("page=x").await, 400, "invalid_query").await;
+    assert_eq!(body["success"], false);
+}

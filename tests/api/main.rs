@@ -25,6 +25,7 @@ const STORE: helpers::TestStore = helpers::TestStore::Fjall;
 mod account;
 mod accounts;
 mod asyncapi;
+mod calls;
 mod connections;
 mod contacts;
 mod restart;

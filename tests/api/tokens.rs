@@ -358,7 +358,7 @@ async fn a_revoked_jti_stays_revoked_in_a_freshly_signed_token() {
     let ada = app.new_user("Ada").await;
     let secret = server_secret(&app);
     let jti = claims_of(&ada.token, &secret)["jti"].clone();
-    assert_eq!(app.logout(&ada.token).await.status(), 204);
+    assert_eq!(app.logout(&ada.token).await.status(), 200);
     assert_refused(&app, &ada.token).await;
     // Revocation is by jti, whatever the other claims say.
     let mut claims = claims_for(&ada.id);
@@ -406,7 +406,7 @@ async fn each_token_problem_is_named_in_the_same_401_and_a_forger_learns_nothing
     let nobody = uuid::Uuid::now_v7().to_string();
     let gone = message(app.me(&forge(&secret, &claims_for(&nobody))).await).await;
     assert!(gone.contains("no longer exists"), "{gone}");
-    assert_eq!(app.logout(&ada.token).await.status(), 204);
+    assert_eq!(app.logout(&ada.token).await.status(), 200);
     let revoked = message(app.me(&ada.token).await).await;
     assert!(revoked.contains("revoked"), "{revoked}");
 }

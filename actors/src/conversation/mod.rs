@@ -222,8 +222,9 @@ async fn accept(state: &mut ConversationState, send: PendingSend) {
     if !state.conversation.has(send.from) {
         return reply_all(send.replies, Err(SendError::NotParticipant));
     }
-    // Edits, deletes and membership changes have no rules here yet: refused.
-    if !matches!(send.kind, EventKind::Message(_)) {
+    // Edits, deletes and membership changes have no rules here yet: refused. Amendments
+    // come only from the services (a call's end), which check their target.
+    if !matches!(send.kind, EventKind::Message(_) | EventKind::Amend { .. }) {
         return reply_all(send.replies, Err(SendError::NotAllowed));
     }
     if let Some(cid) = &send.client_id {
@@ -323,7 +324,7 @@ fn submit(state: &mut ConversationState, wake: Option<ActorRef<ConversationMsg>>
     let mut routes = Vec::with_capacity(sends.len());
     for send in sends {
         let mut kind = send.kind;
-        if let EventKind::Message(m) = &mut kind {
+        if let EventKind::Message(m) | EventKind::Amend { content: m, .. } = &mut kind {
             m.receiver = state.conversation.other_than(send.from);
         }
         let event = Event {

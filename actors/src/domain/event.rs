@@ -1,9 +1,12 @@
 //! A conversation's events. The durable stream of a conversation is a sequence of
-//! [`Event`]s, each with its seq: messages, edits, deletes and membership changes. What
-//! is only of the moment (typing, presence, receipts) is a [`Signal`]: it has no seq, is
-//! never part of the stream, and may be dropped under pressure.
+//! [`Event`]s, each with its seq: messages, amendments, edits, deletes and membership
+//! changes. What is only of the moment (typing, presence, receipts, a call ringing) is a
+//! [`Signal`]: it has no seq, is never part of the stream, and may be dropped under
+//! pressure.
 
-use super::{ClientId, ConversationId, EventId, MessageBody, Timestamp, UserId};
+use std::sync::Arc;
+
+use super::{CallType, ClientId, ConversationId, EventId, MessageBody, RoomId, Timestamp, UserId};
 
 /// A position in a conversation's stream: 1, 2, 3… with no gaps.
 pub type Seq = u64;
@@ -31,10 +34,24 @@ impl Event {
     /// The text this event carries (a message's or an edit's), if any.
     pub fn text(&self) -> Option<&MessageBody> {
         match &self.kind {
-            EventKind::Message(m) => Some(&m.body),
+            EventKind::Message(m) | EventKind::Amend { content: m, .. } => Some(&m.body),
             EventKind::Edit { content, .. } => Some(content),
             EventKind::Delete { .. } | EventKind::Membership(_) | EventKind::Erased => None,
         }
+    }
+
+    /// This message as an amendment with `content` leaves it: the amendment's body, type
+    /// and call, under the message's own id, sender, client id, time and receiver. Any
+    /// other kind of event is returned as it is (only messages are amended). Every store
+    /// applies amendments with this, so they agree on what an amended message is.
+    pub fn amended(&self, content: &MessageContent) -> Self {
+        let mut out = self.clone();
+        if let EventKind::Message(m) = &mut out.kind {
+            m.body = content.body.clone();
+            m.content_type = content.content_type;
+            m.call = content.call;
+        }
+        out
     }
 }
 
@@ -43,6 +60,16 @@ impl Event {
 pub enum EventKind {
     /// A message.
     Message(MessageContent),
+    /// The message at `target` now has this content (ending a call sets its end). The
+    /// store applies it to the target as it appends it, so history reads the message as
+    /// amended; the amendment stays in the stream at its own seq, so live sessions and
+    /// `sync` learn of it in order.
+    Amend {
+        /// The seq of the amended message.
+        target: Seq,
+        /// Its whole new content.
+        content: MessageContent,
+    },
     /// The sender replaced the text of their message at `target`.
     Edit {
         /// The seq of the edited message.
@@ -64,9 +91,12 @@ pub enum EventKind {
 
 impl EventKind {
     /// Whether the event carries content of its sender's that erasing an account must
-    /// remove (a message's or an edit's text).
+    /// remove (a message's, an amendment's or an edit's text and call).
     pub fn has_content(&self) -> bool {
-        matches!(self, EventKind::Message(_) | EventKind::Edit { .. })
+        matches!(
+            self,
+            EventKind::Message(_) | EventKind::Amend { .. } | EventKind::Edit { .. }
+        )
     }
 }
 
@@ -78,15 +108,73 @@ pub struct MessageContent {
     /// In a direct conversation, the other participant; set by the conversation, never
     /// by the sender.
     pub receiver: Option<UserId>,
+    /// Text, or the kind of call it records.
+    pub content_type: ContentType,
+    /// For a call: when it started and ended.
+    pub call: Option<CallInfo>,
 }
 
 impl MessageContent {
-    /// A message with this body (its receiver is filled in when it is sequenced).
+    /// A text message with this body (its receiver is filled in when it is sequenced).
     pub fn text(body: MessageBody) -> Self {
         Self {
             body,
             receiver: None,
+            content_type: ContentType::Text,
+            call: None,
         }
+    }
+
+    /// The record of a call that started at `started_at` and has not ended.
+    pub fn call(body: MessageBody, call_type: CallType, started_at: Timestamp) -> Self {
+        Self {
+            body,
+            receiver: None,
+            content_type: call_type.into(),
+            call: Some(CallInfo {
+                started_at,
+                ended_at: None,
+            }),
+        }
+    }
+}
+
+/// What a message is: text, or the record of a video or audio call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContentType {
+    /// A text message.
+    #[default]
+    Text,
+    /// A video call.
+    Video,
+    /// An audio call.
+    Audio,
+}
+
+impl From<CallType> for ContentType {
+    fn from(t: CallType) -> Self {
+        match t {
+            CallType::Video => ContentType::Video,
+            CallType::Audio => ContentType::Audio,
+        }
+    }
+}
+
+/// When a call recorded as a message started and ended. Its room is the message's two
+/// participants; its type is the message's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallInfo {
+    /// When it was started.
+    pub started_at: Timestamp,
+    /// When it ended, once it has.
+    pub ended_at: Option<Timestamp>,
+}
+
+impl CallInfo {
+    /// How long it lasted, in whole seconds, once it has ended.
+    pub fn duration_secs(&self) -> Option<u64> {
+        self.ended_at
+            .map(|end| end.as_millis().saturating_sub(self.started_at.as_millis()) / 1000)
     }
 }
 
@@ -145,7 +233,7 @@ pub struct Signal {
 }
 
 /// What a signal says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignalKind {
     /// The user is (or stopped) typing.
     Typing {
@@ -168,5 +256,34 @@ pub enum SignalKind {
         online: bool,
         /// When they were last connected, unless they hide it.
         last_seen: Option<Timestamp>,
+    },
+    /// A call between the signal's sender and its recipient rings, is answered or ends.
+    Call(CallSignal),
+}
+
+/// What happened to a call, for the other party's sessions. The signalling data is the
+/// clients' own (WebRTC offers and answers): opaque here, carried as the edge encoded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallSignal {
+    /// The sender calls.
+    Incoming {
+        /// The call's room.
+        room: RoomId,
+        /// Video or audio.
+        call_type: CallType,
+        /// The caller's signalling data.
+        data: Arc<str>,
+    },
+    /// The sender answered.
+    Accepted {
+        /// The call's room.
+        room: RoomId,
+        /// The answerer's signalling data.
+        data: Arc<str>,
+    },
+    /// The sender hung up.
+    Ended {
+        /// The call's room.
+        room: RoomId,
     },
 }

@@ -2,6 +2,7 @@
 //! these types, never raw strings, so an invalid email or an empty message cannot reach
 //! an actor or the store.
 
+mod call;
 mod conversation;
 mod email;
 mod event;
@@ -14,10 +15,12 @@ mod text;
 mod time;
 mod user;
 
+pub use call::{CallType, RoomId};
 pub use conversation::{Conversation, ConversationSummary};
 pub use email::Email;
 pub use event::{
-    Event, EventKind, MembershipChange, MessageContent, Role, Seq, Signal, SignalKind,
+    CallInfo, CallSignal, ContentType, Event, EventKind, MembershipChange, MessageContent, Role,
+    Seq, Signal, SignalKind,
 };
 pub use ids::{ConversationId, EventId, IdError, LoginId, SessionId, UserId};
 pub use login::{DeviceName, Login, RefreshHash};

@@ -1,14 +1,13 @@
 //! The caller's account: changing the password, deleting the account, exporting its data.
 
 use actors::domain::{Invalid, Password};
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::sessions::SessionJson;
-use crate::http::{ApiError, ApiJson, ApiQuery, ClientAddr, ErrorEnvelope, Validator};
+use crate::http::{ApiError, ApiJson, ApiQuery, ClientAddr, ErrorEnvelope, Success, Validator};
 use crate::service::{AuthUser, ExportCursor, ExportPage};
 use crate::state::AppState;
 use crate::wire::{MessageJson, Rfc3339, UserJson};
@@ -155,7 +154,12 @@ fn export_response(page: &ExportPage) -> ExportResponse<'_> {
             email: h.user.email.as_str().to_owned(),
             created_at: Rfc3339(h.created_at),
         }),
-        contacts: head.map(|h| h.contacts.iter().map(UserJson::from).collect()),
+        contacts: head.map(|h| {
+            h.contacts
+                .iter()
+                .map(|u| UserJson::from(u).with_underscore_id())
+                .collect()
+        }),
         conversations: head.map(|h| {
             h.conversations
                 .iter()
@@ -167,7 +171,11 @@ fn export_response(page: &ExportPage) -> ExportResponse<'_> {
                 .collect()
         }),
         sessions: head.map(|h| h.sessions.iter().map(SessionJson::from).collect()),
-        messages: page.events.iter().map(MessageJson::from).collect(),
+        messages: page
+            .events
+            .iter()
+            .map(|e| MessageJson::from(e).with_underscore_id())
+            .collect(),
         next_cursor: page.next.map(|c| c.to_string()),
     }
 }
@@ -191,5 +199,5 @@ pub(crate) async fn export(
     let current = me.claims.login_id().ok().flatten();
     let page = state.export().page(&me.user, current, cursor).await?;
     // The answer borrows from the page, so it is encoded here, while the page lives.
-    Ok(Json(export_response(&page)).into_response())
+    Ok(Success(export_response(&page)).into_response())
 }

@@ -1,12 +1,11 @@
 //! Accounts: register, login, refresh, logout, me.
 
 use actors::domain::{DeviceName, DisplayName, Email, Invalid, Password};
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, ClientAddr, ErrorEnvelope, Validator};
+use crate::http::{ApiError, ApiJson, ClientAddr, ErrorEnvelope, Success, Validator};
 use crate::service::{AuthUser, Issued};
 use crate::state::AppState;
 use crate::wire::UserJson;
@@ -48,6 +47,7 @@ pub(crate) struct RefreshBody {
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AuthResponse {
+    message: &'static str,
     /// The bearer token for every other route (lifetime `--token-ttl`).
     token: String,
     /// Trades for a new `token` and a new `refreshToken`, once, at
@@ -57,12 +57,20 @@ pub(crate) struct AuthResponse {
     user: UserJson,
 }
 
-fn issued(issued: Issued) -> AuthResponse {
-    AuthResponse {
+fn issued(message: &'static str, issued: Issued) -> Success<AuthResponse> {
+    Success(AuthResponse {
+        message,
         token: issued.token,
         refresh_token: issued.refresh_token,
-        user: UserJson::from(&issued.user),
-    }
+        user: UserJson::from(&issued.user).with_underscore_id(),
+    })
+}
+
+/// The body of `POST /api/auth/logout`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LoggedOut {
+    message: &'static str,
 }
 
 /// The device a sign-in is on: the name the client gave, else its User-Agent.
@@ -86,7 +94,7 @@ pub(crate) async fn register(
     client: ClientAddr,
     headers: HeaderMap,
     ApiJson(body): ApiJson<RegisterBody>,
-) -> Result<(StatusCode, Json<AuthResponse>), ApiError> {
+) -> Result<(StatusCode, Success<AuthResponse>), ApiError> {
     let accounts = state.accounts();
     accounts.check_address(client.rate_key())?;
     let mut v = Validator::default();
@@ -100,7 +108,10 @@ pub(crate) async fn register(
         return Err(ApiError::internal("validator passed a missing field"));
     };
     let created = accounts.register(name, email, password, device).await?;
-    Ok((StatusCode::CREATED, Json(issued(created))))
+    Ok((
+        StatusCode::CREATED,
+        issued("User registered successfully", created),
+    ))
 }
 
 /// `POST /api/auth/login`: tokens for valid credentials, and a new signed-in device.
@@ -112,7 +123,7 @@ pub(crate) async fn login(
     client: ClientAddr,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Json<AuthResponse>, ApiError> {
+) -> Result<Success<AuthResponse>, ApiError> {
     let accounts = state.accounts();
     accounts.check_address(client.rate_key())?;
     let mut v = Validator::default();
@@ -129,9 +140,10 @@ pub(crate) async fn login(
     let (Some(email), Some(password), Some(device)) = (email, password, device) else {
         return Err(ApiError::internal("validator passed a missing field"));
     };
-    Ok(Json(issued(
+    Ok(issued(
+        "Login successful",
         accounts.login(email, &password, client.0, device).await?,
-    )))
+    ))
 }
 
 /// `POST /api/auth/refresh`: trades a refresh token for a new access token and a new
@@ -144,7 +156,7 @@ pub(crate) async fn refresh(
     State(state): State<AppState>,
     client: ClientAddr,
     ApiJson(body): ApiJson<RefreshBody>,
-) -> Result<Json<AuthResponse>, ApiError> {
+) -> Result<Success<AuthResponse>, ApiError> {
     let accounts = state.accounts();
     accounts.check_address(client.rate_key())?;
     let mut v = Validator::default();
@@ -161,25 +173,27 @@ pub(crate) async fn refresh(
     let Some(token) = token else {
         return Err(ApiError::internal("validator passed a missing field"));
     };
-    Ok(Json(issued(accounts.refresh(&token).await?)))
+    Ok(issued("Token refreshed", accounts.refresh(&token).await?))
 }
 
 /// `POST /api/auth/logout`: signs the caller's device out: the token used and every
 /// token of its login (its refresh token too) are revoked.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses((status = 204, description = "Revoked"), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Revoked", body = LoggedOut), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     me: AuthUser,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Success<LoggedOut>, ApiError> {
     state.accounts().logout(&me).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Success(LoggedOut {
+        message: "Logged out",
+    }))
 }
 
 /// `GET /api/auth/me`: the caller's account.
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "The caller", body = UserJson), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
-pub(crate) async fn me(me: AuthUser) -> Json<UserJson> {
-    Json(UserJson::from(&me.user))
+pub(crate) async fn me(me: AuthUser) -> Success<UserJson> {
+    Success(UserJson::from(&me.user).with_underscore_id())
 }

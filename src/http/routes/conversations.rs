@@ -1,13 +1,12 @@
 //! Conversations: the caller's list, and one conversation's history.
 
 use actors::domain::{ConversationId, Seq};
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::messages::{PageQuery, page_response};
-use crate::http::{ApiError, ApiQuery, ErrorEnvelope};
+use crate::http::{ApiError, ApiQuery, ErrorEnvelope, Success};
 use crate::service::{AuthUser, ServiceError};
 use crate::state::AppState;
 use crate::wire::{MessageJson, UserJson, rfc3339};
@@ -51,21 +50,28 @@ pub(crate) async fn list(
             let s = &v.summary;
             ConversationJson {
                 id: s.conversation.id.to_string(),
-                participants: v.members.iter().map(UserJson::from).collect(),
+                participants: v
+                    .members
+                    .iter()
+                    .map(|u| UserJson::from(u).with_underscore_id())
+                    .collect(),
                 created_at: rfc3339(s.conversation.created_at),
                 last_activity: rfc3339(s.last_activity()),
                 last_seq: s.last_event.as_ref().map_or(0, |e| e.seq),
-                last_message: s.last_event.as_ref().map(MessageJson::from),
+                last_message: s
+                    .last_event
+                    .as_ref()
+                    .map(|e| MessageJson::from(e).with_underscore_id()),
             }
         })
         .collect();
-    Ok(Json(ConversationsResponse { conversations }).into_response())
+    Ok(Success(ConversationsResponse { conversations }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/conversations/{id}/messages", tag = "conversations", security(("bearer" = [])),
     params(("id" = uuid::Uuid, Path, description = "The conversation's id"), PageQuery),
     responses((status = 200, description = "A page of history, oldest first", body = super::messages::HistoryPage), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
-/// `GET /api/conversations/{id}/messages?before=&after=&limit=`: a page of one
+/// `GET /api/conversations/{id}/messages?before=&after=&limit=&page=`: a page of one
 /// conversation's history, oldest first. Anyone but a participant gets 404.
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn messages(
@@ -75,7 +81,7 @@ pub(crate) async fn messages(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
     let id: ConversationId = id.parse().map_err(|_| ServiceError::ConversationNotFound)?;
-    let range = query.range()?;
-    let page = state.conversations().page(me.user.id, id, range).await?;
+    let paging = query.paging()?;
+    let page = state.conversations().page(me.user.id, id, paging).await?;
     Ok(page_response(&page))
 }

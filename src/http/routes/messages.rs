@@ -6,14 +6,13 @@ use actors::domain::{
 };
 use actors::store::HistoryRange;
 use actors::{SendRequest, Target};
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, ApiQuery, ErrorEnvelope, Validator};
-use crate::service::{AuthUser, Page};
+use crate::http::{ApiError, ApiJson, ApiQuery, ErrorEnvelope, Success, Validator};
+use crate::service::{AuthUser, Page, Paging};
 use crate::state::AppState;
 use crate::wire::{ClientFrame, MessageJson, V1_SEND_FIELDS, v1_field_refusal};
 
@@ -113,10 +112,10 @@ pub(crate) async fn send(
         StatusCode::CREATED
     };
     let body = MessageResponse {
-        message: MessageJson::from(sent.event.as_ref()),
+        message: MessageJson::from(sent.event.as_ref()).with_underscore_id(),
         duplicate: sent.duplicate,
     };
-    Ok((status, Json(body)).into_response())
+    Ok((status, Success(body)).into_response())
 }
 
 /// The body of `POST /api/messages/send` as the document gives it: the fields of a
@@ -187,12 +186,17 @@ pub(crate) struct PageQuery {
     /// How many, 1 to 100 (50 by default).
     #[param(minimum = 1, maximum = 100)]
     pub(crate) limit: Option<usize>,
+    /// Numbered paging, as the backend Parley replaces did (page 1 is the newest); not
+    /// with `before` or `after`.
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
+    pub(crate) page: Option<u64>,
 }
 
 impl PageQuery {
-    /// The range asked for: `after` reads forward from a seq, otherwise the newest
-    /// messages before `before` (or the newest of all).
-    pub(crate) fn range(&self) -> Result<HistoryRange, ApiError> {
+    /// The page asked for: `page` counts pages back from the newest; otherwise `after`
+    /// reads forward from a seq, and `before` (or nothing) reads the newest messages
+    /// before it.
+    pub(crate) fn paging(&self) -> Result<Paging, ApiError> {
         let limit = self.limit.unwrap_or(50);
         let mut v = Validator::default();
         if !(1..=100).contains(&limit) {
@@ -206,12 +210,23 @@ impl PageQuery {
         if self.after.is_some_and(|s| s > MAX_SEQ_PARAM) {
             v.fail("after", too_big);
         }
+        match self.page {
+            Some(0) => v.fail("page", "must be 1 or more"),
+            Some(page) if page > MAX_SEQ_PARAM => v.fail("page", too_big),
+            Some(_) if self.before.is_some() || self.after.is_some() => {
+                v.fail("page", "must not be given with before or after");
+            }
+            _ => {}
+        }
         v.finish()?;
-        Ok(HistoryRange {
-            after: self.after,
-            before: self.before,
-            limit,
-            from_newest: self.after.is_none(),
+        Ok(match self.page {
+            Some(page) => Paging::Number { page, limit },
+            None => Paging::Cursor(HistoryRange {
+                after: self.after,
+                before: self.before,
+                limit,
+                from_newest: self.after.is_none(),
+            }),
         })
     }
 }
@@ -220,18 +235,23 @@ impl PageQuery {
 pub(crate) fn page_response(page: &Page) -> Response {
     let body = HistoryPage {
         conversation_id: page.conversation.to_string(),
-        messages: page.events.iter().map(MessageJson::from).collect(),
+        messages: page
+            .events
+            .iter()
+            .map(|e| MessageJson::from(e).with_underscore_id())
+            .collect(),
         next_before: page.next_before,
         next_after: page.next_after,
     };
-    Json(body).into_response()
+    Success(body).into_response()
 }
 
 #[utoipa::path(get, path = "/api/messages/{contact_id}", tag = "messages", security(("bearer" = [])),
     params(("contact_id" = uuid::Uuid, Path, description = "The other user's id"), PageQuery),
     responses((status = 200, description = "A page of history, oldest first", body = HistoryPage), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
-/// `GET /api/messages/{contactId}?before=&limit=`: the 1:1 history with a user,
-/// oldest first; `nextBefore` is the cursor for the previous page.
+/// `GET /api/messages/{contactId}?before=&after=&limit=&page=`: the 1:1 history with a
+/// user, oldest first; `nextBefore` is the cursor for the previous page, `page` counts
+/// pages from the newest.
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn history(
     State(state): State<AppState>,
@@ -247,10 +267,10 @@ pub(crate) async fn history(
             .err()
             .unwrap_or_else(|| ApiError::internal("unreachable")));
     };
-    let range = query.range()?;
+    let paging = query.paging()?;
     let page = state
         .conversations()
-        .direct_page(me.user.id, contact, range)
+        .direct_page(me.user.id, contact, paging)
         .await?;
     Ok(page_response(&page))
 }

@@ -1,12 +1,11 @@
 //! Signed-in devices: the list, and signing one out.
 
 use actors::domain::LoginId;
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use crate::http::{ApiError, ErrorEnvelope, Validator};
+use crate::http::{ApiError, ErrorEnvelope, Success, Validator};
 use crate::service::{AuthUser, LoginView};
 use crate::state::AppState;
 use crate::wire::Rfc3339;
@@ -56,11 +55,11 @@ pub(crate) struct SessionList {
 pub(crate) async fn list(
     State(state): State<AppState>,
     me: AuthUser,
-) -> Result<Json<SessionList>, ApiError> {
+) -> Result<Success<SessionList>, ApiError> {
     let accounts = state.accounts();
     accounts.check_account_request(me.user.id)?;
     let views = accounts.sessions(&me).await?;
-    Ok(Json(SessionList {
+    Ok(Success(SessionList {
         sessions: views.iter().map(SessionJson::from).collect(),
     }))
 }

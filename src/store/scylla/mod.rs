@@ -50,6 +50,13 @@
 //! contract). Rows are written whole (no null column, see `rows`) with client-side
 //! monotonic timestamps, so an event written again replaces the earlier write.
 //!
+//! An amendment (a call's end, `EventKind::Amend`) is an event at its own seq, and also
+//! rewrites its target: a target in the same batch is written amended; one committed
+//! earlier is read and written again whole ([`actors::domain::Event::amended`]) after
+//! step 2, so a retried commit amends it again. A missing target, or one that is not a
+//! message, is left alone. The conversation's actor is its only writer, so the read and
+//! the rewrite race nothing.
+//!
 //! "Durable" here means acknowledged by enough replicas for the consistency level
 //! (`QUORUM` by default). Each replica appends the write to its commitlog, which
 //! ScyllaDB and Cassandra sync periodically by default (every 10 s): what survives the
@@ -99,8 +106,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use actors::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, EventKind, Login, LoginId, RefreshHash,
-    Seq, Timestamp, UserId, UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, EventKind, Login, LoginId,
+    MessageContent, RefreshHash, Seq, Timestamp, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -465,6 +472,40 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// Rewrites the message at `target`, committed before, with an amendment's content.
+    /// After the amendment itself is written, so that a retried commit does it again; a
+    /// missing target, or one that is not a message, is left alone.
+    async fn amend_earlier(
+        &self,
+        conversation: ConversationId,
+        target: Seq,
+        content: &MessageContent,
+    ) -> StoreResult<()> {
+        let bucket = buckets::of(target, self.layout.bucket_size);
+        let row = self
+            .one::<EventRow>(
+                "reading an amended message",
+                &self.statements.event_at,
+                (
+                    conversation.as_uuid(),
+                    rows::seq(bucket)?,
+                    rows::seq(target)?,
+                ),
+            )
+            .await?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let message = rows::event(conversation, row)?;
+        if !matches!(message.kind, EventKind::Message(_)) {
+            return Ok(());
+        }
+        let amended = message.amended(content);
+        let values = rows::event_values(&amended, self.layout.bucket_size)?;
+        self.write("amending a message", &self.statements.insert_event, &values)
+            .await
     }
 
     async fn write_chunk(&self, chunk: Vec<rows::EventValues<'_>>) -> StoreResult<()> {
@@ -945,9 +986,40 @@ impl Store for ScyllaStore {
         }
         let inner = &self.inner;
         let size = inner.layout.bucket_size;
+        // Amendments (a call's end): almost every batch has none. A target in this batch
+        // is written amended; one committed earlier is rewritten after the batch.
+        let amendments: Vec<(usize, ConversationId, Seq, &MessageContent)> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match &e.kind {
+                EventKind::Amend { target, content } => Some((i, e.conversation, *target, content)),
+                _ => None,
+            })
+            .collect();
+        let amended: Vec<Option<Event>> = if amendments.is_empty() {
+            Vec::new()
+        } else {
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    amendments
+                        .iter()
+                        .rev()
+                        .find(|(j, conv, target, _)| {
+                            *j > i && *conv == e.conversation && *target == e.seq
+                        })
+                        .map(|(.., content)| e.amended(content))
+                })
+                .collect()
+        };
         let mut index = Vec::new();
         let mut by_conversation: BTreeMap<ConversationId, Vec<&Event>> = BTreeMap::new();
-        for event in events {
+        for (i, event) in events.iter().enumerate() {
+            let event = amended
+                .get(i)
+                .and_then(Option::as_ref)
+                .unwrap_or(event.as_ref());
             rows::seq(event.seq)?;
             if let Some(client_id) = &event.client_id {
                 index.push(IndexEntry::ClientId(event, client_id));
@@ -981,7 +1053,16 @@ impl Store for ScyllaStore {
         stream::iter(writes)
             .buffer_unordered(WRITES_IN_FLIGHT)
             .try_collect::<()>()
-            .await
+            .await?;
+        for (j, conversation, target, content) in amendments {
+            let in_batch = events[..j]
+                .iter()
+                .any(|e| e.conversation == conversation && e.seq == target);
+            if !in_batch {
+                inner.amend_earlier(conversation, target, content).await?;
+            }
+        }
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]

@@ -6,6 +6,12 @@
 //! whole, so an event written again at a seq whose earlier write was in doubt never
 //! keeps a stale column. Absent values are written as `''`, the nil UUID or 0 instead;
 //! the `kind` column says which columns mean something.
+//!
+//! The `membership` column holds an event's JSON detail: a membership change's, or a
+//! message's (or an amendment's) type and call, `{"type": "video", "call":
+//! {"started_at": ms, "ended_at": ms}}`; `''` for a text message, so rows written before
+//! calls existed read back unchanged. An amendment is kind `amend`, its target in
+//! `target` and its whole new content in `body`, `receiver_id` and `membership`.
 
 use scylla::deserialize::row::ColumnIterator;
 use scylla::deserialize::value::DeserializeValue;
@@ -15,10 +21,11 @@ use uuid::Uuid;
 
 use actors::StoreError;
 use actors::domain::{
-    ClientId, Conversation, ConversationId, DeviceName, DisplayName, Email, Event, EventId,
-    EventKind, Login, LoginId, MembershipChange, MessageBody, MessageContent, RefreshHash, Seq,
-    Timestamp, User, UserId, UserRecord,
+    CallInfo, ClientId, ContentType, Conversation, ConversationId, DeviceName, DisplayName, Email,
+    Event, EventId, EventKind, Login, LoginId, MembershipChange, MessageBody, MessageContent,
+    RefreshHash, Seq, Timestamp, User, UserId, UserRecord,
 };
+use serde::{Deserialize, Serialize};
 
 use super::buckets;
 
@@ -36,7 +43,8 @@ pub(super) fn applied(result: QueryResult) -> Result<bool, StoreError> {
     for column in columns {
         let column = column.map_err(|e| context(&e))?;
         if column.spec.name() == "[applied]" {
-            return bool::deserialize(column.spec.typ(), column.slice).map_err(|e| context(&e));
+            return <bool as DeserializeValue>::deserialize(column.spec.typ(), column.slice)
+                .map_err(|e| context(&e));
         }
     }
     Err(StoreError::msg(
@@ -67,6 +75,69 @@ fn from_seq(raw: i64, what: &str) -> Result<Seq, StoreError> {
         .ok_or_else(|| StoreError::msg(format!("corrupt {what}: seq {raw}")))
 }
 
+/// A message's type and call as stored (see the module docs); text is their absence.
+#[derive(Default, Serialize, Deserialize)]
+struct Detail {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    content_type: Option<StoredType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    call: Option<StoredCall>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredType {
+    Video,
+    Audio,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct StoredCall {
+    started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ended_at: Option<Timestamp>,
+}
+
+/// The detail column of a message's content: `''` for text without a call.
+fn content_detail(content: &MessageContent) -> Result<String, StoreError> {
+    let detail = Detail {
+        content_type: match content.content_type {
+            ContentType::Text => None,
+            ContentType::Video => Some(StoredType::Video),
+            ContentType::Audio => Some(StoredType::Audio),
+        },
+        call: content.call.map(|c| StoredCall {
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+        }),
+    };
+    if detail.content_type.is_none() && detail.call.is_none() {
+        return Ok(String::new());
+    }
+    serde_json::to_string(&detail).map_err(|e| StoreError::context("encoding a message's type", e))
+}
+
+/// A message's content from its columns.
+fn content(body: String, receiver: Uuid, detail: &str) -> Result<MessageContent, String> {
+    let detail: Detail = match detail {
+        "" => Detail::default(),
+        raw => serde_json::from_str(raw).map_err(|e| format!("detail {e}"))?,
+    };
+    Ok(MessageContent {
+        body: MessageBody::from_stored(body),
+        receiver: (!receiver.is_nil()).then(|| UserId::from(receiver)),
+        content_type: match detail.content_type {
+            None => ContentType::Text,
+            Some(StoredType::Video) => ContentType::Video,
+            Some(StoredType::Audio) => ContentType::Audio,
+        },
+        call: detail.call.map(|c| CallInfo {
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+        }),
+    })
+}
+
 /// The bound values of `insert_event`, in its column order.
 pub(super) type EventValues<'a> = (
     Uuid,
@@ -91,7 +162,14 @@ pub(super) fn event_values(event: &Event, bucket_size: u64) -> Result<EventValue
             m.body.as_str(),
             m.receiver.map_or(Uuid::nil(), |r| r.as_uuid()),
             0,
-            String::new(),
+            content_detail(m)?,
+        ),
+        EventKind::Amend { target, content } => (
+            "amend",
+            content.body.as_str(),
+            content.receiver.map_or(Uuid::nil(), |r| r.as_uuid()),
+            seq(*target)?,
+            content_detail(content)?,
         ),
         EventKind::Edit { target, content } => (
             "edit",
@@ -157,10 +235,13 @@ pub(super) fn event(conversation: ConversationId, row: EventRow) -> Result<Event
     };
     let target = || from_seq(target, "event target").map_err(|_| corrupt("target"));
     let kind = match kind.as_str() {
-        "message" => EventKind::Message(MessageContent {
-            body: MessageBody::from_stored(body),
-            receiver: (!receiver.is_nil()).then(|| UserId::from(receiver)),
-        }),
+        "message" => {
+            EventKind::Message(content(body, receiver, &membership).map_err(|e| corrupt(&e))?)
+        }
+        "amend" => EventKind::Amend {
+            target: target()?,
+            content: content(body, receiver, &membership).map_err(|e| corrupt(&e))?,
+        },
         "edit" => EventKind::Edit {
             target: target()?,
             content: MessageBody::from_stored(body),
@@ -299,6 +380,8 @@ pub(super) fn conversation(
 
 #[cfg(test)]
 mod tests {
+    use actors::domain::CallType;
+
     use super::*;
 
     fn sample(kind: EventKind) -> Event {
@@ -338,9 +421,29 @@ mod tests {
         for kind in [
             EventKind::Message(MessageContent::text(body.clone())),
             EventKind::Message(MessageContent {
-                body: body.clone(),
                 receiver: Some(UserId::generate()),
+                ..MessageContent::text(body.clone())
             }),
+            EventKind::Message(MessageContent::call(
+                body.clone(),
+                CallType::Audio,
+                Timestamp::from_millis(1_700_000_000_000),
+            )),
+            EventKind::Amend {
+                target: 2,
+                content: MessageContent {
+                    receiver: Some(UserId::generate()),
+                    call: Some(CallInfo {
+                        started_at: Timestamp::from_millis(1_700_000_000_000),
+                        ended_at: Some(Timestamp::from_millis(1_700_000_009_000)),
+                    }),
+                    ..MessageContent::call(
+                        body.clone(),
+                        CallType::Video,
+                        Timestamp::from_millis(1_700_000_000_000),
+                    )
+                },
+            },
             EventKind::Edit {
                 target: 3,
                 content: body,
@@ -385,6 +488,8 @@ mod tests {
             row(1, "", at, "poke", ""),
             row(1, "", at, "edit", ""),
             row(1, "", at, "membership", "{"),
+            row(1, "", at, "message", "{"),
+            row(1, "", at, "amend", ""),
             row(1, "", CqlTimestamp(-5), "message", ""),
         ] {
             let shown = format!("{bad:?}");
