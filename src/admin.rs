@@ -125,7 +125,8 @@ pub async fn seed_users(args: SeedUsers) -> Result<(), AppError> {
     seeded.sort_by_key(|(i, _, _)| *i);
     let mut out = Vec::with_capacity(seeded.len());
     for (_, id, email) in seeded {
-        let (token, _) = tokens.issue(id).map_err(startup)?;
+        // Load-test accounts get bare access tokens: no login, no refresh token.
+        let (token, _) = tokens.issue(id, None).map_err(startup)?;
         out.push(Seeded {
             id: id.to_string(),
             email: email.to_string(),

@@ -63,6 +63,20 @@ pub struct Config {
     #[arg(long, env = "PARLEY_TOKEN_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
     pub token_ttl: Duration,
 
+    /// Lifetime of refresh tokens (e.g. 30d). Each refresh hands out a new one with a
+    /// fresh lifetime; a login not refreshed within it is signed out.
+    #[arg(long, env = "PARLEY_REFRESH_TTL", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub refresh_ttl: Duration,
+
+    /// Account requests (listing and signing out sessions, changing the password,
+    /// deleting the account) one user may make per minute.
+    #[arg(long, env = "PARLEY_ACCOUNT_REQUESTS_PER_MINUTE", default_value_t = 30)]
+    pub account_requests_per_minute: u32,
+
+    /// Pages of `GET /api/auth/export` one user may read per minute.
+    #[arg(long, env = "PARLEY_EXPORT_PAGES_PER_MINUTE", default_value_t = 30)]
+    pub export_pages_per_minute: u32,
+
     /// Failed logins for one email from one client address before that address must
     /// wait (1 s, doubling to 15 min) before trying that email again; a success clears
     /// them. Other addresses are not affected, so a stranger cannot lock the owner out.

@@ -10,7 +10,8 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{PasswordHasher, Tokens};
 use crate::config::Config;
 use crate::service::{
-    Accounts, Blocks, Calls, Contacts, Conversations, Groups, Messaging, Presence, Receipts, Typing,
+    Accounts, Blocks, Calls, Contacts, Conversations, Export, Groups, Messaging, Presence,
+    Receipts, Typing,
 };
 
 struct Inner {
@@ -23,6 +24,7 @@ struct Inner {
     receipts: Receipts,
     typing: Typing,
     presence: Presence,
+    export: Export,
     messaging: Arc<Messaging>,
     calls: Calls,
     shutdown: CancellationToken,
@@ -66,6 +68,7 @@ impl AppState {
                 blocks.clone(),
                 config.max_group_members as usize,
             ),
+            export: Export::new(store.clone(), &config),
             calls: Calls::new(store, messaging.clone()),
             messaging,
             blocks,
@@ -111,6 +114,10 @@ impl AppState {
     pub fn presence(&self) -> &Presence {
         &self.0.presence
     }
+    /// A user's data, a page at a time.
+    pub fn export(&self) -> &Export {
+        &self.0.export
+    }
     /// Sending, sessions, replay.
     pub fn messaging(&self) -> &Messaging {
         &self.0.messaging
@@ -134,6 +141,7 @@ impl AppState {
     /// Forgets idle rate-limit keys everywhere.
     pub fn sweep(&self) {
         self.0.accounts.sweep();
+        self.0.export.sweep();
         self.0.messaging.sweep();
         self.0.receipts.sweep();
         self.0.typing.sweep();

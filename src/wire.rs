@@ -129,7 +129,7 @@ pub struct MessageJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Uuid)]
     pub receiver: Option<UserId>,
-    /// Text.
+    /// Text; empty when `deleted`.
     pub content: &'a str,
     /// `text`, or `video` or `audio` for a call's record.
     #[serde(rename = "type")]
@@ -151,8 +151,10 @@ pub struct MessageJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub edited_at: Option<Rfc3339>,
-    /// A deleted message: a tombstone whose `content` is erased (empty).
+    /// A deleted message, or any event of a deleted account: a tombstone whose
+    /// `content` is erased (empty) in the store, not hidden.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(value_type = Option<bool>)]
     pub deleted: bool,
     /// For a membership event: `{"action": "created", "name"}`, `{"action": "added",
     /// "users"}`, `{"action": "removed", "users"}`, `{"action": "left"}`, `{"action":
@@ -206,7 +208,7 @@ impl<'a> From<&'a Event> for MessageJson<'a> {
             edits,
             deletes,
             edited_at: content.and_then(|m| m.edited_at).map(Rfc3339),
-            deleted: content.is_some_and(|m| m.deleted),
+            deleted: content.is_some_and(|m| m.deleted) || matches!(e.kind, EventKind::Erased),
             membership,
             client_id: e.client_id.as_ref().map(|c| c.as_str()),
             created_at: Rfc3339(e.at),

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use actors::Store;
 use actors::domain::{
-    CallType, ClientId, ContentType, Conversation, ConversationId, DisplayName, Email, Event,
-    EventId, EventKind, MembershipChange, MessageBody, MessageContent, PresenceRecord, Receipt,
-    Role, Seq, Timestamp, User, UserId, UserRecord,
+    CallType, ClientId, ContentType, Conversation, ConversationId, DeviceName, DisplayName, Email,
+    Event, EventId, EventKind, Login, LoginId, MembershipChange, MessageBody, MessageContent,
+    PresenceRecord, Receipt, RefreshHash, Role, Seq, Timestamp, User, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError};
 use parley::store::{FjallStore, ScyllaConfig, ScyllaStore};
@@ -120,6 +120,24 @@ async fn seqs(store: &dyn Store, conversation: ConversationId, r: HistoryRange) 
         );
     }
     messages.iter().map(|m| m.seq).collect()
+}
+
+/// A login of `user` that is live for another day, with a refresh hash made of `seed`.
+fn login(user: UserId, device: &str, seed: u8) -> Login {
+    let now = Timestamp::now().as_millis();
+    Login {
+        id: LoginId::generate(),
+        user,
+        device: DeviceName::parse(device).expect("valid device"),
+        created_at: Timestamp::from_millis(now - 1000),
+        last_seen_at: Timestamp::from_millis(now - 1000),
+        refresh_hash: RefreshHash([seed; 32]),
+        expires_at: Timestamp::from_millis(now + 86_400_000),
+    }
+}
+
+fn in_a_day() -> Timestamp {
+    Timestamp::from_millis(Timestamp::now().as_millis() + 86_400_000)
 }
 
 fn sorted<T: Ord>(v: Vec<T>) -> Vec<T> {
@@ -877,6 +895,7 @@ struct Fixture {
     ada: UserRecord,
     bob: UserRecord,
     jti: String,
+    login: Login,
     conversation: Conversation,
     messages: Vec<Event>,
 }
@@ -898,6 +917,8 @@ async fn write_durable_fixture(store: &dyn Store) -> Fixture {
         .revoke_token(&jti, Timestamp::from_millis(1_800_000_000_000))
         .await
         .unwrap();
+    let login = login(ada.user.id, "Ada's phone", 9);
+    store.insert_login(&login).await.unwrap();
     let conversation = Conversation::direct(ada.user.id, bob.user.id, Timestamp::from_millis(6));
     store.insert_conversation(&conversation).await.unwrap();
     let messages: Vec<Event> = (1..=3)
@@ -915,6 +936,7 @@ async fn write_durable_fixture(store: &dyn Store) -> Fixture {
         ada,
         bob,
         jti,
+        login,
         conversation,
         messages,
     }
@@ -945,6 +967,11 @@ async fn check_durable_fixture(store: &dyn Store, f: &Fixture) {
         Err(InsertUserError::EmailTaken)
     ));
     assert!(store.is_token_revoked(&f.jti).await.unwrap());
+    assert_eq!(
+        store.login(ada, f.login.id).await.unwrap().as_ref(),
+        Some(&f.login)
+    );
+    assert_eq!(store.user_logins(ada).await.unwrap(), vec![f.login.clone()]);
     assert_eq!(
         store
             .conversation(f.conversation.id)
@@ -1152,6 +1179,292 @@ async fn check_edits_and_deletes_rewrite_their_target_and_erase_deleted_text(sto
     );
 }
 
+/// Logins are listed per user, rotated once from their current refresh hash (never
+/// from an old one, and of concurrent rotations from one hash exactly one applies),
+/// touched, and signed out once; an expired one is as good as gone.
+async fn check_logins_rotate_once_and_sign_out_once(store: &dyn Store) {
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    let phone = login(ada, "Ada's phone", 1);
+    let laptop = login(ada, "Ada's laptop", 2);
+    let bobs = login(bob, "Bob's phone", 3);
+    for l in [&phone, &laptop, &bobs] {
+        store.insert_login(l).await.unwrap();
+    }
+    let mut listed = store.user_logins(ada).await.unwrap();
+    listed.sort_by_key(|l| l.device.as_str().to_owned());
+    assert_eq!(listed, vec![laptop.clone(), phone.clone()]);
+    assert_eq!(
+        store.login(ada, phone.id).await.unwrap(),
+        Some(phone.clone())
+    );
+    // A login is found under its own user only.
+    assert_eq!(store.login(bob, phone.id).await.unwrap(), None);
+
+    let (h1, h2, h3) = (
+        RefreshHash([1; 32]),
+        RefreshHash([11; 32]),
+        RefreshHash([12; 32]),
+    );
+    let at = Timestamp::now();
+    assert!(
+        store
+            .rotate_login(ada, phone.id, h1, h2, in_a_day(), at)
+            .await
+            .unwrap()
+    );
+    // The hash that was just traded no longer rotates anything.
+    assert!(
+        !store
+            .rotate_login(ada, phone.id, h1, h3, in_a_day(), at)
+            .await
+            .unwrap()
+    );
+    let rotated = store
+        .login(ada, phone.id)
+        .await
+        .unwrap()
+        .expect("still there");
+    assert_eq!((rotated.refresh_hash, rotated.last_seen_at), (h2, at));
+    assert_eq!(
+        (rotated.device, rotated.created_at),
+        (phone.device.clone(), phone.created_at)
+    );
+
+    // Eight rotations race from one hash: exactly one wins.
+    let wins = futures_util::future::join_all((0..8u8).map(|i| {
+        store.rotate_login(
+            ada,
+            phone.id,
+            h2,
+            RefreshHash([100 + i; 32]),
+            in_a_day(),
+            at,
+        )
+    }))
+    .await;
+    assert_eq!(wins.into_iter().filter(|w| *w.as_ref().unwrap()).count(), 1);
+
+    let later = Timestamp::from_millis(at.as_millis() + 60_000);
+    store.touch_login(ada, laptop.id, later).await.unwrap();
+    assert_eq!(
+        store
+            .login(ada, laptop.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_seen_at,
+        later
+    );
+
+    assert!(store.delete_login(ada, laptop.id).await.unwrap());
+    assert!(!store.delete_login(ada, laptop.id).await.unwrap());
+    assert_eq!(store.login(ada, laptop.id).await.unwrap(), None);
+    // A use that races a sign-out does not bring the login back.
+    store.touch_login(ada, laptop.id, later).await.unwrap();
+    assert_eq!(store.login(ada, laptop.id).await.unwrap(), None);
+    assert!(
+        !store
+            .rotate_login(ada, laptop.id, h2, h3, in_a_day(), at)
+            .await
+            .unwrap()
+    );
+    let ids: Vec<LoginId> = store
+        .user_logins(ada)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(ids, vec![phone.id]);
+    // Another user's login is not touched by any of it.
+    assert_eq!(store.user_logins(bob).await.unwrap(), vec![bobs]);
+
+    let mut expired = login(ada, "Old tablet", 4);
+    expired.expires_at = Timestamp::from_millis(Timestamp::now().as_millis() - 1);
+    store.insert_login(&expired).await.unwrap();
+    assert_eq!(store.login(ada, expired.id).await.unwrap(), None);
+    assert!(
+        !store
+            .user_logins(ada)
+            .await
+            .unwrap()
+            .iter()
+            .any(|l| l.id == expired.id)
+    );
+    assert!(
+        !store
+            .rotate_login(ada, expired.id, RefreshHash([4; 32]), h3, in_a_day(), at)
+            .await
+            .unwrap()
+    );
+}
+
+/// A password hash is replaced on an account that exists, and creates nothing where
+/// none does.
+async fn check_a_password_hash_is_replaced_only_on_an_account(store: &dyn Store) {
+    let ada = record("Ada", &unique_email("ada"));
+    store.insert_user(&ada).await.unwrap();
+    assert!(
+        store
+            .set_password_hash(ada.user.id, "$argon2id$new")
+            .await
+            .unwrap()
+    );
+    let back = store.user(ada.user.id).await.unwrap().unwrap();
+    assert_eq!(back.password_hash, "$argon2id$new");
+    assert_eq!(back.user, ada.user);
+    let nobody = UserId::generate();
+    assert!(
+        !store
+            .set_password_hash(nobody, "$argon2id$x")
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.user(nobody).await.unwrap(), None);
+}
+
+/// Deleting an account removes it, its contacts both ways, its logins and its
+/// conversation index, and frees its email for a new, unrelated account; the
+/// conversation stays for the other member. Deleting it again is harmless.
+async fn check_deleting_an_account_frees_its_email_and_unlinks_it(store: &dyn Store) {
+    let ada = record("Ada", &unique_email("ada"));
+    let bob = record("Bob", &unique_email("bob"));
+    let cy = record("Cy", &unique_email("cy"));
+    for r in [&ada, &bob, &cy] {
+        store.insert_user(r).await.unwrap();
+    }
+    let (a, b, c) = (ada.user.id, bob.user.id, cy.user.id);
+    assert!(
+        store
+            .add_contacts(a, b, Timestamp::from_millis(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .add_contacts(b, c, Timestamp::from_millis(2))
+            .await
+            .unwrap()
+    );
+    let conversation = Conversation::direct(a, b, Timestamp::from_millis(3));
+    store.insert_conversation(&conversation).await.unwrap();
+    store
+        .insert_login(&login(a, "Ada's phone", 5))
+        .await
+        .unwrap();
+    let bobs = login(b, "Bob's phone", 6);
+    store.insert_login(&bobs).await.unwrap();
+
+    store.delete_user(a).await.unwrap();
+
+    assert_eq!(store.user(a).await.unwrap(), None);
+    assert_eq!(store.user_by_email(&ada.user.email).await.unwrap(), None);
+    assert_eq!(store.contacts(a).await.unwrap(), Vec::<UserId>::new());
+    assert_eq!(store.contacts(b).await.unwrap(), vec![c]);
+    assert_eq!(store.user_logins(a).await.unwrap(), Vec::new());
+    assert_eq!(store.user_logins(b).await.unwrap(), vec![bobs]);
+    assert_eq!(store.user_conversations(a).await.unwrap(), Vec::new());
+    assert_eq!(
+        store.user_conversations(b).await.unwrap(),
+        vec![conversation.id]
+    );
+    assert_eq!(
+        store.conversation(conversation.id).await.unwrap(),
+        Some(conversation)
+    );
+
+    // The email registers again, as a new account with nothing of the old one's.
+    let again = record("Ada again", &ada.user.email);
+    store.insert_user(&again).await.unwrap();
+    assert_eq!(
+        store
+            .user_by_email(&ada.user.email)
+            .await
+            .unwrap()
+            .map(|r| r.user.id),
+        Some(again.user.id)
+    );
+    assert_eq!(
+        store.contacts(again.user.id).await.unwrap(),
+        Vec::<UserId>::new()
+    );
+    // And the new account can become Bob's contact afresh.
+    assert!(
+        store
+            .add_contacts(again.user.id, b, Timestamp::from_millis(4))
+            .await
+            .unwrap()
+    );
+
+    // Deleting the old account again touches nothing of the new one's.
+    store.delete_user(a).await.unwrap();
+    assert_eq!(
+        store
+            .user_by_email(&ada.user.email)
+            .await
+            .unwrap()
+            .map(|r| r.user.id),
+        Some(again.user.id)
+    );
+    assert_eq!(store.contacts(b).await.unwrap().len(), 2);
+}
+
+/// Erased events keep their place (id, seq, sender, client id, time) and lose their
+/// content; other senders' events are untouched, a retry by client id still finds the
+/// erased event, and erasing again, or a seq that holds nothing, is harmless.
+async fn check_erased_events_keep_their_place_and_lose_their_content(store: &dyn Store) {
+    let (conv, neighbour) = adjacent_conversations();
+    let (ada, bob) = (UserId::generate(), UserId::generate());
+    let text = |s: &str| MessageBody::parse(s, 100).expect("valid body");
+    let events = vec![
+        with_client_id(message(conv, 1, ada, "secret one"), "a1"),
+        with_client_id(message(conv, 2, bob, "bob's reply"), "b1"),
+        event(
+            conv,
+            3,
+            ada,
+            EventKind::Edit {
+                target: 1,
+                content: text("secret edited"),
+            },
+        ),
+        event(conv, 4, ada, EventKind::Delete { target: 2 }),
+        message(conv, 5, ada, "secret two"),
+    ];
+    append(store, &events).await.unwrap();
+    let other = message(neighbour, 1, ada, "elsewhere");
+    append(store, std::slice::from_ref(&other)).await.unwrap();
+
+    store.erase_events(conv, &[1, 3, 5, 99]).await.unwrap();
+    store.erase_events(conv, &[1]).await.unwrap();
+
+    let back = store
+        .events(conv, range(None, None, 100, false))
+        .await
+        .unwrap();
+    let mut expected = events.clone();
+    for i in [0, 2, 4] {
+        expected[i].kind = EventKind::Erased;
+    }
+    assert_eq!(back, expected);
+    for e in &back {
+        assert!(!text_of(e).contains("secret"), "{e:?} kept its content");
+    }
+    assert_eq!(
+        store
+            .event_by_client_id(conv, ada, &ClientId::parse("a1").unwrap())
+            .await
+            .unwrap(),
+        Some(expected[0].clone())
+    );
+    assert_eq!(
+        store.last_event(conv).await.unwrap(),
+        Some(expected[4].clone())
+    );
+    // Another conversation is not touched, even at the same seq.
+    assert_eq!(store.last_event(neighbour).await.unwrap(), Some(other));
+}
+
 /// A call is a message of type video or audio with its start; appending an amendment
 /// stores it at its own seq (history stays gapless and ordered) and rewrites its target's
 /// body, type and call in the same commit, keeping the target's id, sender, client id,
@@ -1340,6 +1653,10 @@ conformance! {
     receipts_are_monotonic_high_water_marks => check_receipts_are_monotonic_high_water_marks,
     presence_keeps_last_seen_and_the_choice_to_hide_it => check_presence_keeps_last_seen_and_the_choice_to_hide_it,
     blocks_are_one_way_and_undone => check_blocks_are_one_way_and_undone,
+    logins_rotate_once_and_sign_out_once => check_logins_rotate_once_and_sign_out_once,
+    a_password_hash_is_replaced_only_on_an_account => check_a_password_hash_is_replaced_only_on_an_account,
+    deleting_an_account_frees_its_email_and_unlinks_it => check_deleting_an_account_frees_its_email_and_unlinks_it,
+    erased_events_keep_their_place_and_lose_their_content => check_erased_events_keep_their_place_and_lose_their_content,
 }
 
 // ---- Whole-suite and store-specific tests ---------------------------------------------

@@ -230,6 +230,15 @@ impl Messenger {
             .map_or(0, |live| live.sessions.revoke(credential))
     }
 
+    /// Ends at once the live sessions of `user` opened with any credential but `keep`
+    /// (a password change keeps the device that asked). Returns how many ended.
+    pub fn revoke_except(&self, user: UserId, keep: &str) -> usize {
+        self.shared
+            .directory
+            .live_user(user)
+            .map_or(0, |live| live.sessions.revoke_where(|c| c != keep))
+    }
+
     /// Detaches a session (when its connection ends).
     pub fn detach(&self, user: UserId, session: SessionId) {
         self.shared.sessions.remove(session);

@@ -170,10 +170,15 @@ impl UserSessions {
     /// Ends the sessions opened with `credential` (every session when `None`): each is
     /// told it was revoked and forgotten, so nothing more is queued for it.
     pub(crate) fn revoke(&self, credential: Option<&str>) -> usize {
+        self.revoke_where(|c| credential.is_none_or(|wanted| wanted == c))
+    }
+
+    /// Ends the sessions whose credential `matches` says so, as [`Self::revoke`] does.
+    pub(crate) fn revoke_where(&self, matches: impl Fn(&str) -> bool) -> usize {
         let mut list = self.0.write().unwrap_or_else(PoisonError::into_inner);
         let mut ended = 0;
         list.retain(|s| {
-            let matches = credential.is_none_or(|c| c == s.credential);
+            let matches = matches(&s.credential);
             if matches {
                 s.kick(Kick::Revoked);
                 ended += 1;

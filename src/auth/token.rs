@@ -1,10 +1,12 @@
 //! JSON Web Tokens: HS256 only (the algorithm is pinned, so `none` or an RSA public key
 //! passed off as an HMAC secret is refused), with `sub`, `iat`, `exp` and `jti`, expiry
-//! required, and revocation by `jti`.
+//! required, and revocation by `jti`; tokens issued with a login also carry its id as
+//! `sid`, so signing the login out revokes every token of it at once. Tokens issued
+//! before logins existed have no `sid` and are still accepted until they expire.
 
 use std::time::Duration;
 
-use actors::domain::{Timestamp, UserId};
+use actors::domain::{LoginId, Timestamp, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -22,12 +24,31 @@ pub struct Claims {
     pub exp: u64,
     /// Unique token id, the handle for revocation.
     pub jti: String,
+    /// The login (token family) the token belongs to, if it was issued with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl Claims {
     /// The user the token belongs to.
     pub fn user_id(&self) -> Result<UserId, TokenError> {
         self.sub.parse().map_err(|_| TokenError::Invalid)
+    }
+
+    /// The login the token belongs to; `None` for a token issued without one. A `sid`
+    /// that is not an id was not issued here.
+    pub fn login_id(&self) -> Result<Option<LoginId>, TokenError> {
+        self.sid
+            .as_deref()
+            .map(|s| s.parse().map_err(|_| TokenError::Invalid))
+            .transpose()
+    }
+
+    /// What a realtime session opened with this token is known by, so revoking it ends
+    /// exactly the right sessions: the login's id, or the token's own for a token
+    /// without one.
+    pub fn credential(&self) -> &str {
+        self.sid.as_deref().unwrap_or(&self.jti)
     }
 
     /// When the token expires.
@@ -86,14 +107,19 @@ impl Tokens {
         }
     }
 
-    /// A fresh token for `user`.
-    pub fn issue(&self, user: UserId) -> Result<(String, Claims), TokenError> {
+    /// A fresh token for `user`, of `login` when given.
+    pub fn issue(
+        &self,
+        user: UserId,
+        login: Option<LoginId>,
+    ) -> Result<(String, Claims), TokenError> {
         let iat = Timestamp::now().as_millis() / 1000;
         let claims = Claims {
             sub: user.to_string(),
             iat,
             exp: iat + self.ttl.as_secs().max(1),
             jti: uuid::Uuid::new_v4().to_string(),
+            sid: login.map(|l| l.to_string()),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| TokenError::Signing(e.to_string()))?;

@@ -32,8 +32,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
     use routes::{
-        admin, auth, blocks, calls, contacts, conversations, groups, health, messages, presence,
-        receipts, web, ws,
+        account, admin, auth, blocks, calls, contacts, conversations, groups, health, messages,
+        presence, receipts, sessions, web, ws,
     };
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
@@ -47,6 +47,12 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/me", get(auth::me))
+        .route("/api/auth/refresh", post(auth::refresh))
+        .route("/api/auth/sessions", get(sessions::list))
+        .route("/api/auth/sessions/{id}", delete(sessions::sign_out))
+        .route("/api/auth/password", post(account::change_password))
+        .route("/api/auth/account", delete(account::delete))
+        .route("/api/auth/export", get(account::export))
         .route("/api/contact/add-contact", post(contacts::add))
         .route("/api/contact/contacts", get(contacts::list))
         .route("/api/messages/send", post(messages::send))

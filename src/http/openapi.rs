@@ -3,12 +3,14 @@
 //! (`tests/api/openapi.rs`) fails when a route of the router is missing from it.
 
 use axum::Json;
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    admin, auth, blocks, contacts, conversations, groups, health, messages, presence, receipts,
-    web, ws,
+    account, admin, auth, blocks, calls, contacts, conversations, groups, health, messages,
+    presence, receipts, sessions, web, ws,
 };
 
 #[derive(OpenApi)]
@@ -22,10 +24,19 @@ use super::routes::{
         auth::login,
         auth::logout,
         auth::me,
+        auth::refresh,
+        sessions::list,
+        sessions::sign_out,
+        account::change_password,
+        account::delete,
+        account::export,
         contacts::add,
         contacts::list,
         messages::send,
         messages::history,
+        calls::start,
+        calls::answer,
+        calls::end,
         conversations::list,
         conversations::messages,
         conversations::edit,
@@ -51,12 +62,13 @@ use super::routes::{
         web::asset,
         openapi,
     ),
-    modifiers(&Security),
+    modifiers(&Security, &SuccessField),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "contacts", description = "Contacts, added by email"),
         (name = "messages", description = "Sending, and the 1:1 history"),
         (name = "conversations", description = "The caller's conversations, their history, and groups"),
+        (name = "calls", description = "Calls between two users, rung on their live sessions"),
         (name = "blocking", description = "Blocking users, and the users one blocks"),
         (name = "presence", description = "Online, offline and last seen of contacts and co-members"),
         (name = "realtime", description = "The WebSocket upgrade"),
@@ -87,6 +99,61 @@ impl Modify for Security {
             "admin",
             bearer("The operator's token (--admin-token), as `Authorization: Bearer <token>`."),
         );
+    }
+}
+
+/// Every success body of `/api/` carries `success: true` beside its own fields (see
+/// `http::success`): its 2xx schemas become `allOf` the body's and `Success`.
+struct SuccessField;
+
+impl Modify for SuccessField {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let success = ObjectBuilder::new()
+            .property(
+                "success",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .enum_values(Some([true])),
+            )
+            .required("success")
+            .description(Some("`success: true`, beside the body's own fields."))
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .insert("Success".to_owned(), RefOr::T(Schema::Object(success)));
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if !path.starts_with("/api/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if !status.starts_with('2') {
+                        continue;
+                    }
+                    for content in response.content.values_mut() {
+                        let Some(body) = content.schema.take() else {
+                            continue;
+                        };
+                        let both = AllOfBuilder::new()
+                            .item(body)
+                            .item(Ref::from_schema_name("Success"))
+                            .build();
+                        content.schema = Some(RefOr::T(Schema::AllOf(both)));
+                    }
+                }
+            }
+        }
     }
 }
 

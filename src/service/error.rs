@@ -46,9 +46,15 @@ pub enum TokenProblem {
     /// Past its expiry (and the 5 s leeway).
     #[error("The token has expired; log in again.")]
     Expired,
-    /// Revoked by a logout.
-    #[error("The token was revoked by a logout; log in again.")]
+    /// Revoked: its device was signed out (a logout, a password change, the sessions
+    /// list), or its login expired.
+    #[error("The token was revoked (its device was signed out); log in again.")]
     Revoked,
+    /// A refresh token that was already traded: every token of its login is revoked.
+    #[error(
+        "This refresh token was already used, so every token of its sign-in is revoked; log in again."
+    )]
+    Reused,
     /// Its account no longer exists.
     #[error("The token's account no longer exists.")]
     AccountGone,
@@ -67,6 +73,12 @@ pub enum ServiceError {
     /// Wrong email or password (the same answer for both).
     #[error("Email or password is incorrect.")]
     InvalidCredentials,
+    /// The password given to confirm an account change is not the caller's.
+    #[error("The password is incorrect.")]
+    WrongPassword,
+    /// No such session among the caller's signed-in devices.
+    #[error("No such session.")]
+    SessionNotFound,
     /// The email belongs to another account.
     #[error("An account with this email already exists.")]
     EmailTaken,
@@ -138,6 +150,8 @@ impl ServiceError {
         match self {
             ServiceError::Unauthorized(_) => "unauthorized",
             ServiceError::InvalidCredentials => "invalid_credentials",
+            ServiceError::WrongPassword => "wrong_password",
+            ServiceError::SessionNotFound => "session_not_found",
             ServiceError::EmailTaken => "email_taken",
             ServiceError::UserNotFound => "user_not_found",
             ServiceError::CannotAddSelf => "cannot_add_self",
@@ -165,8 +179,10 @@ impl ServiceError {
                 ErrorKind::Unauthorized
             }
             ServiceError::EmailTaken | ServiceError::AlreadyContact => ErrorKind::Conflict,
+            ServiceError::WrongPassword => ErrorKind::Forbidden,
             ServiceError::UserNotFound
             | ServiceError::ConversationNotFound
+            | ServiceError::SessionNotFound
             | ServiceError::ReceiverOffline
             | ServiceError::CallerOffline => ErrorKind::NotFound,
             ServiceError::NotInRoom => ErrorKind::Forbidden,

@@ -131,11 +131,17 @@ impl Messaging {
     ) -> Result<SessionLink, ServiceError> {
         let link = self
             .messenger
-            .attach(me.user.id, session, &me.claims.jti)
+            .attach(me.user.id, session, me.claims.credential())
             .await?;
-        // A logout between the caller's authentication and the attach above revoked
-        // the token but found no session to end: look again now that it is attached.
-        if self.store.is_token_revoked(&me.claims.jti).await? {
+        // A logout (or a sign-out of the device) between the caller's authentication and
+        // the attach above revoked the token but found no session to end: look again
+        // now that it is attached.
+        let login_gone = match me.claims.login_id() {
+            Ok(Some(login)) => self.store.login(me.user.id, login).await?.is_none(),
+            Ok(None) => false,
+            Err(_) => true,
+        };
+        if login_gone || self.store.is_token_revoked(&me.claims.jti).await? {
             self.messenger.detach(me.user.id, session);
             return Err(ServiceError::Unauthorized(TokenProblem::Revoked));
         }

@@ -14,6 +14,7 @@
 //! | `email_user`      | normalised email (UTF-8)                      | user_id                                                   |
 //! | `user_contact`    | user_id ++ contact_id                         | added_at (ms, u64 BE)                                     |
 //! | `revoked_token`   | jti (UTF-8, 1 to 65535 bytes)                 | expires_at (ms, u64 BE)                                   |
+//! | `user_login`      | user_id ++ login_id                           | `Login` as JSON (the refresh token's hash, never the token) |
 //! | `conversations`   | conv_id                                       | `Conversation` as JSON                                    |
 //! | `user_conv`       | user_id ++ conv_id                            | empty                                                     |
 //! | `conv_msg`        | conv_id ++ seq (u64 BE)                       | event as JSON (below)                                     |
@@ -24,11 +25,12 @@
 //!
 //! An event is `{id, from, body, client_id, sent_at}` plus, only where they apply,
 //! `receiver` (a direct message's), `type` (`video` or `audio`; absent for text), `call`
-//! (`{started_at, ended_at?}`), `edit_of`, `delete_of` or `amend_of` (the target seq) and
-//! `membership`; a record with none of the last four is a message, so histories written
-//! before events, and messages written before calls, read back unchanged. A message
-//! that was edited has `edited_at`; one that was deleted has `deleted: true` and an
-//! empty body (its text is gone from the store, not hidden).
+//! (`{started_at, ended_at?}`), `edit_of`, `delete_of` or `amend_of` (the target seq),
+//! `membership` and `erased` (true, with nothing else of the content: the place of a
+//! message of an account that was deleted); a record with none of the last five is a
+//! message, so histories written before events, and messages written before calls,
+//! read back unchanged. A message that was edited has `edited_at`; one that was deleted
+//! has `deleted: true` and an empty body (its text is gone from the store, not hidden).
 //!
 //! Appending an amendment, an edit or a delete also rewrites its target's record in the
 //! same batch, with `Event::modified_by` (amended, edited, or erased), in seq order. A
@@ -64,14 +66,19 @@
 //!
 //! One account per email is a check of `email_user` and the insert, under one mutex.
 //! Adding contacts is the same under a second mutex, so of two concurrent adds exactly
-//! one reports it made them contacts.
+//! one reports it made them contacts. Rotating a login's refresh token reads the login
+//! and writes it back under a third, so of two rotations from one token exactly one
+//! applies. Deleting an account holds all three: nothing it removes is re-created
+//! half-way.
 //!
 //! # Expiry
 //!
 //! A revoked token is only remembered until its `expires_at`: `is_token_revoked`
 //! ignores an entry past it, and [`Store::collect_expired`] (the server calls it
 //! periodically) deletes those entries, one scan of `revoked_token` on the blocking
-//! pool. The deletes are not fsynced: one lost in a crash is deleted again next time.
+//! pool. Logins past their `expires_at` are likewise ignored on read and deleted by the
+//! same sweep. The deletes are not fsynced: one lost in a crash is deleted again next
+//! time.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -80,8 +87,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actors::domain::{
     CallInfo, ClientId, ContentType, Conversation, ConversationId, Email, Event, EventId,
-    EventKind, MembershipChange, MessageBody, MessageContent, PresenceRecord, Receipt, Seq,
-    Timestamp, UserId, UserRecord,
+    EventKind, Login, LoginId, MembershipChange, MessageBody, MessageContent, PresenceRecord,
+    Receipt, RefreshHash, Seq, Timestamp, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -103,6 +110,7 @@ struct Inner {
     email_user: Keyspace,
     user_contact: Keyspace,
     revoked_token: Keyspace,
+    user_login: Keyspace,
     conversations: Keyspace,
     user_conv: Keyspace,
     conv_msg: Keyspace,
@@ -119,6 +127,8 @@ struct Inner {
     receipt_lock: Mutex<()>,
     /// Held from reading a presence record until it is written back.
     presence_lock: Mutex<()>,
+    /// Held from reading a login until it is written back or removed.
+    login_lock: Mutex<()>,
 }
 
 impl FjallStore {
@@ -143,6 +153,7 @@ impl FjallStore {
             email_user: keyspace("email_user")?,
             user_contact: keyspace("user_contact")?,
             revoked_token: keyspace("revoked_token")?,
+            user_login: keyspace("user_login")?,
             conversations: keyspace("conversations")?,
             user_conv: keyspace("user_conv")?,
             conv_msg: keyspace("conv_msg")?,
@@ -155,6 +166,7 @@ impl FjallStore {
             contact_lock: Mutex::new(()),
             receipt_lock: Mutex::new(()),
             presence_lock: Mutex::new(()),
+            login_lock: Mutex::new(()),
         };
         Ok(Self {
             inner: Arc::new(inner),
@@ -164,6 +176,33 @@ impl FjallStore {
     /// The directory the store lives in.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Reads a live login, lets `change` edit it, and writes it back if `change` says
+    /// so, all under the login lock. Returns whether it was written.
+    async fn update_login(
+        &self,
+        user: UserId,
+        id: LoginId,
+        change: impl FnOnce(&mut Login) -> bool + Send + 'static,
+    ) -> StoreResult<bool> {
+        let key = keys::id_pair(user.as_bytes(), id.as_bytes());
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let _logins = lock(&inner.login_lock);
+            let Some(mut login) = get_json::<Login>(&inner.user_login, &key)? else {
+                return Ok(false);
+            };
+            if !login.is_live(Timestamp::now()) || !change(&mut login) {
+                return Ok(false);
+            }
+            let value = serde_json::to_vec(&login).map_err(StoreError::new)?;
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.user_login, key, value);
+            commit(batch)?;
+            Ok(true)
+        })
+        .await
     }
 }
 
@@ -256,6 +295,8 @@ struct StoredEvent<'a> {
     /// A deleted message (its body is erased: empty).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     deleted: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    erased: bool,
 }
 
 /// A message's type as stored; text is the absence of one.
@@ -305,6 +346,7 @@ fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
         edited_at: None,
         edits: Vec::new(),
         deleted: false,
+        erased: false,
     };
     match &event.kind {
         EventKind::Message(m) => {
@@ -325,6 +367,7 @@ fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
         }
         EventKind::Delete { target } => stored.delete_of = Some(*target),
         EventKind::Membership(change) => stored.membership = Some(change.clone()),
+        EventKind::Erased => stored.erased = true,
     }
     serde_json::to_vec(&stored).map_err(|e| StoreError::context("encoding an event", e))
 }
@@ -364,6 +407,10 @@ fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
     };
     let targets = (stored.delete_of, stored.edit_of, stored.amend_of);
     let kind = match (stored.membership, targets, body) {
+        (None, (None, None, None), None) if stored.erased && !has_content_fields => {
+            EventKind::Erased
+        }
+        _ if stored.erased => return Err(corrupt("erased, yet with content")),
         (Some(change), (None, None, None), None) if !has_content_fields => {
             EventKind::Membership(change)
         }
@@ -654,7 +701,14 @@ impl Store for FjallStore {
             for guard in inner.revoked_token.iter() {
                 let (key, value) = guard.into_inner().map_err(StoreError::new)?;
                 if keys::u64_value(&value)? <= now.as_millis() {
-                    expired.push(key);
+                    expired.push((&inner.revoked_token, key));
+                }
+            }
+            let _logins = lock(&inner.login_lock);
+            for guard in inner.user_login.iter() {
+                let (key, value) = guard.into_inner().map_err(StoreError::new)?;
+                if !decode_json::<Login>(&value)?.is_live(now) {
+                    expired.push((&inner.user_login, key));
                 }
             }
             if expired.is_empty() {
@@ -662,12 +716,150 @@ impl Store for FjallStore {
             }
             let count = expired.len();
             let mut batch = inner.db.batch();
-            for key in expired {
-                batch.remove(&inner.revoked_token, key);
+            for (keyspace, key) in expired {
+                batch.remove(keyspace, key);
             }
             batch.commit().map_err(StoreError::new)?;
             tracing::debug!(count, "expired revocations collected");
             Ok(count)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<bool> {
+        let hash = password_hash.to_owned();
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            // Under the email lock, which `delete_user` holds too: a deleted account is
+            // never written back.
+            let _account = lock(&inner.email_lock);
+            let Some(mut record) = get_json::<UserRecord>(&inner.users, user.as_bytes())? else {
+                return Ok(false);
+            };
+            record.password_hash = hash;
+            let value = serde_json::to_vec(&record).map_err(StoreError::new)?;
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.users, user.as_bytes(), value);
+            commit(batch)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn delete_user(&self, user: UserId) -> StoreResult<()> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let id = user.as_bytes();
+            let _account = lock(&inner.email_lock);
+            let _contacts = lock(&inner.contact_lock);
+            let _logins = lock(&inner.login_lock);
+            let mut batch = inner.db.batch();
+            if let Some(record) = get_json::<UserRecord>(&inner.users, id)? {
+                let email = record.user.email.as_str();
+                // Only this account's claim on the email: never free another's.
+                let owner = inner.email_user.get(email).map_err(StoreError::new)?;
+                if owner.as_deref() == Some(&id[..]) {
+                    batch.remove(&inner.email_user, email.to_owned());
+                }
+                batch.remove(&inner.users, *id);
+            }
+            for contact in second_ids(&inner.user_contact, id)? {
+                batch.remove(&inner.user_contact, keys::id_pair(id, &contact));
+                batch.remove(&inner.user_contact, keys::id_pair(&contact, id));
+            }
+            for keyspace in [&inner.user_login, &inner.user_conv] {
+                for guard in keyspace.prefix(id) {
+                    batch.remove(keyspace, guard.key().map_err(StoreError::new)?);
+                }
+            }
+            commit(batch)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %login.user))]
+    async fn insert_login(&self, login: &Login) -> StoreResult<()> {
+        let key = keys::id_pair(login.user.as_bytes(), login.id.as_bytes());
+        let value = serde_json::to_vec(login).map_err(StoreError::new)?;
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut batch = inner.db.batch();
+            batch.insert(&inner.user_login, key, value);
+            commit(batch)
+        })
+        .await
+    }
+
+    async fn login(&self, user: UserId, id: LoginId) -> StoreResult<Option<Login>> {
+        let key = keys::id_pair(user.as_bytes(), id.as_bytes());
+        let login = get_json::<Login>(&self.inner.user_login, &key)?;
+        Ok(login.filter(|l| l.is_live(Timestamp::now())))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn user_logins(&self, user: UserId) -> StoreResult<Vec<Login>> {
+        let inner = Arc::clone(&self.inner);
+        let now = Timestamp::now();
+        blocking(move || {
+            let mut logins = Vec::new();
+            for guard in inner.user_login.prefix(user.as_bytes()) {
+                let (_, value) = guard.into_inner().map_err(StoreError::new)?;
+                let login: Login = decode_json(&value)?;
+                if login.is_live(now) {
+                    logins.push(login);
+                }
+            }
+            Ok(logins)
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn rotate_login(
+        &self,
+        user: UserId,
+        id: LoginId,
+        from: RefreshHash,
+        to: RefreshHash,
+        expires_at: Timestamp,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        self.update_login(user, id, move |login| {
+            if login.refresh_hash != from {
+                return false;
+            }
+            login.refresh_hash = to;
+            login.expires_at = expires_at;
+            login.last_seen_at = at;
+            true
+        })
+        .await
+    }
+
+    async fn touch_login(&self, user: UserId, id: LoginId, at: Timestamp) -> StoreResult<()> {
+        self.update_login(user, id, move |login| {
+            login.last_seen_at = login.last_seen_at.max(at);
+            true
+        })
+        .await
+        .map(|_| ())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn delete_login(&self, user: UserId, id: LoginId) -> StoreResult<bool> {
+        let key = keys::id_pair(user.as_bytes(), id.as_bytes());
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let _logins = lock(&inner.login_lock);
+            let Some(login) = get_json::<Login>(&inner.user_login, &key)? else {
+                return Ok(false);
+            };
+            let mut batch = inner.db.batch();
+            batch.remove(&inner.user_login, key);
+            commit(batch)?;
+            Ok(login.is_live(Timestamp::now()))
         })
         .await
     }
@@ -852,6 +1044,28 @@ impl Store for FjallStore {
     async fn last_event(&self, conversation: ConversationId) -> StoreResult<Option<Event>> {
         let newest = self.inner.conv_msg.prefix(conversation.as_bytes()).rev();
         Ok(read_events(newest, conversation, 1)?.pop())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation, events = seqs.len()))]
+    async fn erase_events(&self, conversation: ConversationId, seqs: &[Seq]) -> StoreResult<()> {
+        let seqs = seqs.to_vec();
+        let inner = Arc::clone(&self.inner);
+        blocking(move || {
+            let mut batch = inner.db.batch();
+            for seq in seqs {
+                let key = keys::message(conversation, seq);
+                let Some(value) = inner.conv_msg.get(key).map_err(StoreError::new)? else {
+                    continue;
+                };
+                let mut event = decode_event(&key, &value)?;
+                event.kind = EventKind::Erased;
+                // Overwritten in place: the old value is gone once the LSM tree compacts
+                // it away, and no read ever returns it again.
+                batch.insert(&inner.conv_msg, key, encode_event(&event)?);
+            }
+            commit(batch)
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]

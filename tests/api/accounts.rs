@@ -43,12 +43,12 @@ fn assert_user(v: &Value, name: &str, email: &str) {
     assert_eq!(parsed.hyphenated().to_string(), id, "id is canonical");
 }
 
-/// Asserts an auth answer: `{success: true, message, token, user}` with a non-empty
-/// token; returns the token.
+/// Asserts an auth answer: `{success: true, message, token, refreshToken, user}` with a
+/// non-empty token and refresh token; returns the token.
 fn assert_auth(body: &Value, name: &str, email: &str) -> String {
     assert_eq!(
         keys(body),
-        ["message", "success", "token", "user"],
+        ["message", "refreshToken", "success", "token", "user"],
         "body: {body}"
     );
     assert_eq!(body["success"], true, "body: {body}");
@@ -56,6 +56,10 @@ fn assert_auth(body: &Value, name: &str, email: &str) -> String {
         body["message"].as_str().is_some_and(|m| !m.is_empty()),
         "body: {body}"
     );
+    let refresh = body["refreshToken"]
+        .as_str()
+        .expect("refreshToken is a string");
+    assert!(refresh.starts_with("prt_"), "refresh token: {refresh}");
     assert_user(&body["user"], name, email);
     let token = body["token"].as_str().expect("token is a string");
     assert_eq!(token.split('.').count(), 3, "token is a JWT: {token}");

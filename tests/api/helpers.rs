@@ -39,6 +39,7 @@ pub struct TestUser {
     pub email: String,
     pub password: String,
     pub token: String,
+    pub refresh_token: String,
 }
 
 /// Settings for tests: port 0, generous rate limits (tests that check limits lower
@@ -265,7 +266,111 @@ impl TestApp {
             email,
             password,
             token: body["token"].as_str().unwrap().to_owned(),
+            refresh_token: body["refreshToken"].as_str().unwrap().to_owned(),
         }
+    }
+
+    pub async fn delete(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut req = self.http.delete(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// `POST /api/auth/refresh`.
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post(
+            "/api/auth/refresh",
+            None,
+            &json!({"refreshToken": refresh_token}),
+        )
+        .await
+    }
+
+    /// Logs in again on a device of this name; the answer's body.
+    pub async fn login_on(&self, user: &TestUser, device: &str) -> Value {
+        let res = self
+            .post(
+                "/api/auth/login",
+                None,
+                &json!({"email": user.email, "password": user.password, "device": device}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "logging {} in on {device}", user.name);
+        res.json().await.unwrap()
+    }
+
+    /// `GET /api/auth/sessions`: the `sessions` array.
+    pub async fn sessions(&self, token: &str) -> Vec<Value> {
+        let res = self.get("/api/auth/sessions", Some(token)).await;
+        assert_eq!(res.status(), 200, "listing sessions");
+        let body: Value = res.json().await.unwrap();
+        body["sessions"].as_array().expect("sessions array").clone()
+    }
+
+    /// `DELETE /api/auth/sessions/{id}`.
+    pub async fn sign_out(&self, token: &str, id: &str) -> reqwest::Response {
+        self.delete(&format!("/api/auth/sessions/{id}"), Some(token), None)
+            .await
+    }
+
+    /// `POST /api/auth/password`.
+    pub async fn change_password(
+        &self,
+        token: &str,
+        current: &str,
+        new: &str,
+    ) -> reqwest::Response {
+        self.post(
+            "/api/auth/password",
+            Some(token),
+            &json!({"currentPassword": current, "newPassword": new}),
+        )
+        .await
+    }
+
+    /// `DELETE /api/auth/account`.
+    pub async fn delete_account(&self, token: &str, password: &str) -> reqwest::Response {
+        self.delete(
+            "/api/auth/account",
+            Some(token),
+            Some(&json!({"password": password})),
+        )
+        .await
+    }
+
+    /// `GET /api/auth/export`, the page after `cursor`.
+    pub async fn export(&self, token: &str, cursor: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .get(self.url("/api/auth/export"))
+            .bearer_auth(token);
+        if let Some(c) = cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// Sends `content` to `to` over REST; the answer's body.
+    pub async fn send_rest(&self, token: &str, to: &str, content: &str) -> Value {
+        let res = self
+            .post(
+                "/api/messages/send",
+                Some(token),
+                &json!({"receiverId": to, "content": content}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "sending {content:?}");
+        res.json().await.unwrap()
     }
 
     /// A WebSocket session for `token`, past its `ready` frame.

@@ -1,7 +1,8 @@
 //! Integration tests: a real server on a loopback port, a real store in a temp dir,
 //! real HTTP and WebSocket clients. One binary, so it links once.
 //!
-//! The tests whose subject is the store (`messaging`, `history`, `restart`) run twice:
+//! The tests whose subject is the store (`messaging`, `history`, `restart`, `sessions`,
+//! `account`) run twice:
 //! here on the embedded store, and in `on_scylla` on the ScyllaDB store when
 //! `SCYLLA_URI` names a live CQL node (otherwise those copies return at once, and one
 //! test says so). Each module asks `super::STORE` for its server.
@@ -14,13 +15,14 @@ mod helpers;
 mod live_cql;
 #[path = "../common/server.rs"]
 mod server;
-// Compiles messaging, history and restart a second time, on purpose.
+// Compiles the store-dependent modules a second time, on purpose.
 #[allow(clippy::duplicate_mod)]
 mod on_scylla;
 
 /// The store of the modules declared here.
 const STORE: helpers::TestStore = helpers::TestStore::Fjall;
 
+mod account;
 mod accounts;
 mod asyncapi;
 mod blocking;
@@ -46,5 +48,7 @@ mod process;
 mod protocol_errors;
 mod receipts;
 mod session_end;
+mod sessions;
 mod supervision;
+mod sync_storm;
 mod web;

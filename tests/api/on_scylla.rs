@@ -7,6 +7,8 @@ use crate::helpers::TestStore;
 /// The store of the modules declared here.
 const STORE: TestStore = TestStore::Scylla;
 
+#[path = "account.rs"]
+mod account;
 #[path = "blocking.rs"]
 mod blocking;
 #[path = "edits.rs"]
@@ -23,12 +25,14 @@ mod presence;
 mod receipts;
 #[path = "restart.rs"]
 mod restart;
+#[path = "sessions.rs"]
+mod sessions;
 
 #[tokio::test]
 async fn the_scylla_copies_say_when_they_are_skipped() {
     if crate::live_cql::uri().is_none() {
         crate::live_cql::say_skipped(
-            "the blocking, edits, groups, messaging, history, presence, receipts and restart tests",
+            "the account, blocking, edits, groups, messaging, history, presence, receipts, restart and sessions tests",
         );
     }
 }

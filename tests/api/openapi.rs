@@ -76,6 +76,15 @@ fn assert_shape(doc: &Value, name: &str, body: &Value) {
     }
 }
 
+/// A success body of `/api/`: `success: true` (the document's `Success`, which every 2xx
+/// schema there is `allOf` with) beside the fields of schema `name`.
+fn assert_success_shape(doc: &Value, name: &str, body: &Value) {
+    assert_eq!(body["success"], true, "{body}");
+    let mut rest = body.clone();
+    rest.as_object_mut().unwrap().remove("success");
+    assert_shape(doc, name, &rest);
+}
+
 #[tokio::test]
 async fn every_route_of_the_router_is_in_the_openapi_document() {
     let app = spawn_app_with(|c| {
@@ -142,14 +151,14 @@ async fn real_answers_have_the_shapes_the_document_gives_them() {
         .await;
     assert_eq!(res.status(), 201);
     let auth: Value = res.json().await.unwrap();
-    assert_shape(&doc, "AuthResponse", &auth);
+    assert_success_shape(&doc, "AuthResponse", &auth);
     assert_shape(&doc, "UserJson", &auth["user"]);
     let ada = auth["token"].as_str().unwrap().to_owned();
     let bob = app.new_user("Bob").await;
 
     let res = app.add_contact(&ada, &bob.email).await;
     let contact: Value = res.json().await.unwrap();
-    assert_shape(&doc, "ContactResponse", &contact);
+    assert_success_shape(&doc, "ContactResponse", &contact);
     let sent: Value = app
         .post(
             "/api/messages/send",
@@ -160,7 +169,7 @@ async fn real_answers_have_the_shapes_the_document_gives_them() {
         .json()
         .await
         .unwrap();
-    assert_shape(&doc, "MessageResponse", &sent);
+    assert_success_shape(&doc, "MessageResponse", &sent);
     assert_shape(&doc, "Message", &sent["message"]);
     let list: Value = app
         .get("/api/conversations", Some(&ada))
@@ -168,7 +177,7 @@ async fn real_answers_have_the_shapes_the_document_gives_them() {
         .json()
         .await
         .unwrap();
-    assert_shape(&doc, "ConversationsResponse", &list);
+    assert_success_shape(&doc, "ConversationsResponse", &list);
     assert_shape(&doc, "Conversation", &list["conversations"][0]);
     let page: Value = app
         .get(&format!("/api/messages/{}", bob.id), Some(&ada))
@@ -176,7 +185,37 @@ async fn real_answers_have_the_shapes_the_document_gives_them() {
         .json()
         .await
         .unwrap();
-    assert_shape(&doc, "HistoryPage", &page);
+    assert_success_shape(&doc, "HistoryPage", &page);
+    let refreshed: Value = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            &json!({"refreshToken": auth["refreshToken"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_success_shape(&doc, "AuthResponse", &refreshed);
+    let ada = refreshed["token"].as_str().unwrap().to_owned();
+    let sessions: Value = app
+        .get("/api/auth/sessions", Some(&ada))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_success_shape(&doc, "SessionList", &sessions);
+    assert_shape(&doc, "Session", &sessions["sessions"][0]);
+    let export: Value = app
+        .get("/api/auth/export", Some(&ada))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_success_shape(&doc, "ExportResponse", &export);
+    assert_shape(&doc, "ExportAccount", &export["account"]);
+    assert_shape(&doc, "ExportConversation", &export["conversations"][0]);
+    assert_shape(&doc, "Message", &export["messages"][0]);
     let error: Value = app
         .post("/api/auth/login", None, &json!({"email": "x"}))
         .await

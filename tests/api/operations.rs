@@ -620,10 +620,35 @@ async fn no_password_token_or_message_body_reaches_the_log_even_at_trace_level()
         .send()
         .await
         .unwrap();
-    let ada2 = login.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let login: Value = login.json().await.unwrap();
+    let ada2 = login["token"].as_str().unwrap().to_owned();
+    // Refresh tokens: one traded, then replayed (a reuse, which is logged as such).
+    let refresh = login["refreshToken"].as_str().unwrap().to_owned();
+    let traded = http
+        .post(format!("{base}/api/auth/refresh"))
+        .json(&json!({"refreshToken": refresh}))
+        .send()
+        .await
+        .unwrap();
+    let traded: Value = traded.json().await.unwrap();
+    let refresh2 = traded["refreshToken"].as_str().unwrap().to_owned();
+    let reused = http
+        .post(format!("{base}/api/auth/refresh"))
+        .json(&json!({"refreshToken": refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), 401);
+    // A password change names both passwords in its body; neither is logged.
+    let new_password = "pw-MARKER-new-9d1e-passphrase";
+    let changed = http
+        .post(format!("{base}/api/auth/password"))
+        .bearer_auth(&ada)
+        .json(&json!({"currentPassword": password, "newPassword": new_password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 204);
     // A wrong password is not logged either.
     let wrong = http
         .post(format!("{base}/api/auth/login"))
@@ -666,7 +691,27 @@ async fn no_password_token_or_message_body_reaches_the_log_even_at_trace_level()
         .find(|l| l["message"] == "request" && l["route"] == "/ws")
         .expect("the upgrade is logged");
     assert_eq!(ws_request["status"], 101, "{ws_request}");
-    for secret in ["MARKER", &ada, &ada2, &bob, password] {
+    server
+        .wait_for(|l| l["message"] == "refresh token reused: signing its login out")
+        .await;
+    // A refresh token's secret is its last 64 hex digits (the rest are ids).
+    let secrets = [
+        &refresh[refresh.len() - 64..],
+        &refresh2[refresh2.len() - 64..],
+    ];
+    for secret in [
+        "MARKER",
+        &ada,
+        &ada2,
+        &bob,
+        password,
+        new_password,
+        &refresh,
+        &refresh2,
+    ]
+    .into_iter()
+    .chain(secrets)
+    {
         let leaks: Vec<&String> = lines.iter().filter(|l| l.contains(secret)).collect();
         assert!(leaks.is_empty(), "{secret} leaked into the log: {leaks:#?}");
     }

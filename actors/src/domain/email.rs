@@ -45,11 +45,16 @@ impl Email {
         if local.is_empty() || local.len() > 64 || local.contains('@') {
             return Err(invalid);
         }
+        // A domain's ASCII is letters, digits, `-` and `_` (what DNS names hold); other
+        // scripts are allowed (internationalised domains), under the checks below.
         let labels_ok = domain.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| !c.is_ascii() || c.is_ascii_alphanumeric() || c == '-' || c == '_')
         });
         if !domain.contains('.') || !labels_ok {
             return Err(invalid);
@@ -128,6 +133,9 @@ mod tests {
             "ada@-example.com",
             "ada@example..com",
             "ada\u{0}@example.com",
+            "ada@example.com*",
+            "ada@exa>mple.com",
+            "ada@[127.0.0.1].com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }

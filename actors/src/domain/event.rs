@@ -36,7 +36,7 @@ impl Event {
         match &self.kind {
             EventKind::Message(m) | EventKind::Amend { content: m, .. } => Some(&m.body),
             EventKind::Edit { content, .. } => Some(content),
-            EventKind::Delete { .. } | EventKind::Membership(_) => None,
+            EventKind::Delete { .. } | EventKind::Membership(_) | EventKind::Erased => None,
         }
     }
 
@@ -84,7 +84,8 @@ impl Event {
                 }
                 out
             }
-            EventKind::Message(_) | EventKind::Membership(_) => self.clone(),
+            // An erased event (its sender's account is gone) is never brought back.
+            EventKind::Message(_) | EventKind::Membership(_) | EventKind::Erased => self.clone(),
         }
     }
 }
@@ -108,7 +109,7 @@ impl EventKind {
             EventKind::Amend { target, .. }
             | EventKind::Edit { target, .. }
             | EventKind::Delete { target } => Some(*target),
-            EventKind::Message(_) | EventKind::Membership(_) => None,
+            EventKind::Message(_) | EventKind::Membership(_) | EventKind::Erased => None,
         }
     }
 }
@@ -142,6 +143,20 @@ pub enum EventKind {
     },
     /// Someone joined, left or was moved in the conversation.
     Membership(MembershipChange),
+    /// A message or an edit whose sender deleted their account: its content is erased
+    /// from the store, and only its place in the stream (id, seq, sender, time) is left.
+    Erased,
+}
+
+impl EventKind {
+    /// Whether the event carries content of its sender's that erasing an account must
+    /// remove (a message's, an amendment's or an edit's text and call).
+    pub fn has_content(&self) -> bool {
+        matches!(
+            self,
+            EventKind::Message(_) | EventKind::Amend { .. } | EventKind::Edit { .. }
+        )
+    }
 }
 
 /// A message's content.

@@ -86,6 +86,11 @@ uuid_id!(
     /// One event of a conversation's stream (a message, an edit, ...).
     EventId
 );
+uuid_id!(
+    /// One sign-in of a user on a device: the family of every access and refresh token
+    /// descended from one login or registration.
+    LoginId
+);
 
 impl UserId {
     /// A fresh, time-ordered id.
@@ -111,6 +116,14 @@ impl ConversationId {
     /// a group's never does, so a group needs no lookup to be told apart.
     pub fn is_direct_form(&self) -> bool {
         self.0.get_version_num() == 5
+    }
+}
+
+impl LoginId {
+    /// A fresh, random id: it is part of a refresh token, so it must not be guessable
+    /// from when the login happened.
+    pub fn generate() -> Self {
+        Self(Uuid::new_v4())
     }
 }
 

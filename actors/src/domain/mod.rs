@@ -7,6 +7,7 @@ mod conversation;
 mod email;
 mod event;
 mod ids;
+mod login;
 mod message;
 mod name;
 mod password;
@@ -23,7 +24,8 @@ pub use event::{
     CallInfo, CallSignal, ContentType, Event, EventKind, MembershipChange, MessageContent, Role,
     Seq, Signal, SignalKind,
 };
-pub use ids::{ConversationId, EventId, IdError, SessionId, UserId};
+pub use ids::{ConversationId, EventId, IdError, LoginId, SessionId, UserId};
+pub use login::{DeviceName, Login, RefreshHash};
 pub use message::{ClientId, MessageBody};
 pub use name::DisplayName;
 pub use password::Password;

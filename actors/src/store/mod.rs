@@ -16,8 +16,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, PresenceRecord, Receipt, Seq, Timestamp,
-    UserId, UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, Login, LoginId, PresenceRecord, Receipt,
+    RefreshHash, Seq, Timestamp, UserId, UserRecord,
 };
 
 mod error;
@@ -80,10 +80,50 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the token `jti` was revoked (and its revocation has not expired).
     async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool>;
 
-    /// Forgets records past their expiry (revoked tokens); called periodically. A store
+    /// Forgets records past their expiry (revoked tokens, logins); called periodically. A store
     /// that expires records by itself (ScyllaDB's TTLs) has nothing to do. Returns how
     /// many records went.
     async fn collect_expired(&self, now: Timestamp) -> StoreResult<usize>;
+
+    /// Replaces an account's password hash. Returns false, and writes nothing, when the
+    /// account does not exist (it may have just been deleted).
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<bool>;
+
+    /// Erases an account: its record, its email (free to register again at once), its
+    /// contacts in both directions, its logins and its index of conversations. The
+    /// conversations and their events stay (they are the other members' history too;
+    /// erasing the account's content in them is [`Store::erase_events`]). Erasing an
+    /// account that is gone already is harmless.
+    async fn delete_user(&self, user: UserId) -> StoreResult<()>;
+
+    /// Records a new login (a sign-in on a device).
+    async fn insert_login(&self, login: &Login) -> StoreResult<()>;
+
+    /// A login of `user`, unless it was signed out or has expired.
+    async fn login(&self, user: UserId, id: LoginId) -> StoreResult<Option<Login>>;
+
+    /// Every live login of `user`, in no particular order.
+    async fn user_logins(&self, user: UserId) -> StoreResult<Vec<Login>>;
+
+    /// Rotates a login's refresh token: replaces `from` with `to`, valid until
+    /// `expires_at`, and records `at` as last seen, only if the login is live and `from`
+    /// is still its current hash (atomically: of two rotations from one hash, exactly
+    /// one applies). Returns whether it applied.
+    async fn rotate_login(
+        &self,
+        user: UserId,
+        id: LoginId,
+        from: RefreshHash,
+        to: RefreshHash,
+        expires_at: Timestamp,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Records that a login was used at `at`. A login that is gone stays gone.
+    async fn touch_login(&self, user: UserId, id: LoginId, at: Timestamp) -> StoreResult<()>;
+
+    /// Signs a login out. Returns false when there was no live login to sign out.
+    async fn delete_login(&self, user: UserId, id: LoginId) -> StoreResult<bool>;
 
     /// Durably records a conversation and indexes it under each participant. Writing
     /// the same conversation again is harmless.
@@ -119,6 +159,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The newest event of a conversation.
     async fn last_event(&self, conversation: ConversationId) -> StoreResult<Option<Event>>;
+
+    /// Erases the content of the events at `seqs` of one conversation: each becomes
+    /// [`EventKind::Erased`](crate::domain::EventKind::Erased), keeping its id, seq,
+    /// sender, client id and time, so the stream keeps its shape and a retry by client id
+    /// still finds it. Seqs that hold no event are skipped; erasing again is harmless.
+    /// Durable before it returns, like every write.
+    async fn erase_events(&self, conversation: ConversationId, seqs: &[Seq]) -> StoreResult<()>;
 
     /// The event `sender` put into `conversation` with this client id, if any.
     async fn event_by_client_id(

@@ -10,34 +10,49 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::http::{ApiError, ApiJson, Success, Validator};
+use crate::http::{ApiError, ApiJson, ErrorEnvelope, Success, Validator};
 use crate::service::AuthUser;
 use crate::state::AppState;
 use crate::wire::MessageJson;
 
-#[derive(Deserialize)]
+/// The body of `POST /api/call/start`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StartBody {
+    /// The user to call.
+    #[schema(value_type = String, format = Uuid)]
     receiver_id: Option<String>,
+    /// The caller's signalling data (any JSON value but null), passed on as sent.
+    #[schema(value_type = Object)]
     signal_data: Option<Box<RawValue>>,
+    /// `video` (the default) or `audio`.
+    #[schema(value_type = Option<String>, pattern = "^(video|audio)$")]
     call_type: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/call/answer`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AnswerBody {
+    /// The room: the two parties' ids, sorted, joined with `_`.
+    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     room_id: Option<String>,
+    /// The answerer's signalling data, passed on as sent.
+    #[schema(value_type = Object)]
     signal_data: Option<Box<RawValue>>,
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/call/end`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EndBody {
+    /// The room: the two parties' ids, sorted, joined with `_`.
+    #[schema(value_type = String, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     room_id: Option<String>,
 }
 
 /// The answer to `POST /api/call/start`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CallStarted<'a> {
     message: &'static str,
@@ -47,7 +62,7 @@ pub(crate) struct CallStarted<'a> {
 }
 
 /// The answer to `POST /api/call/answer` and `/api/call/end`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CallDone {
     message: &'static str,
@@ -77,6 +92,8 @@ fn signal_data(v: &mut Validator, raw: Option<Box<RawValue>>) -> Option<Arc<str>
 /// `POST /api/call/start`: calls `receiverId` (`callType` video, the default, or audio),
 /// ringing each of their live sessions with `signalData`; records the call. 404
 /// `receiver_offline` when they have no live session.
+#[utoipa::path(post, path = "/api/call/start", tag = "calls", security(("bearer" = [])), request_body = StartBody,
+    responses((status = 200, description = "Ringing; the call is recorded", body = CallStarted), (status = "4XX", description = "Refused, or the receiver is offline (404 receiver_offline)", body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn start(
     State(state): State<AppState>,
@@ -109,6 +126,8 @@ pub(crate) async fn start(
 /// `POST /api/call/answer`: answers the call of `roomId` with `signalData`, which
 /// reaches each live session of the other party. 404 `caller_offline` when they have
 /// none; 403 `not_in_room` for anyone but the room's two parties.
+#[utoipa::path(post, path = "/api/call/answer", tag = "calls", security(("bearer" = [])), request_body = AnswerBody,
+    responses((status = 200, description = "Answered", body = CallDone), (status = "4XX", description = "Refused, or the caller is offline (404 caller_offline)", body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn answer(
     State(state): State<AppState>,
@@ -131,6 +150,8 @@ pub(crate) async fn answer(
 /// `POST /api/call/end`: ends the call of `roomId`: its record gets its end time and
 /// duration, and each live session of the other party is told. 403 `not_in_room` for
 /// anyone but the room's two parties.
+#[utoipa::path(post, path = "/api/call/end", tag = "calls", security(("bearer" = [])), request_body = EndBody,
+    responses((status = 200, description = "Ended", body = CallDone), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]
 pub(crate) async fn end(
     State(state): State<AppState>,

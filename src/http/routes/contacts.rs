@@ -30,7 +30,7 @@ pub(crate) struct ContactsResponse {
 }
 
 #[utoipa::path(post, path = "/api/contact/add-contact", tag = "contacts", security(("bearer" = [])), request_body = AddContactBody,
-    responses((status = 201, description = "Added", body = ContactResponse), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Added (200, as the backend Parley replaces answered)", body = ContactResponse), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
 /// `POST /api/contact/add-contact`: makes the caller and the owner of `email` contacts
 /// of each other.
 #[tracing::instrument(skip_all, fields(user_id = %me.user.id))]

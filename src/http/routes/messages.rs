@@ -188,7 +188,7 @@ pub(crate) struct PageQuery {
     pub(crate) limit: Option<usize>,
     /// Numbered paging, as the backend Parley replaces did (page 1 is the newest); not
     /// with `before` or `after`.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
     pub(crate) page: Option<u64>,
 }
 
@@ -212,6 +212,7 @@ impl PageQuery {
         }
         match self.page {
             Some(0) => v.fail("page", "must be 1 or more"),
+            Some(page) if page > MAX_SEQ_PARAM => v.fail("page", too_big),
             Some(_) if self.before.is_some() || self.after.is_some() => {
                 v.fail("page", "must not be given with before or after");
             }

@@ -1,5 +1,6 @@
 //! One module per resource; each handler's doc starts with its method and path.
 
+pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod blocks;
@@ -11,5 +12,6 @@ pub(crate) mod health;
 pub(crate) mod messages;
 pub(crate) mod presence;
 pub(crate) mod receipts;
+pub(crate) mod sessions;
 pub(crate) mod web;
 pub(crate) mod ws;

@@ -14,6 +14,7 @@
 //! | `user_contacts`      | user_id                             | contact_id     | added_at                                            |
 //! | `contact_pairs`      | (low_id, high_id)                   |                | added_at (claimed by `IF NOT EXISTS`)               |
 //! | `revoked_tokens`     | jti                                 |                | expires_at; the row has a TTL to then               |
+//! | `user_logins`        | user_id                             | login_id       | device, created_at, last_seen_at, refresh_hash (SHA-256), expires_at |
 //! | `conversations`      | conversation_id                     |                | participants (frozen list), created_at              |
 //! | `conversation_groups`| conversation_id                     |                | info (a group's name, members, roles as JSON)       |
 //! | `user_conversations` | user_id                             | conversation_id|                                                     |
@@ -53,6 +54,13 @@
 //! contract). Rows are written whole (no null column, see `rows`) with client-side
 //! monotonic timestamps, so an event written again replaces the earlier write.
 //!
+//! An amendment (a call's end, `EventKind::Amend`) is an event at its own seq, and also
+//! rewrites its target: a target in the same batch is written amended; one committed
+//! earlier is read and written again whole ([`actors::domain::Event::amended`]) after
+//! step 2, so a retried commit amends it again. A missing target, or one that is not a
+//! message, is left alone. The conversation's actor is its only writer, so the read and
+//! the rewrite race nothing.
+//!
 //! "Durable" here means acknowledged by enough replicas for the consistency level
 //! (`QUORUM` by default). Each replica appends the write to its commitlog, which
 //! ScyllaDB and Cassandra sync periodically by default (every 10 s): what survives the
@@ -66,7 +74,19 @@
 //! `user_conversations` entries are one logged batch. Membership events are folded into
 //! the record after the events are written (as amendments are): a commit that fails
 //! between the two may leave the record behind the stream until the same commit is
-//! retried. Only `[applied]` is read from a conditional write's
+//! retried. Rotating a refresh token is a lightweight transaction
+//! on the login's row (`IF refresh_hash = <the old one>`), so of two rotations from one
+//! token exactly one applies. A login past its `expires_at` reads as absent and is
+//! deleted when a listing meets it; logins carry no TTL, because a rotation rewrites
+//! only some of the row's columns.
+//!
+//! Deleting an account removes, in this order, its logins, its contacts (both
+//! directions, and the pairs' claims), its conversation index, its email's claim (a
+//! lightweight transaction, `IF user_id = <this account>`, so another account's claim
+//! is never freed) and last its row: a crash half-way leaves an account that can still
+//! be found and deleted again, never an email pointing at nothing. Erasing its messages
+//! rewrites each row whole, as `kind = 'erased'` with an empty body. Only `[applied]` is
+//! read from a conditional write's
 //! result (Cassandra and ScyllaDB return different columns beside it).
 //!
 //! # Threads
@@ -94,8 +114,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use actors::domain::{
-    ClientId, Conversation, ConversationId, Email, Event, EventKind, PresenceRecord, Receipt, Seq,
-    Timestamp, UserId, UserRecord,
+    ClientId, Conversation, ConversationId, Email, Event, EventKind, Login, LoginId,
+    PresenceRecord, Receipt, RefreshHash, Seq, Timestamp, UserId, UserRecord,
 };
 use actors::store::{HistoryRange, InsertUserError, StoreResult};
 use actors::{Store, StoreError};
@@ -118,7 +138,7 @@ pub use config::{
     ConsistencyLevel, ContactPoints, InvalidSetting, KeyspaceName, Replication, ScyllaConfig,
 };
 
-use rows::{ConversationRow, EventRow, UserRow};
+use rows::{ConversationRow, EventRow, LoginRow, UserRow};
 use schema::Layout;
 use statements::Statements;
 
@@ -359,6 +379,58 @@ impl Inner {
         for row in rows {
             out.push(rows::event(conversation, row)?);
         }
+        Ok(())
+    }
+
+    /// The event at `seq`, if one was stored.
+    async fn event_at(&self, conversation: ConversationId, seq: Seq) -> StoreResult<Option<Event>> {
+        let bucket = buckets::of(seq, self.layout.bucket_size);
+        self.one::<EventRow>(
+            "reading an event",
+            &self.statements.event_at,
+            (conversation.as_uuid(), rows::seq(bucket)?, rows::seq(seq)?),
+        )
+        .await?
+        .map(|row| rows::event(conversation, row))
+        .transpose()
+    }
+
+    /// Erases one event's content (see [`Store::erase_events`]).
+    async fn erase_event(&self, conversation: ConversationId, seq: Seq) -> StoreResult<()> {
+        let Some(mut event) = self.event_at(conversation, seq).await? else {
+            return Ok(());
+        };
+        event.kind = EventKind::Erased;
+        // The whole row again: every column written, so no old value survives.
+        let values = rows::event_values(&event, self.layout.bucket_size)?;
+        self.write("erasing an event", &self.statements.insert_event, values)
+            .await
+    }
+
+    /// Removes both directions of a contact and the pair's claim.
+    async fn unlink_contact(&self, user: UserId, contact: UserId) -> StoreResult<()> {
+        let forward = self.write(
+            "removing a contact",
+            &self.statements.delete_contact,
+            (user.as_uuid(), contact.as_uuid()),
+        );
+        let backward = self.write(
+            "removing a contact",
+            &self.statements.delete_contact,
+            (contact.as_uuid(), user.as_uuid()),
+        );
+        futures_util::future::try_join(forward, backward).await?;
+        let (low, high) = if user <= contact {
+            (user, contact)
+        } else {
+            (contact, user)
+        };
+        self.claim(
+            "freeing a contact pair",
+            &self.statements.free_contact_pair,
+            (low.as_uuid(), high.as_uuid()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -797,6 +869,179 @@ impl Store for ScyllaStore {
         Ok(0)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn set_password_hash(&self, user: UserId, password_hash: &str) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .claim(
+                "changing a password",
+                &inner.statements.set_password_hash,
+                (password_hash, user.as_uuid()),
+            )
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn delete_user(&self, user: UserId) -> StoreResult<()> {
+        let inner = &self.inner;
+        let id = (user.as_uuid(),);
+        inner
+            .write("removing logins", &inner.statements.delete_user_logins, id)
+            .await?;
+        let contacts = self.contacts(user).await?;
+        let unlinks: Vec<_> = contacts
+            .into_iter()
+            .map(|contact| inner.unlink_contact(user, contact))
+            .collect();
+        stream::iter(unlinks)
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
+        inner
+            .write(
+                "removing contacts",
+                &inner.statements.delete_user_contacts,
+                id,
+            )
+            .await?;
+        inner
+            .write(
+                "removing a conversation index",
+                &inner.statements.delete_user_conversations,
+                id,
+            )
+            .await?;
+        if let Some(record) = self.user(user).await? {
+            inner
+                .claim(
+                    "freeing an email",
+                    &inner.statements.free_email,
+                    (record.user.email.as_str(), user.as_uuid()),
+                )
+                .await?;
+        }
+        inner
+            .write("removing an account", &inner.statements.delete_user, id)
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %login.user))]
+    async fn insert_login(&self, login: &Login) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(
+                "writing a login",
+                &inner.statements.insert_login,
+                rows::login_values(login),
+            )
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn login(&self, user: UserId, id: LoginId) -> StoreResult<Option<Login>> {
+        let inner = &self.inner;
+        let Some(row) = inner
+            .one::<LoginRow>(
+                "reading a login",
+                &inner.statements.login,
+                (user.as_uuid(), id.as_uuid()),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = Timestamp::now();
+        Ok(rows::login(user, row)?.filter(|l| l.is_live(now)))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn user_logins(&self, user: UserId) -> StoreResult<Vec<Login>> {
+        let inner = &self.inner;
+        let mut found: Vec<LoginRow> = Vec::new();
+        inner
+            .paged(
+                "reading logins",
+                &inner.statements.user_logins,
+                (user.as_uuid(),),
+                usize::MAX,
+                &mut found,
+            )
+            .await?;
+        let now = Timestamp::now();
+        let mut live = Vec::new();
+        for row in found {
+            let id = row.0;
+            match rows::login(user, row)? {
+                Some(login) if login.is_live(now) => live.push(login),
+                // Expired, or the remains of a sign-out: cleaned up as they are met.
+                _ => {
+                    inner
+                        .claim(
+                            "removing an expired login",
+                            &inner.statements.delete_login,
+                            (user.as_uuid(), id),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn rotate_login(
+        &self,
+        user: UserId,
+        id: LoginId,
+        from: RefreshHash,
+        to: RefreshHash,
+        expires_at: Timestamp,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .claim(
+                "rotating a refresh token",
+                &inner.statements.rotate_login,
+                (
+                    to.0.to_vec(),
+                    rows::timestamp(expires_at),
+                    rows::timestamp(at),
+                    user.as_uuid(),
+                    id.as_uuid(),
+                    from.0.to_vec(),
+                    rows::timestamp(Timestamp::now()),
+                ),
+            )
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn touch_login(&self, user: UserId, id: LoginId, at: Timestamp) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(
+                "recording a login's use",
+                &inner.statements.touch_login,
+                (rows::timestamp(at), user.as_uuid(), id.as_uuid()),
+            )
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(user_id = %user))]
+    async fn delete_login(&self, user: UserId, id: LoginId) -> StoreResult<bool> {
+        let live = self.login(user, id).await?.is_some();
+        let inner = &self.inner;
+        let removed = inner
+            .claim(
+                "signing a login out",
+                &inner.statements.delete_login,
+                (user.as_uuid(), id.as_uuid()),
+            )
+            .await?;
+        Ok(live && removed)
+    }
+
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation.id))]
     async fn insert_conversation(&self, conversation: &Conversation) -> StoreResult<()> {
         self.inner.write_conversation(conversation, &[]).await
@@ -1007,6 +1252,19 @@ impl Store for ScyllaStore {
             }
         }
         Ok(out.pop())
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation, events = seqs.len()))]
+    async fn erase_events(&self, conversation: ConversationId, seqs: &[Seq]) -> StoreResult<()> {
+        let inner = &self.inner;
+        let erasures: Vec<_> = seqs
+            .iter()
+            .map(|&seq| inner.erase_event(conversation, seq))
+            .collect();
+        stream::iter(erasures)
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation))]

@@ -22,9 +22,9 @@ use uuid::Uuid;
 
 use actors::StoreError;
 use actors::domain::{
-    CallInfo, ClientId, ContentType, Conversation, ConversationId, DisplayName, Email, Event,
-    EventId, EventKind, MembershipChange, MessageBody, MessageContent, Seq, Timestamp, User,
-    UserId, UserRecord,
+    CallInfo, ClientId, ContentType, Conversation, ConversationId, DeviceName, DisplayName, Email,
+    Event, EventId, EventKind, Login, LoginId, MembershipChange, MessageBody, MessageContent,
+    RefreshHash, Seq, Timestamp, User, UserId, UserRecord,
 };
 use serde::{Deserialize, Serialize};
 
@@ -197,6 +197,7 @@ pub(super) fn event_values(event: &Event, bucket_size: u64) -> Result<EventValue
             String::new(),
         ),
         EventKind::Delete { target } => ("delete", "", Uuid::nil(), seq(*target)?, String::new()),
+        EventKind::Erased => ("erased", "", Uuid::nil(), 0, String::new()),
         EventKind::Membership(change) => (
             "membership",
             "",
@@ -264,6 +265,7 @@ pub(super) fn event(conversation: ConversationId, row: EventRow) -> Result<Event
             content: MessageBody::from_stored(body),
         },
         "delete" => EventKind::Delete { target: target()? },
+        "erased" => EventKind::Erased,
         "membership" => EventKind::Membership(
             serde_json::from_str::<MembershipChange>(&membership)
                 .map_err(|e| corrupt(&format!("membership {e}")))?,
@@ -310,6 +312,73 @@ pub(super) fn user(
         password_hash: hash,
         created_at: from_timestamp(created_at, "account")?,
     })
+}
+
+/// The bound values of `insert_login`, in its column order.
+pub(super) type LoginValues = (
+    Uuid,
+    Uuid,
+    String,
+    CqlTimestamp,
+    CqlTimestamp,
+    Vec<u8>,
+    CqlTimestamp,
+);
+
+/// A login as the values of one `user_logins` row.
+pub(super) fn login_values(login: &Login) -> LoginValues {
+    (
+        login.user.as_uuid(),
+        login.id.as_uuid(),
+        login.device.as_str().to_owned(),
+        timestamp(login.created_at),
+        timestamp(login.last_seen_at),
+        login.refresh_hash.0.to_vec(),
+        timestamp(login.expires_at),
+    )
+}
+
+/// The columns login reads select, in order (the user is the query's).
+pub(super) const LOGIN_COLUMNS: &str =
+    "login_id, device, created_at, last_seen_at, refresh_hash, expires_at";
+
+/// One row of [`LOGIN_COLUMNS`]. Every column but the key may be null: a `touch` racing
+/// a sign-out can leave a row of only `last_seen_at`, which reads as no login.
+pub(super) type LoginRow = (
+    Uuid,
+    Option<String>,
+    Option<CqlTimestamp>,
+    Option<CqlTimestamp>,
+    Option<Vec<u8>>,
+    Option<CqlTimestamp>,
+);
+
+/// A login read back; `None` for the remains of one that was signed out.
+pub(super) fn login(user: UserId, row: LoginRow) -> Result<Option<Login>, StoreError> {
+    let (id, device, created_at, last_seen_at, hash, expires_at) = row;
+    let (Some(device), Some(created_at), Some(hash), Some(expires_at)) =
+        (device, created_at, hash, expires_at)
+    else {
+        return Ok(None);
+    };
+    let id = LoginId::from(id);
+    let corrupt = |what: &str| StoreError::msg(format!("corrupt login {user}/{id}: {what}"));
+    let created_at = from_timestamp(created_at, "login")?;
+    Ok(Some(Login {
+        id,
+        user,
+        device: DeviceName::parse(&device).map_err(|e| corrupt(&format!("device {e}")))?,
+        created_at,
+        last_seen_at: last_seen_at
+            .map(|t| from_timestamp(t, "login"))
+            .transpose()?
+            .unwrap_or(created_at),
+        refresh_hash: RefreshHash(
+            hash.try_into()
+                .map_err(|_| corrupt("refresh hash is not 32 bytes"))?,
+        ),
+        expires_at: from_timestamp(expires_at, "login")?,
+    }))
 }
 
 /// One row of `SELECT participants, created_at FROM conversations`.
@@ -405,6 +474,7 @@ mod tests {
                 content: body,
             },
             EventKind::Delete { target: 4 },
+            EventKind::Erased,
             EventKind::Membership(MembershipChange::Renamed {
                 name: "x'); --".into(),
             }),

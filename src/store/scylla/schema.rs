@@ -110,6 +110,19 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        description: "logins: one row per signed-in device, with its refresh token's hash",
+        statements: &["CREATE TABLE IF NOT EXISTS {ks}.user_logins (
+            user_id uuid,
+            login_id uuid,
+            device text,
+            created_at timestamp,
+            last_seen_at timestamp,
+            refresh_hash blob,
+            expires_at timestamp,
+            PRIMARY KEY (user_id, login_id))"],
+    },
+    Migration {
+        version: 3,
         description: "groups: name, roles and join points beside a conversation",
         statements: &[
             // A table of its own rather than a column: `ALTER TABLE … ADD` cannot say
@@ -121,7 +134,7 @@ const MIGRATIONS: &[Migration] = &[
         ],
     },
     Migration {
-        version: 3,
+        version: 4,
         description: "receipts: each member's delivered and read marks per conversation",
         statements: &[
             // Each mark is written with its seq as the write timestamp, so the highest
@@ -135,7 +148,7 @@ const MIGRATIONS: &[Migration] = &[
         ],
     },
     Migration {
-        version: 4,
+        version: 5,
         description: "presence: each user's last seen time and whether they hide it",
         statements: &["CREATE TABLE IF NOT EXISTS {ks}.user_presence (
             user_id uuid PRIMARY KEY,
@@ -143,7 +156,7 @@ const MIGRATIONS: &[Migration] = &[
             hide_last_seen boolean)"],
     },
     Migration {
-        version: 5,
+        version: 6,
         description: "blocks: who blocks whom",
         statements: &["CREATE TABLE IF NOT EXISTS {ks}.user_blocks (
             user_id uuid,

@@ -10,7 +10,7 @@ use scylla::client::session::Session;
 use scylla::errors::PrepareError;
 use scylla::statement::prepared::PreparedStatement;
 
-use super::rows::EVENT_COLUMNS;
+use super::rows::{EVENT_COLUMNS, LOGIN_COLUMNS};
 
 /// The prepared statements.
 pub(super) struct Statements {
@@ -52,6 +52,24 @@ pub(super) struct Statements {
     pub(super) block_user: PreparedStatement,
     pub(super) unblock_user: PreparedStatement,
     pub(super) blocked_users: PreparedStatement,
+    /// LWT: a new password hash, only for an account that exists.
+    pub(super) set_password_hash: PreparedStatement,
+    /// LWT: frees an email, only if this account holds it.
+    pub(super) free_email: PreparedStatement,
+    pub(super) delete_contact: PreparedStatement,
+    /// LWT: forgets a pair's claim (claims are LWTs, so their removal is one too).
+    pub(super) free_contact_pair: PreparedStatement,
+    pub(super) delete_user_contacts: PreparedStatement,
+    pub(super) delete_user_conversations: PreparedStatement,
+    pub(super) delete_user_logins: PreparedStatement,
+    pub(super) insert_login: PreparedStatement,
+    pub(super) login: PreparedStatement,
+    pub(super) user_logins: PreparedStatement,
+    /// LWT: rotates a refresh token, only from the current one.
+    pub(super) rotate_login: PreparedStatement,
+    pub(super) touch_login: PreparedStatement,
+    /// LWT: signs a login out, saying whether it was there.
+    pub(super) delete_login: PreparedStatement,
 }
 
 impl Statements {
@@ -227,6 +245,58 @@ impl Statements {
             client_id_seq: read(format!(
                 "SELECT seq FROM {ks}.client_ids \
                  WHERE conversation_id = ? AND sender_id = ? AND client_id = ?"
+            ))
+            .await?,
+            set_password_hash: lwt(format!(
+                "UPDATE {ks}.users SET password_hash = ? WHERE user_id = ? IF EXISTS"
+            ))
+            .await?,
+            free_email: lwt(format!(
+                "DELETE FROM {ks}.email_user WHERE email = ? IF user_id = ?"
+            ))
+            .await?,
+            delete_contact: write(format!(
+                "DELETE FROM {ks}.user_contacts WHERE user_id = ? AND contact_id = ?"
+            ))
+            .await?,
+            free_contact_pair: lwt(format!(
+                "DELETE FROM {ks}.contact_pairs WHERE low_id = ? AND high_id = ? IF EXISTS"
+            ))
+            .await?,
+            delete_user_contacts: write(format!(
+                "DELETE FROM {ks}.user_contacts WHERE user_id = ?"
+            ))
+            .await?,
+            delete_user_conversations: write(format!(
+                "DELETE FROM {ks}.user_conversations WHERE user_id = ?"
+            ))
+            .await?,
+            delete_user_logins: write(format!("DELETE FROM {ks}.user_logins WHERE user_id = ?"))
+                .await?,
+            insert_login: write(format!(
+                "INSERT INTO {ks}.user_logins (user_id, login_id, device, created_at, \
+                 last_seen_at, refresh_hash, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .await?,
+            login: read(format!(
+                "SELECT {LOGIN_COLUMNS} FROM {ks}.user_logins WHERE user_id = ? AND login_id = ?"
+            ))
+            .await?,
+            user_logins: read(format!(
+                "SELECT {LOGIN_COLUMNS} FROM {ks}.user_logins WHERE user_id = ?"
+            ))
+            .await?,
+            rotate_login: lwt(format!(
+                "UPDATE {ks}.user_logins SET refresh_hash = ?, expires_at = ?, last_seen_at = ? \
+                 WHERE user_id = ? AND login_id = ? IF refresh_hash = ? AND expires_at > ?"
+            ))
+            .await?,
+            touch_login: write(format!(
+                "UPDATE {ks}.user_logins SET last_seen_at = ? WHERE user_id = ? AND login_id = ?"
+            ))
+            .await?,
+            delete_login: lwt(format!(
+                "DELETE FROM {ks}.user_logins WHERE user_id = ? AND login_id = ? IF EXISTS"
             ))
             .await?,
         })
