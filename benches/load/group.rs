@@ -209,27 +209,53 @@ async fn run(
     })
 }
 
-/// Creates the group over REST as the first user, with every other user in it.
+/// Ids per request: a request body holds at most 16 KiB, about 400 ids.
+const IDS_PER_REQUEST: usize = 300;
+
+/// Creates the group over REST as the first user, then adds every other user, a few
+/// hundred ids per request.
 async fn create_group(target: &Target, size: usize) -> Result<String, String> {
     let users = &target.users[..size];
     let ids: Vec<&str> = users[1..].iter().map(|u| u.id.as_str()).collect();
-    let res = reqwest::Client::new()
-        .post(format!("http://{}/api/conversations", target.addr))
-        .bearer_auth(&users[0].token)
-        .json(&json!({"name": format!("load {size}"), "memberIds": ids}))
-        .send()
-        .await
-        .map_err(|e| format!("creating the group: {e}"))?;
-    let status = res.status();
-    let body: Value = res
-        .json()
-        .await
-        .map_err(|e| format!("creating the group: {e}"))?;
-    if status.as_u16() != 201 {
-        return Err(format!("creating the group: {status} {body}"));
-    }
-    body["conversation"]["id"]
+    let mut chunks = ids.chunks(IDS_PER_REQUEST);
+    let first = chunks.next().unwrap_or_default();
+    let http = reqwest::Client::new();
+    let body = post(
+        &http,
+        target,
+        "/api/conversations",
+        json!({"name": format!("load {size}"), "memberIds": first}),
+    )
+    .await?;
+    let id = body["conversation"]["id"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| format!("creating the group: no id in {body}"))
+        .ok_or_else(|| format!("creating the group: no id in {body}"))?;
+    for chunk in chunks {
+        let path = format!("/api/conversations/{id}/members");
+        post(&http, target, &path, json!({"userIds": chunk})).await?;
+    }
+    Ok(id)
+}
+
+/// POSTs `body` as the first user; the answer's body when it is a 201.
+async fn post(
+    http: &reqwest::Client,
+    target: &Target,
+    path: &str,
+    body: Value,
+) -> Result<Value, String> {
+    let res = http
+        .post(format!("http://{}{path}", target.addr))
+        .bearer_auth(&target.users[0].token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("POST {path}: {e}"))?;
+    let status = res.status();
+    let answer: Value = res.json().await.map_err(|e| format!("POST {path}: {e}"))?;
+    if status.as_u16() != 201 {
+        return Err(format!("POST {path}: {status} {answer}"));
+    }
+    Ok(answer)
 }
