@@ -20,6 +20,8 @@
 //! - `flood` (Parley only, its default send rate limit in force): while chat runs, a
 //!   client sends far above its limit: chat p99 before, during and after, what the
 //!   flooder got (acks, `rate_limited`), server RSS.
+//! - `group`: one group of 10, 100 or 1,000 members, one sending at a fixed rate:
+//!   delivered events per second and server CPU per delivered event, beside the relay.
 //! - `socketio-cost`: Parley over Socket.IO beside the Node.js Socket.IO peer, each
 //!   driven the same way: RSS per idle connection, then CPU per message under chat, on
 //!   one server per system, in one run.
@@ -35,6 +37,7 @@
 
 mod chat;
 mod client;
+mod group;
 mod isolation;
 mod procstat;
 #[path = "../peers/relay.rs"]
@@ -83,6 +86,9 @@ enum Command {
     /// limit during chat: chat latency before, during and after, and what the flooders
     /// got back (acks, `rate_limited` errors).
     Flood(FloodArgs),
+    /// One group of N members, one sending at a fixed rate: delivered events per second
+    /// and server CPU per delivered event, Parley beside the relay.
+    Group(group::GroupArgs),
     /// Parley over Socket.IO beside the Node.js Socket.IO peer: RSS per idle connection
     /// and server CPU per message, measured on the same server in one run.
     SocketioCost(CostArgs),
@@ -438,6 +444,7 @@ fn main() {
             Command::SlowConsumer(a) => isolation::slow_consumer(a).await,
             Command::Flood(a) => isolation::flood(a).await,
             Command::SocketioCost(a) => scenarios::socketio_cost(a).await,
+            Command::Group(a) => group::group(a).await,
             Command::Silent(a) => silent::silent(a).await,
             Command::SilentWorker {
                 addr,

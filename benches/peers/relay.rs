@@ -10,6 +10,9 @@
 //!   connection, with the fields of Parley's message object in its order (id,
 //!   conversationId, seq, sender, content, type, clientId, createdAt), so frames have the
 //!   same shape and size.
+//! - `{"type":"group","conversationId":..,"memberIds":[..]}` registers a group (the load
+//!   generator's `group` scenario sends it once); a `send` with `conversationId` is
+//!   relayed to every member but the sender, encoded once.
 //! - One reader task and one writer task per connection; the writer drains its
 //!   unbounded channel, writing everything queued before one flush.
 //!
@@ -35,6 +38,8 @@ type Outbox = mpsc::UnboundedSender<Utf8Bytes>;
 
 struct Relay {
     users: Mutex<HashMap<String, Outbox>>,
+    /// Groups by id: their members, as the `group` frame registered them.
+    groups: Mutex<HashMap<String, Vec<String>>>,
     config: WebSocketConfig,
     seq: AtomicU64,
 }
@@ -45,8 +50,12 @@ struct Send<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     receiver_id: Option<&'a str>,
+    conversation_id: Option<&'a str>,
     content: Option<&'a str>,
     client_id: Option<&'a str>,
+    /// `group`: the members of `conversationId`.
+    #[serde(borrow, default)]
+    member_ids: Option<Vec<&'a str>>,
 }
 
 /// Parley's `wire::MessageJson`, field for field.
@@ -99,6 +108,7 @@ pub(crate) async fn serve(listen: SocketAddr, read_buffer: Option<usize>) -> std
     }
     let relay = Arc::new(Relay {
         users: Mutex::new(HashMap::new()),
+        groups: Mutex::new(HashMap::new()),
         config,
         seq: AtomicU64::new(0),
     });
@@ -198,6 +208,22 @@ fn on_text(relay: &Relay, user: &str, me: &Outbox, text: &str) {
         let _ = me.send(Utf8Bytes::from_static(r#"{"type":"pong"}"#));
         return;
     }
+    if send.kind == "group" {
+        if let (Some(id), Some(members)) = (send.conversation_id, send.member_ids) {
+            relay
+                .groups
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(
+                    id.to_owned(),
+                    members.into_iter().map(str::to_owned).collect(),
+                );
+        }
+        return;
+    }
+    if let (Some(group), Some(content)) = (send.conversation_id, send.content) {
+        return group_send(relay, user, me, group, content, send.client_id);
+    }
     let (Some(to), Some(content)) = (send.receiver_id, send.content) else {
         return error(me, "validation_failed");
     };
@@ -226,6 +252,57 @@ fn on_text(relay: &Relay, user: &str, me: &Outbox, text: &str) {
     }
     let ack = encode(&Out::Ack {
         client_id: send.client_id,
+        duplicate: false,
+        message: &message,
+    });
+    let _ = me.send(Utf8Bytes::from(ack));
+}
+
+/// A message into a registered group: one encoding, queued to every member online but
+/// the sender.
+fn group_send(
+    relay: &Relay,
+    user: &str,
+    me: &Outbox,
+    group: &str,
+    content: &str,
+    client_id: Option<&str>,
+) {
+    let message = MessageJson {
+        id: Uuid::now_v7().to_string(),
+        conversation_id: group.to_owned(),
+        seq: relay.seq.fetch_add(1, Ordering::Relaxed) + 1,
+        sender: user,
+        receiver: None,
+        content,
+        kind: "text",
+        client_id,
+        created_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+    };
+    let members = relay
+        .groups
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(group)
+        .cloned()
+        .unwrap_or_default();
+    let frame = Utf8Bytes::from(encode(&Out::Message { message: &message }));
+    let outboxes: Vec<Outbox> = {
+        let users = relay
+            .users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        members
+            .iter()
+            .filter(|m| m.as_str() != user)
+            .filter_map(|m| users.get(m).cloned())
+            .collect()
+    };
+    for outbox in outboxes {
+        let _ = outbox.send(frame.clone());
+    }
+    let ack = encode(&Out::Ack {
+        client_id,
         duplicate: false,
         message: &message,
     });

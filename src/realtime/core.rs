@@ -19,7 +19,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actors::domain::{ConversationId, Event, EventKind, MessageContent, Seq, SessionId, Signal};
+use actors::domain::{
+    ClientId, ConversationId, Event, EventKind, MessageContent, Seq, SessionId, Signal,
+};
 use actors::{Kick, PresenceSwitch, SendRequest, Sent, SessionLink, Target};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -394,58 +396,64 @@ impl<O: Outbound> Core<'_, O> {
                 }
                 Box::pin(self.sync(cursors, reply)).await
             }
-            Ok(cmd @ (Command::Send { .. } | Command::Change { .. })) => {
-                // An edit or a delete is an event of the stream like a message: it is
-                // sequenced, acked and delivered the same way.
-                let (target, kind, client_id) = match cmd {
-                    Command::Send {
-                        target,
-                        body,
-                        client_id,
-                    } => (
-                        target,
-                        EventKind::Message(MessageContent::text(body)),
-                        client_id,
-                    ),
-                    Command::Change {
-                        conversation,
-                        seq,
-                        body,
-                        client_id,
-                    } => (
-                        Target::Conversation(conversation),
-                        match body {
-                            Some(content) => EventKind::Edit {
-                                target: seq,
-                                content,
-                            },
-                            None => EventKind::Delete { target: seq },
-                        },
-                        client_id,
-                    ),
-                    _ => return Ok(()),
+            Ok(Command::Send {
+                target,
+                body,
+                client_id,
+            }) => {
+                let kind = EventKind::Message(MessageContent::text(body));
+                self.submit(target, kind, client_id, reply, in_flight).await
+            }
+            // An edit or a delete is an event of the stream like a message: it is
+            // sequenced, acked and delivered the same way.
+            Ok(Command::Change {
+                conversation,
+                seq,
+                body,
+                client_id,
+            }) => {
+                let kind = match body {
+                    Some(content) => EventKind::Edit {
+                        target: seq,
+                        content,
+                    },
+                    None => EventKind::Delete { target: seq },
                 };
-                let echo = client_id
-                    .as_ref()
-                    .map(|c| Value::String(c.as_str().to_owned()));
-                let messaging = self.state.messaging();
-                if let Err(e) = messaging.check_rate(self.me.user.id) {
-                    return self.service_error(reply, &e, echo.as_ref()).await;
-                }
-                let request = SendRequest {
-                    from: self.me.user.id,
-                    target,
-                    kind,
-                    client_id,
-                    origin: Some(self.id),
-                };
-                let state = self.state.clone();
-                in_flight.push(Box::pin(async move {
-                    (echo, reply, state.messaging().send(request).await)
-                }));
-                Ok(())
+                let target = Target::Conversation(conversation);
+                self.submit(target, kind, client_id, reply, in_flight).await
             }
         }
+    }
+
+    /// Hands an event to the messaging service without waiting: its answer comes back
+    /// through `in_flight`.
+    async fn submit(
+        &mut self,
+        target: Target,
+        kind: EventKind,
+        client_id: Option<ClientId>,
+        reply: O::Reply,
+        in_flight: &mut FuturesUnordered<SendFuture<O::Reply>>,
+    ) -> Result<(), Stop> {
+        let echo = client_id
+            .as_ref()
+            .map(|c| Value::String(c.as_str().to_owned()));
+        let messaging = self.state.messaging();
+        if let Err(e) = messaging.check_rate(self.me.user.id) {
+            return self.service_error(reply, &e, echo.as_ref()).await;
+        }
+        let request = SendRequest {
+            from: self.me.user.id,
+            target,
+            kind,
+            client_id,
+            origin: Some(self.id),
+        };
+        let state = self.state.clone();
+        in_flight.push(Box::pin(async move {
+            (echo, reply, state.messaging().send(request).await)
+        }));
+        Ok(())
     }
 
     async fn on_sent(
