@@ -226,6 +226,18 @@ impl Validator {
         }
     }
 
+    /// A required field that is only checked to be non-empty, kept as given (a
+    /// password to compare, a token the service judges).
+    pub fn present(&mut self, name: &'static str, raw: Option<&str>) -> Option<String> {
+        self.field(name, raw, |s| {
+            if s.is_empty() {
+                Err(Invalid("is required"))
+            } else {
+                Ok(s.to_owned())
+            }
+        })
+    }
+
     /// Records a failure found some other way.
     pub fn fail(&mut self, name: &'static str, why: &str) {
         self.0.insert(name.into(), why.into());

@@ -7,11 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::STORE;
-use crate::helpers::{TestApp, TestUser, assert_error};
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}"))
-}
+use crate::helpers::{TestApp, TestUser, assert_error, str_of};
 
 /// Makes `a` and `b` contacts and has each send the other one message.
 async fn chat(app: &TestApp, a: &TestUser, b: &TestUser, from_a: &str, from_b: &str) {

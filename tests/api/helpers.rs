@@ -496,3 +496,9 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> Va
     assert_eq!(body["message"], body["error"]["message"], "body: {body}");
     body
 }
+
+/// The string field `key` of a JSON answer (the test fails, showing the answer, when
+/// it is missing or not a string).
+pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}"))
+}

@@ -7,17 +7,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::STORE;
-use crate::helpers::{TestApp, assert_error};
+use crate::helpers::{TestApp, assert_error, str_of};
 
 /// The body of a successful refresh.
 async fn refreshed(app: &TestApp, refresh_token: &str) -> Value {
     let res = app.refresh(refresh_token).await;
     assert_eq!(res.status(), 200, "refreshing");
     res.json().await.unwrap()
-}
-
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}"))
 }
 
 /// The `exp - iat` of an access token, read from its payload.

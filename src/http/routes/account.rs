@@ -1,6 +1,6 @@
 //! The caller's account: changing the password, deleting the account, exporting its data.
 
-use actors::domain::{Invalid, Password};
+use actors::domain::Password;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,14 +31,6 @@ pub(crate) struct DeleteAccountBody {
     password: Option<String>,
 }
 
-fn required(p: &str) -> Result<String, Invalid> {
-    if p.is_empty() {
-        Err(Invalid("is required"))
-    } else {
-        Ok(p.to_owned())
-    }
-}
-
 /// `POST /api/auth/password`: replaces the caller's password after checking the current
 /// one, and signs out every other device (their WebSocket sessions close with 4003);
 /// this one stays signed in. 403 `wrong_password` when the current password is wrong.
@@ -54,11 +46,7 @@ pub(crate) async fn change_password(
     let accounts = state.accounts();
     accounts.check_account_request(me.user.id)?;
     let mut v = Validator::default();
-    let current = v.field(
-        "currentPassword",
-        body.current_password.as_deref(),
-        required,
-    );
+    let current = v.present("currentPassword", body.current_password.as_deref());
     let new = v.field("newPassword", body.new_password.as_deref(), Password::parse);
     v.finish()?;
     let (Some(current), Some(new)) = (current, new) else {
@@ -85,7 +73,7 @@ pub(crate) async fn delete(
     let accounts = state.accounts();
     accounts.check_account_request(me.user.id)?;
     let mut v = Validator::default();
-    let password = v.field("password", body.password.as_deref(), required);
+    let password = v.present("password", body.password.as_deref());
     v.finish()?;
     let Some(password) = password else {
         return Err(ApiError::internal("validator passed a missing field"));

@@ -1,6 +1,6 @@
 //! Accounts: register, login, refresh, logout, me.
 
-use actors::domain::{DeviceName, DisplayName, Email, Invalid, Password};
+use actors::domain::{DeviceName, DisplayName, Email, Password};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -128,13 +128,7 @@ pub(crate) async fn login(
     accounts.check_address(client.rate_key())?;
     let mut v = Validator::default();
     let email = v.field("email", body.email.as_deref(), Email::parse);
-    let password = v.field("password", body.password.as_deref(), |p| {
-        if p.is_empty() {
-            Err(Invalid("is required"))
-        } else {
-            Ok(p.to_owned())
-        }
-    });
+    let password = v.present("password", body.password.as_deref());
     let device = device(&mut v, body.device.as_deref(), &headers);
     v.finish()?;
     let (Some(email), Some(password), Some(device)) = (email, password, device) else {
@@ -162,13 +156,7 @@ pub(crate) async fn refresh(
     let mut v = Validator::default();
     // Only presence is checked here: a token's form is the service's to judge, and a
     // bad one is a 401 like any other wrong credential.
-    let token = v.field("refreshToken", body.refresh_token.as_deref(), |t| {
-        if t.is_empty() {
-            Err(Invalid("is required"))
-        } else {
-            Ok(t.to_owned())
-        }
-    });
+    let token = v.present("refreshToken", body.refresh_token.as_deref());
     v.finish()?;
     let Some(token) = token else {
         return Err(ApiError::internal("validator passed a missing field"));
