@@ -31,7 +31,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
-    use routes::{admin, auth, calls, contacts, conversations, health, messages, web, ws};
+    use routes::{admin, auth, calls, cluster, contacts, conversations, health, messages, web, ws};
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
     let mut router = Router::new()
@@ -60,6 +60,9 @@ pub fn router(state: AppState) -> Result<Router, String> {
     // Without an admin token, the operator route does not exist at all (404).
     if state.config().admin_token.is_some() {
         router = router.route("/admin/actors", get(admin::actors));
+        if state.cluster().is_some() {
+            router = router.route("/admin/cluster", get(cluster::cluster));
+        }
     }
     router = router
         .fallback(health::not_found)

@@ -34,6 +34,7 @@ use super::routes::{admin, auth, calls, contacts, conversations, health, message
         health::health,
         admin::metrics,
         admin::actors,
+        crate::http::routes::cluster::cluster,
         web::index,
         web::asset,
         openapi,

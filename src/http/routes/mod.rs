@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod calls;
+pub(crate) mod cluster;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod health;
