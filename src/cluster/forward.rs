@@ -8,6 +8,7 @@ use actors::domain::ConversationId;
 use actors::{Messenger, SendError, SendRequest, Sent, Target};
 use async_nats::client::RequestErrorKind;
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 
 use super::broker::{self, Broker};
 use super::codec::{Answer, Forward};
@@ -82,8 +83,10 @@ pub(crate) async fn forward(
     }
 }
 
-/// Answers the sends other nodes forward to `node`, each in its own task, until the
-/// subscription ends.
+/// Answers the sends other nodes forward to `node`, concurrently, until the
+/// subscription ends. They are started in the order they arrive (a `FuturesUnordered`
+/// first polls futures in the order they were pushed), so one session's sends reach the
+/// conversation actor's mailbox in the order that session sent them, as on one node.
 pub(crate) async fn serve(
     broker: std::sync::Arc<Broker>,
     node: String,
@@ -91,29 +94,42 @@ pub(crate) async fn serve(
 ) -> Result<(), async_nats::SubscribeError> {
     let mut requests = broker.client().subscribe(broker::sends_of(&node)).await?;
     tokio::spawn(async move {
-        while let Some(message) = requests.next().await {
-            let Some(reply) = message.reply.clone() else {
-                continue;
-            };
-            let messenger = messenger.clone();
-            let broker = broker.clone();
-            tokio::spawn(async move {
-                metrics::counter!(FORWARDS_SERVED).increment(1);
-                let answer = match Forward::decode(&message.payload) {
-                    Ok(request) => messenger.send_forwarded(request).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "unreadable forwarded send");
-                        Err(SendError::NotAllowed)
-                    }
-                };
-                // Lost if NATS is down: the forwarding node times out, its client retries
-                // with the same client id and gets this event as a duplicate.
-                let _ = broker
-                    .client()
-                    .publish(reply, Answer::encode(&answer).into())
-                    .await;
-            });
+        let mut answering = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                biased;
+                Some(()) = answering.next(), if !answering.is_empty() => {}
+                message = requests.next() => {
+                    let Some(message) = message else { break };
+                    answering.push(answer(broker.clone(), messenger.clone(), message));
+                }
+            }
         }
     });
     Ok(())
+}
+
+/// Sequences one forwarded send here and publishes the answer to its reply subject.
+async fn answer(
+    broker: std::sync::Arc<Broker>,
+    messenger: Messenger,
+    message: async_nats::Message,
+) {
+    let Some(reply) = message.reply else {
+        return;
+    };
+    metrics::counter!(FORWARDS_SERVED).increment(1);
+    let answer = match Forward::decode(&message.payload) {
+        Ok(request) => messenger.send_forwarded(request).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable forwarded send");
+            Err(SendError::NotAllowed)
+        }
+    };
+    // Lost if NATS is down: the forwarding node times out, its client retries with the
+    // same client id and gets this event as a duplicate.
+    let _ = broker
+        .client()
+        .publish(reply, Answer::encode(&answer).into())
+        .await;
 }
