@@ -78,6 +78,12 @@ impl Application {
             max_sessions_per_user: config.max_sessions_per_user,
             shutdown_timeout: config.shutdown_timeout,
             recent_client_ids: config.recent_client_ids as usize,
+            // Only a node of a cluster names itself in the supervision log.
+            node: config
+                .cluster
+                .cluster_nats
+                .as_ref()
+                .and(config.cluster.node_id.clone()),
             ..MessengerConfig::default()
         };
         let messenger = match &cluster {

@@ -396,9 +396,10 @@ macro_rules! live_or_skip {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn users_on_different_nodes_chat_gaplessly_once_each_and_every_tab_receives() {
+async fn users_on_different_nodes_chat_gaplessly_once_each_every_tab_receives_and_logout_ends_all()
+{
     let uri = live_or_skip!();
-    let cluster = Cluster::start(&uri, 3).await;
+    let mut cluster = Cluster::start(&uri, 3).await;
     let alice = cluster.register(0, "alice").await;
     let bob = cluster.register(1, "bob").await;
     // Alice has a tab on node 1 and another on node 3; Bob is on node 2.
@@ -487,6 +488,27 @@ async fn users_on_different_nodes_chat_gaplessly_once_each_and_every_tab_receive
         .map(|n| n["owned"].as_i64().unwrap_or(0))
         .sum();
     assert!(owned <= 1, "one conversation, at most one owner: {view}");
+    let node3 = cluster.nodes[2].as_mut().expect("node 3");
+    node3
+        .wait_for(|l| l["message"] == "actor_started" && l["node_id"] == "node3")
+        .await;
+
+    // Logging out on node 1 ends Alice's session on node 3 too.
+    let logout = cluster
+        .http
+        .post(format!("{}/api/auth/logout", cluster.base(0)))
+        .bearer_auth(&alice.1)
+        .send()
+        .await
+        .expect("logout");
+    assert!(logout.status().is_success());
+    let ended = tokio::time::timeout(WAIT, async {
+        while alice3.frames.recv().await.is_some() {}
+    });
+    assert!(
+        ended.await.is_ok(),
+        "the session on node 3 outlived the logout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

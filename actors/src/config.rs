@@ -30,6 +30,8 @@ pub struct MessengerConfig {
     pub recent_client_ids: usize,
     /// How long shutdown waits for each actor to finish.
     pub shutdown_timeout: Duration,
+    /// This node's id in a cluster, carried by the supervision log (`node_id`).
+    pub node: Option<String>,
 }
 
 impl Default for MessengerConfig {
@@ -47,6 +49,7 @@ impl Default for MessengerConfig {
             max_commit_batch: 4096,
             recent_client_ids: 4096,
             shutdown_timeout: Duration::from_secs(10),
+            node: None,
         }
     }
 }
