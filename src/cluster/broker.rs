@@ -48,7 +48,14 @@ impl Broker {
     pub(crate) async fn connect(url: &str, node: &str) -> Result<Self, async_nats::ConnectError> {
         let connected = Arc::new(AtomicBool::new(false));
         let flag = connected.clone();
-        let client = ConnectOptions::new()
+        // The client logs server addresses at some levels: it gets the credentials
+        // apart, never inside the address.
+        let (address, credentials) = split_credentials(url);
+        let options = match credentials {
+            Some((user, password)) => ConnectOptions::with_user_and_password(user, password),
+            None => ConnectOptions::new(),
+        };
+        let client = options
             .name(format!("parley-{node}"))
             .retry_on_initial_connect()
             // Back within a second of NATS coming back, not the default's seconds.
@@ -75,7 +82,7 @@ impl Broker {
                     }
                 }
             })
-            .connect(url)
+            .connect(address)
             .await?;
         let (queue, mut outgoing) = mpsc::channel::<(&'static str, Bytes)>(PUBLISH_QUEUE);
         let publisher = client.clone();
@@ -109,5 +116,42 @@ impl Broker {
         if !self.is_connected() || self.queue.try_send((subject, payload.into())).is_err() {
             metrics::counter!(PUBLISH_DROPPED).increment(1);
         }
+    }
+}
+
+/// `nats://user:password@host:port` as (`nats://host:port`, the user and password).
+fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_owned(), None);
+    };
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    (
+        format!("{scheme}://{host}"),
+        Some((user.to_owned(), password.to_owned())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_credentials;
+
+    #[test]
+    fn credentials_are_taken_out_of_the_address() {
+        assert_eq!(
+            split_credentials("nats://parley:s3cr@t@10.0.0.9:4222"),
+            (
+                "nats://10.0.0.9:4222".to_owned(),
+                Some(("parley".to_owned(), "s3cr@t".to_owned()))
+            )
+        );
+        assert_eq!(
+            split_credentials("nats://127.0.0.1:4222"),
+            ("nats://127.0.0.1:4222".to_owned(), None)
+        );
     }
 }
