@@ -37,6 +37,7 @@ mod limits;
 mod messaging;
 mod openapi;
 mod operations;
+mod placement;
 mod process;
 mod protocol_errors;
 mod session_end;
