@@ -27,12 +27,19 @@ const SECRET: &str = "cluster-test-secret-0123456789-0123456789-abcdef";
 const LEASE: &str = "3s";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn free_port(host: &str) -> u16 {
-    TcpListener::bind((host, 0))
-        .expect("a free port")
-        .local_addr()
-        .expect("bound")
-        .port()
+/// A free port of `range` on `host`, each asked for once per test process: the tests
+/// keep to the ports set aside for them (NATS 14222+, Parley nodes 18400-18499).
+fn free_port(host: &str, range: std::ops::Range<u16>) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static TAKEN: AtomicU16 = AtomicU16::new(0);
+    for _ in 0..range.len() {
+        let n = TAKEN.fetch_add(1, Ordering::Relaxed) % range.len() as u16;
+        let port = range.start + n;
+        if TcpListener::bind((host, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {range:?} on {host}");
 }
 
 /// A nats-server started by the project's script, stopped when dropped.
@@ -79,21 +86,25 @@ impl Drop for Nats {
 
 /// A running cluster: its NATS, its nodes (index 0 is 127.0.0.1) and a user registry.
 struct Cluster {
-    _dir: tempfile::TempDir,
     nats: Nats,
     nodes: Vec<Option<Server>>,
     http: reqwest::Client,
     keyspace: String,
     uri: String,
+    /// Last: dropped after the nodes and NATS, whose pid files it holds.
+    dir: tempfile::TempDir,
 }
 
 impl Cluster {
     async fn start(uri: &str, n: usize) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let nats = Nats::start(&dir.path().join("nats"), free_port("127.0.0.1"));
+        let nats = Nats::start(
+            &dir.path().join("nats"),
+            free_port("127.0.0.1", 14230..14300),
+        );
         let keyspace = live_cql::unique_keyspace();
         let mut cluster = Self {
-            _dir: dir,
+            dir,
             nats,
             nodes: Vec::new(),
             http: reqwest::Client::new(),
@@ -109,9 +120,9 @@ impl Cluster {
 
     async fn node(&self, i: usize) -> Server {
         let host = format!("127.0.0.{}", i + 1);
-        let data = self._dir.path().join(format!("node{i}"));
+        let data = self.dir.path().join(format!("node{i}"));
         let node_id = format!("node{}", i + 1);
-        let listen = format!("{host}:0");
+        let listen = format!("{host}:{}", free_port(&host, 18400..18500));
         let args = [
             "--store",
             "scylla",
@@ -240,7 +251,6 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new("true").status();
         let uri = self.uri.clone();
         let keyspace = self.keyspace.clone();
         // Best effort: the keyspace of a finished test.
