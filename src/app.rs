@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actors::domain::Timestamp;
-use actors::{Messenger, MessengerConfig, Store};
+use actors::{Messenger, MessengerConfig};
 use tokio::net::TcpListener;
 
 use crate::auth::{PasswordHasher, Tokens};
@@ -60,7 +60,18 @@ impl Application {
             })?;
         crate::data_dir::prepare(&config.data_dir)?;
         let secret = crate::secret::load_or_create(config.jwt_secret.as_ref(), &config.data_dir)?;
-        let store: Arc<dyn Store> = crate::store::open(&config.store, &config.data_dir).await?;
+        let (store, cluster) = match &config.cluster.cluster_nats {
+            None => (
+                crate::store::open(&config.store, &config.data_dir).await?,
+                None,
+            ),
+            Some(_) => {
+                let (store, cluster) = crate::cluster::start(&config)
+                    .await
+                    .map_err(AppError::Startup)?;
+                (store, Some(cluster))
+            }
+        };
         let messenger_config = MessengerConfig {
             idle_timeout: config.actor_idle_timeout,
             session_queue: config.session_queue,
@@ -68,11 +79,29 @@ impl Application {
             shutdown_timeout: config.shutdown_timeout,
             recent_client_ids: config.recent_client_ids as usize,
             max_group_members: config.max_group_members as usize,
+            // Only a node of a cluster names itself in the supervision log.
+            node: config
+                .cluster
+                .cluster_nats
+                .as_ref()
+                .and(config.cluster.node_id.clone()),
             ..MessengerConfig::default()
         };
-        let messenger = Messenger::start(store.clone(), messenger_config)
-            .await
-            .map_err(|e| AppError::Startup(format!("cannot start the actors: {e}")))?;
+        let messenger = match &cluster {
+            None => Messenger::start(store.clone(), messenger_config).await,
+            Some(cluster) => {
+                let placement: Arc<dyn actors::placement::Placement> = cluster.clone();
+                let wrap = |local| cluster.fanout(local);
+                Messenger::start_placed(store.clone(), messenger_config, placement, wrap).await
+            }
+        }
+        .map_err(|e| AppError::Startup(format!("cannot start the actors: {e}")))?;
+        if let Some(cluster) = &cluster {
+            cluster
+                .run(messenger.clone())
+                .await
+                .map_err(AppError::Startup)?;
+        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         // Hashing threads at equal priority take whole cores from the chat during a login
         // storm (BENCHMARKS.md: chat p99 x15 with one per core, x4.75 with one fewer).
@@ -82,6 +111,9 @@ impl Application {
         let hasher = PasswordHasher::new(hashers).map_err(|e| AppError::Startup(e.to_string()))?;
         let tokens = Tokens::new(&secret, config.token_ttl);
         let state = AppState::new(config, store, messenger, tokens, hasher);
+        if let Some(cluster) = cluster {
+            state.set_cluster(cluster);
+        }
         let router = router(state.clone()).map_err(AppError::Startup)?;
         Ok(Self {
             listener,
@@ -162,6 +194,10 @@ impl Application {
             tracing::warn!("some sessions did not close in time");
         }
         state.messenger().shutdown().await?;
+        if let Some(cluster) = state.cluster() {
+            // The actors have committed and stopped: the conversations may move now.
+            cluster.leave().await;
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -46,6 +46,9 @@ pub struct Config {
     #[command(flatten)]
     pub store: StoreArgs,
 
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
     /// Log format.
     #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -282,6 +285,56 @@ impl StoreArgs {
             )),
             _ => None,
         }
+    }
+}
+
+/// How this node joins a cluster of Parley nodes (`src/cluster/`); none of it is used
+/// without `--cluster-nats`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// NATS server of the cluster, `nats://[USER:PASSWORD@]HOST:PORT`: joins this node to
+    /// the other Parley nodes on the same NATS and ScyllaDB keyspace (needs `--store
+    /// scylla` and `--node-id`). Without it Parley is a single node. Never logged.
+    #[arg(
+        long,
+        env = "PARLEY_CLUSTER_NATS",
+        hide_env_values = true,
+        requires = "node_id",
+        value_parser = parse_nats_url
+    )]
+    pub cluster_nats: Option<Secret>,
+
+    /// This node's name in the cluster, unique among the nodes: letters, digits, `-`
+    /// and `_`, at most 64.
+    #[arg(long, env = "PARLEY_NODE_ID", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+
+    /// How long a conversation's lease outlives its holder's last renewal: a dead
+    /// node's conversations move to another node within about this long. The holder
+    /// renews every sixth of it and stops acking after half of it without a renewal.
+    #[arg(long, env = "PARLEY_CLUSTER_LEASE", default_value = "6s", value_parser = humantime::parse_duration)]
+    pub cluster_lease: Duration,
+}
+
+/// Takes a NATS URL as a secret: it may carry a user and password.
+fn parse_nats_url(value: &str) -> Result<Secret, String> {
+    if value.starts_with("nats://") || value.starts_with("tls://") {
+        Ok(Secret(value.to_owned()))
+    } else {
+        Err("a NATS URL starts with nats:// or tls://".into())
+    }
+}
+
+/// Parses a node id: it becomes a NATS subject token and a CQL value.
+fn parse_node_id(value: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("a node id is 1 to 64 letters, digits, '-' or '_'".into())
     }
 }
 

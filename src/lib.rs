@@ -5,6 +5,8 @@
 //!   flags and `PARLEY_*` variables, logging, the token secret, the data dir (private
 //!   to Parley's user), Prometheus metrics.
 //! - [`store`]: the store implementations behind `actors::Store`.
+//! - [`cluster`]: many nodes on one CQL keyspace and one NATS (`--cluster-nats`): leases,
+//!   forwarding, publishing committed events to the other nodes.
 //! - [`auth`]: password hashing, tokens, keyed rate limiters (primitives only).
 //! - [`service`]: the business rules: accounts, contacts, conversations, messaging.
 //! - [`state`]: the services and handles every handler and session can reach.
@@ -22,6 +24,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 mod connection;
 pub mod data_dir;

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{PasswordHasher, Tokens};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::service::{
     Accounts, Blocks, Calls, Contacts, Conversations, Export, Groups, Messaging, Presence,
@@ -29,6 +30,8 @@ struct Inner {
     calls: Calls,
     shutdown: CancellationToken,
     sessions: TaskTracker,
+    /// This node's cluster membership, set once at start (`--cluster-nats`).
+    cluster: std::sync::OnceLock<Arc<Cluster>>,
 }
 
 /// The application's state. Cheap to clone.
@@ -75,6 +78,7 @@ impl AppState {
             config,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            cluster: std::sync::OnceLock::new(),
         }))
     }
 
@@ -137,6 +141,14 @@ impl AppState {
     /// The running realtime sessions, so shutdown can wait for them.
     pub fn sessions(&self) -> &TaskTracker {
         &self.0.sessions
+    }
+    /// Records this node's cluster membership (once, at start).
+    pub fn set_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self.0.cluster.set(cluster);
+    }
+    /// This node's cluster membership, when it is one of many.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.0.cluster.get()
     }
     /// Forgets idle rate-limit keys everywhere.
     pub fn sweep(&self) {

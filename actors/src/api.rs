@@ -108,6 +108,28 @@ impl SendError {
             SendError::Store(_) => "store_unavailable",
         }
     }
+
+    /// The error `code` names (the inverse of [`Self::code`], for errors that crossed a
+    /// wire, such as a forwarded send's answer); `message` is a store error's text. An
+    /// unknown code is a failure of unknown outcome: retry with the same client id.
+    pub fn from_code(code: &str, message: String) -> Self {
+        match code {
+            "recipient_not_found" => SendError::RecipientNotFound,
+            "cannot_message_self" => SendError::CannotMessageSelf,
+            "not_participant" => SendError::NotParticipant,
+            "not_allowed" => SendError::NotAllowed,
+            "already_member" => SendError::AlreadyMember,
+            "member_not_found" => SendError::MemberNotFound,
+            "group_full" => SendError::GroupFull,
+            "message_not_found" => SendError::MessageNotFound,
+            "message_deleted" => SendError::MessageDeleted,
+            "conversation_unavailable" => SendError::Unavailable,
+            "timeout" => SendError::Timeout,
+            "shutting_down" => SendError::ShuttingDown,
+            "store_unavailable" => SendError::Store(StoreError::msg(message)),
+            _ => SendError::Failed,
+        }
+    }
 }
 
 impl From<Refusal> for SendError {
@@ -157,4 +179,38 @@ pub enum Kick {
     /// The credential it was opened with was revoked (logout, a password change, the
     /// account's deletion): it must log in again.
     Revoked,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_names_its_error_again() {
+        let all = [
+            SendError::RecipientNotFound,
+            SendError::CannotMessageSelf,
+            SendError::NotParticipant,
+            SendError::NotAllowed,
+            SendError::AlreadyMember,
+            SendError::MemberNotFound,
+            SendError::GroupFull,
+            SendError::MessageNotFound,
+            SendError::MessageDeleted,
+            SendError::Failed,
+            SendError::Unavailable,
+            SendError::Timeout,
+            SendError::ShuttingDown,
+            SendError::Store(StoreError::msg("disk gone")),
+        ];
+        for e in all {
+            let back = SendError::from_code(e.code(), e.to_string());
+            assert_eq!(back.code(), e.code(), "{e:?}");
+            assert_eq!(back.to_string(), e.to_string(), "{e:?}");
+        }
+        assert_eq!(
+            SendError::from_code("from_a_newer_node", String::new()).code(),
+            "conversation_failed"
+        );
+    }
 }

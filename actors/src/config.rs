@@ -32,6 +32,8 @@ pub struct MessengerConfig {
     pub shutdown_timeout: Duration,
     /// Most members a group may have.
     pub max_group_members: usize,
+    /// This node's id in a cluster, carried by the supervision log (`node_id`).
+    pub node: Option<String>,
 }
 
 impl Default for MessengerConfig {
@@ -50,6 +52,7 @@ impl Default for MessengerConfig {
             recent_client_ids: 4096,
             shutdown_timeout: Duration::from_secs(10),
             max_group_members: 1000,
+            node: None,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! What every actor shares: the store, the configuration, the directory of live actors,
-//! the group-commit task and the fan-out.
+//! the group-commit task, the fan-out and the placement.
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use crate::config::MessengerConfig;
 use crate::directory::Directory;
 use crate::fanout::Fanout;
 use crate::inspect::SessionQueues;
+use crate::placement::Placement;
 use crate::store::Store;
 
 /// What every actor shares.
@@ -17,6 +18,8 @@ pub(crate) struct Shared {
     pub(crate) directory: Arc<Directory>,
     pub(crate) committer: Committer,
     pub(crate) fanout: Arc<dyn Fanout>,
+    /// Which node sequences each conversation (always this one, outside a cluster).
+    pub(crate) placement: Arc<dyn Placement>,
     /// Every attached session's durable lane, for inspection and metrics.
     pub(crate) sessions: SessionQueues,
 }

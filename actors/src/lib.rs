@@ -11,6 +11,7 @@
 //! - `key`, `user::msg`, `conversation::msg`, `registry::msg`: actor names and messages.
 //! - `directory`: live actors by id, read without a mailbox hop.
 //! - [`fanout`]: the seam through which committed events and signals reach sessions.
+//! - [`placement`]: which node sequences a conversation (always this one, alone).
 //! - `commit`: group commit, one fsync for every conversation's queued batches.
 //! - `context`, `lifecycle`: what every actor shares, and the idle lifecycle.
 //! - `user`, `conversation`, `registry` (private): the actors.
@@ -34,6 +35,7 @@ mod key;
 mod lifecycle;
 pub mod messenger;
 pub mod metrics;
+pub mod placement;
 mod registry;
 pub mod session;
 pub mod store;

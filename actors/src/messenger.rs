@@ -15,8 +15,9 @@ use crate::context::Shared;
 use crate::conversation::msg::ConversationMsg;
 use crate::directory::Directory;
 use crate::domain::{Conversation, ConversationId, SessionId, Signal, Timestamp, UserId};
-use crate::fanout::LocalFanout;
+use crate::fanout::{Delivery, Fanout, LocalFanout};
 use crate::inspect::ActorTree;
+use crate::placement::{Alone, Place, Placement};
 use crate::registry::RegistryActor;
 use crate::registry::msg::{RegistryError, RegistryMsg};
 use crate::session::{SessionLink, SessionSink};
@@ -28,6 +29,9 @@ use crate::user::msg::UserMsg;
 pub struct Messenger {
     shared: Arc<Shared>,
     registry: ActorRef<RegistryMsg>,
+    /// Delivery to this process's sessions only: what events and revocations arriving
+    /// from other nodes go through.
+    local: Arc<dyn Fanout>,
 }
 
 impl Messenger {
@@ -36,19 +40,47 @@ impl Messenger {
         store: Arc<dyn Store>,
         config: MessengerConfig,
     ) -> Result<Self, ractor::SpawnErr> {
+        Self::start_placed(store, config, Arc::new(Alone), |local| local).await
+    }
+
+    /// Starts as one node of a cluster: `placement` says which node sequences each
+    /// conversation, and `fanout` wraps the delivery within this process (to publish
+    /// committed events to the other nodes as well).
+    pub async fn start_placed(
+        store: Arc<dyn Store>,
+        config: MessengerConfig,
+        placement: Arc<dyn Placement>,
+        fanout: impl FnOnce(Arc<dyn Fanout>) -> Arc<dyn Fanout>,
+    ) -> Result<Self, ractor::SpawnErr> {
         let directory = Arc::new(Directory::default());
-        let fanout = Arc::new(LocalFanout::new(directory.clone()));
+        let local: Arc<dyn Fanout> = Arc::new(LocalFanout::new(directory.clone()));
         let committer = Committer::start(store.clone(), config.max_commit_batch);
         let shared = Arc::new(Shared {
             store,
             config,
             directory,
             committer,
-            fanout,
+            fanout: fanout(local.clone()),
+            placement,
             sessions: Default::default(),
         });
         let (registry, _) = Actor::spawn(None, RegistryActor, shared.clone()).await?;
-        Ok(Self { shared, registry })
+        Ok(Self {
+            shared,
+            registry,
+            local,
+        })
+    }
+
+    /// Hands a batch of another node's committed events to this node's sessions of
+    /// `members` (each event's sending session is skipped: its ack carries it).
+    pub fn deliver(&self, members: &[UserId], batch: &[Delivery]) {
+        self.local.events(members, batch);
+    }
+
+    /// Whether a conversation actor for `id` is alive on this node.
+    pub fn has_live_conversation(&self, id: ConversationId) -> bool {
+        self.shared.directory.live_conversation(id).is_some()
     }
 
     /// The configuration in force.
@@ -91,16 +123,24 @@ impl Messenger {
     }
 
     /// Sends a message; returns once it is durably committed (or was a known retry).
+    /// In a cluster, a conversation sequenced on another node is forwarded there.
     pub async fn send(&self, request: SendRequest) -> Result<Sent, SendError> {
         let ws = request.origin.is_some();
         crate::metrics::send_received(ws);
         let started = Instant::now();
-        let result = self.send_inner(request).await;
+        let result = self.send_inner(request, true).await;
         crate::metrics::send_answered(ws, &result, started.elapsed());
         result
     }
 
-    async fn send_inner(&self, request: SendRequest) -> Result<Sent, SendError> {
+    /// Sends a message another node forwarded here: sequenced here or refused
+    /// ([`SendError::Unavailable`]), never forwarded again, so two nodes that disagree
+    /// on the owner cannot bounce a send between them.
+    pub async fn send_forwarded(&self, request: SendRequest) -> Result<Sent, SendError> {
+        self.send_inner(request, false).await
+    }
+
+    async fn send_inner(&self, request: SendRequest, forward: bool) -> Result<Sent, SendError> {
         let (id, create) = match request.target {
             Target::User(to) if to == request.from => return Err(SendError::CannotMessageSelf),
             Target::User(to) => {
@@ -118,6 +158,26 @@ impl Messenger {
             }
             Target::Conversation(id) => (id, None),
         };
+        // Tried again after a refusal: the forwarding side forgets the owner it asked.
+        let mut here = false;
+        for _ in 0..3 {
+            match self.shared.placement.place(id).await {
+                Place::Here(_) => {
+                    here = true;
+                    break;
+                }
+                Place::There(node) if forward => {
+                    match self.shared.placement.forward(&node, request.clone()).await {
+                        Err(SendError::Unavailable) => continue,
+                        answer => return answer,
+                    }
+                }
+                Place::There(_) | Place::Unavailable => break,
+            }
+        }
+        if !here {
+            return Err(SendError::Unavailable);
+        }
         for _ in 0..3 {
             let actor = self
                 .conversation(id, create.clone())
@@ -224,6 +284,14 @@ impl Messenger {
     /// with `None`; each is kicked with [`Kick::Revoked`](crate::Kick::Revoked). Returns
     /// how many ended.
     pub fn revoke(&self, user: UserId, credential: Option<&str>) -> usize {
+        // The user may have sessions on other nodes too.
+        self.shared.placement.revoked(user, credential);
+        self.revoke_here(user, credential)
+    }
+
+    /// [`Self::revoke`] for this node's sessions only: a revocation another node
+    /// published.
+    pub fn revoke_here(&self, user: UserId, credential: Option<&str>) -> usize {
         self.shared
             .directory
             .live_user(user)

@@ -380,14 +380,19 @@ impl Run {
         side_t0: Option<Instant>,
     ) -> Self {
         let system = target.system;
-        let addr = target.addr;
         let mut connect_errors = BTreeMap::new();
         let mut conns: Vec<Option<Ws>> = Vec::with_capacity(users.len());
-        let results = futures_util::stream::iter(users.iter().map(|u| u.0.clone()))
-            .map(|u| async move { client::connect(system, addr, &u, None).await })
-            .buffered(64)
-            .collect::<Vec<_>>()
-            .await;
+        // On a cluster each user has its node (`Target::addr_of`); else one address.
+        let results = futures_util::stream::iter(
+            users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (target.addr_of(i), u.0.clone())),
+        )
+        .map(|(addr, u)| async move { client::connect(system, addr, &u, None).await })
+        .buffered(64)
+        .collect::<Vec<_>>()
+        .await;
         for r in results {
             match r {
                 Ok(ws) => conns.push(Some(ws)),

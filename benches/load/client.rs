@@ -69,14 +69,23 @@ async fn connect_inner(
         .map_err(|e| format!("tcp_connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let url = match system {
-        System::Parley | System::ParleyScylla => format!("ws://{addr}/ws"),
+        System::Parley
+        | System::ParleyScylla
+        | System::ParleyClusterSame
+        | System::ParleyClusterSplit => format!("ws://{addr}/ws"),
         System::Relay => format!("ws://{addr}/ws?user={}", user.id),
         System::Socketio | System::ParleySocketio => {
             format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")
         }
     };
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    if matches!(system, System::Parley | System::ParleyScylla) {
+    if matches!(
+        system,
+        System::Parley
+            | System::ParleyScylla
+            | System::ParleyClusterSame
+            | System::ParleyClusterSplit
+    ) {
         let value = format!("Bearer {}", user.token)
             .parse()
             .map_err(|_| "bad token".to_owned())?;
@@ -87,7 +96,11 @@ async fn connect_inner(
             .await
             .map_err(|e| format!("handshake: {e}"))?;
     match system {
-        System::Parley | System::ParleyScylla | System::Relay => {
+        System::Parley
+        | System::ParleyScylla
+        | System::ParleyClusterSame
+        | System::ParleyClusterSplit
+        | System::Relay => {
             let first = next_text(&mut ws).await?;
             if !first.starts_with(r#"{"type":"ready""#) {
                 return Err(format!("unexpected first frame: {first:.80}"));
@@ -156,7 +169,11 @@ pub(crate) fn send_frame(
     ack_id: u64,
 ) -> String {
     match system {
-        System::Parley | System::ParleyScylla | System::Relay => {
+        System::Parley
+        | System::ParleyScylla
+        | System::ParleyClusterSame
+        | System::ParleyClusterSplit
+        | System::Relay => {
             format!(
                 r#"{{"type":"send","receiverId":"{to}","content":"{body}","clientId":"{client_id}"}}"#
             )
@@ -201,7 +218,11 @@ fn stamp(text: &str, field: &str) -> Option<u64> {
 /// Classifies a text frame from `system`.
 pub(crate) fn classify(system: System, text: &str) -> Incoming<'_> {
     match system {
-        System::Parley | System::ParleyScylla | System::Relay => {
+        System::Parley
+        | System::ParleyScylla
+        | System::ParleyClusterSame
+        | System::ParleyClusterSplit
+        | System::Relay => {
             if text.starts_with(r#"{"type":"message""#) {
                 Incoming::Delivery(stamp(text, r#""content":""#))
             } else if text.starts_with(r#"{"type":"ack""#) {

@@ -624,6 +624,8 @@ pub(crate) async fn ramp(args: RampArgs) {
                 "parley" => System::Parley,
                 "parley-socketio" => System::ParleySocketio,
                 "parley-scylla" => System::ParleyScylla,
+                "parley-cluster-same" => System::ParleyClusterSame,
+                "parley-cluster-split" => System::ParleyClusterSplit,
                 "relay" => System::Relay,
                 _ => System::Socketio,
             };

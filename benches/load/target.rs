@@ -26,6 +26,14 @@ pub(crate) enum System {
     /// This server on ScyllaDB (`--store scylla`), against the node of `--scylla-uri`.
     #[serde(rename = "parley-scylla")]
     ParleyScylla,
+    /// Two Parley nodes in a cluster (`--cluster-nats`, ScyllaDB, one nats-server), each
+    /// pair's two users on the same node (pairs alternate between the nodes).
+    #[serde(rename = "parley-cluster-same")]
+    ParleyClusterSame,
+    /// The same cluster, each pair's users on different nodes: every message crosses
+    /// nodes (a forwarded send or a published delivery).
+    #[serde(rename = "parley-cluster-split")]
+    ParleyClusterSplit,
     /// The bare tokio-tungstenite relay in `benches/peers/relay.rs`.
     Relay,
     /// The Node.js Socket.IO server in `benches/peers/socketio`.
@@ -38,6 +46,8 @@ impl fmt::Display for System {
             Self::Parley => "parley",
             Self::ParleySocketio => "parley-socketio",
             Self::ParleyScylla => "parley-scylla",
+            Self::ParleyClusterSame => "parley-cluster-same",
+            Self::ParleyClusterSplit => "parley-cluster-split",
             Self::Relay => "relay",
             Self::Socketio => "socketio",
         })
@@ -49,7 +59,19 @@ impl System {
     pub(crate) fn is_parley(self) -> bool {
         matches!(
             self,
-            Self::Parley | Self::ParleySocketio | Self::ParleyScylla
+            Self::Parley
+                | Self::ParleySocketio
+                | Self::ParleyScylla
+                | Self::ParleyClusterSame
+                | Self::ParleyClusterSplit
+        )
+    }
+
+    /// Parley on ScyllaDB: one node, or a cluster of two.
+    pub(crate) fn on_scylla(self) -> bool {
+        matches!(
+            self,
+            Self::ParleyScylla | Self::ParleyClusterSame | Self::ParleyClusterSplit
         )
     }
 }
@@ -146,6 +168,12 @@ pub(crate) struct Target {
     child: Option<Child>,
     _dir: Option<tempfile::TempDir>,
     log: Option<PathBuf>,
+    /// A cluster's nodes (empty for one server): user `i` connects to [`Self::addr_of`].
+    nodes: Vec<SocketAddr>,
+    /// A cluster's other processes: its second node.
+    others: Vec<Child>,
+    /// A cluster's nats-server directory (scripts/nats-node).
+    nats_dir: Option<PathBuf>,
 }
 
 /// Where scratch data goes: a directory cargo gives benchmarks inside the target dir.
@@ -179,6 +207,12 @@ impl Target {
         if let Some(addr) = opts.addr {
             return Self::external(system, opts, addr, users);
         }
+        if matches!(
+            system,
+            System::ParleyClusterSame | System::ParleyClusterSplit
+        ) {
+            return cluster::start(system, opts, port, users).await;
+        }
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let scratch = scratch_dir();
         std::fs::create_dir_all(&scratch).map_err(err)?;
@@ -189,7 +223,11 @@ impl Target {
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log).map_err(err)?;
         let (child, accounts) = match system {
-            System::Parley | System::ParleySocketio | System::ParleyScylla => {
+            System::Parley
+            | System::ParleySocketio
+            | System::ParleyScylla
+            | System::ParleyClusterSame
+            | System::ParleyClusterSplit => {
                 let store = store_flags(system, opts)?;
                 let accounts = seed_parley(&opts.parley_bin, dir.path(), users, &store)?;
                 let mut cmd = Command::new(&opts.parley_bin);
@@ -239,6 +277,9 @@ impl Target {
             child: Some(child),
             _dir: Some(dir),
             log: Some(log),
+            nodes: Vec::new(),
+            others: Vec::new(),
+            nats_dir: None,
         };
         if let Err(e) = target.wait_ready().await {
             let log = target.log_tail();
@@ -274,6 +315,9 @@ impl Target {
             child: None,
             _dir: None,
             log: None,
+            nodes: Vec::new(),
+            others: Vec::new(),
+            nats_dir: None,
         })
     }
 
@@ -305,26 +349,48 @@ impl Target {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
+    /// Where the client of user `i` (of pairs `i`, `i ^ 1`) connects.
+    pub(crate) fn addr_of(&self, i: usize) -> SocketAddr {
+        match (self.system, self.nodes.len()) {
+            (_, 0) => self.addr,
+            (System::ParleyClusterSplit, n) => self.nodes[i % n],
+            (_, n) => self.nodes[(i / 2) % n],
+        }
+    }
+
     /// Stops a server this harness started (SIGTERM, then SIGKILL after 20 s).
     pub(crate) fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        for child in std::mem::take(&mut self.others) {
+            stop_child(child);
+        }
+        if let Some(dir) = self.nats_dir.take() {
+            cluster::stop_nats(&dir);
+        }
+        let Some(child) = self.child.take() else {
             return;
         };
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        stop_child(child);
     }
 }
+
+/// SIGTERM, then SIGKILL after 20 s.
+fn stop_child(mut child: Child) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+mod cluster;
 
 impl Drop for Target {
     fn drop(&mut self) {
@@ -344,7 +410,7 @@ fn spawn(mut cmd: Command, log: std::fs::File) -> Result<Child, String> {
 /// The store flags of `parley serve` and `seed-users`: none on the embedded store; on
 /// ScyllaDB, the node and a keyspace of this start's own (`parley_bench_<secs>_<n>`).
 fn store_flags(system: System, opts: &StartOptions) -> Result<Vec<String>, String> {
-    if system != System::ParleyScylla {
+    if !system.on_scylla() {
         return Ok(Vec::new());
     }
     let uri = opts
@@ -354,7 +420,10 @@ fn store_flags(system: System, opts: &StartOptions) -> Result<Vec<String>, Strin
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let keyspace = format!("parley_bench_{secs}_{}", std::process::id());
+    // Numbered too: two systems started within one second get a keyspace each.
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let keyspace = format!("parley_bench_{secs}_{}_{n}", std::process::id());
     Ok(vec![
         "--store=scylla".into(),
         format!("--scylla-uri={uri}"),

@@ -32,8 +32,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The application's routes and layers.
 pub fn router(state: AppState) -> Result<Router, String> {
     use routes::{
-        account, admin, auth, blocks, calls, contacts, conversations, groups, health, messages,
-        presence, receipts, sessions, web, ws,
+        account, admin, auth, blocks, calls, cluster, contacts, conversations, groups, health,
+        messages, presence, receipts, sessions, web, ws,
     };
     // Installed before the first request, so that no count is lost.
     crate::metrics::handle();
@@ -98,6 +98,9 @@ pub fn router(state: AppState) -> Result<Router, String> {
     // Without an admin token, the operator route does not exist at all (404).
     if state.config().admin_token.is_some() {
         router = router.route("/admin/actors", get(admin::actors));
+        if state.cluster().is_some() {
+            router = router.route("/admin/cluster", get(cluster::cluster));
+        }
     }
     router = router
         .fallback(health::not_found)

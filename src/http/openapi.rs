@@ -58,6 +58,7 @@ use super::routes::{
         health::health,
         admin::metrics,
         admin::actors,
+        crate::http::routes::cluster::cluster,
         web::index,
         web::asset,
         openapi,

@@ -372,6 +372,21 @@ fn encode_event(event: &Event) -> StoreResult<Vec<u8>> {
     serde_json::to_vec(&stored).map_err(|e| StoreError::context("encoding an event", e))
 }
 
+/// An event's bytes as this store keeps them (without its conversation and seq): also
+/// how the nodes of a cluster pass events to each other (`cluster::codec`).
+pub(crate) fn event_bytes(event: &Event) -> StoreResult<Vec<u8>> {
+    encode_event(event)
+}
+
+/// The event [`event_bytes`] encoded, at `conversation` and `seq`.
+pub(crate) fn event_from_bytes(
+    conversation: ConversationId,
+    seq: Seq,
+    bytes: &[u8],
+) -> StoreResult<Event> {
+    decode_event(&keys::message(conversation, seq), bytes)
+}
+
 fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
     let (conversation, seq) = keys::split_message(key)?;
     let corrupt =

@@ -43,6 +43,7 @@ mod limits;
 mod messaging;
 mod openapi;
 mod operations;
+mod placement;
 mod presence;
 mod process;
 mod protocol_errors;

@@ -57,21 +57,34 @@ impl Server {
         extra: &[&str],
         adjust: impl FnOnce(&mut Command),
     ) -> Self {
+        Self::start_at("127.0.0.1:0", data_dir, rust_log, extra, adjust).await
+    }
+
+    /// [`Server::start_with`] listening on `listen` (a cluster's nodes each take their
+    /// own loopback address); `adjust` runs last, so it may set the secret.
+    pub(crate) async fn start_at(
+        listen: &str,
+        data_dir: &Path,
+        rust_log: &str,
+        extra: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
+        command
+            .env_remove("PARLEY_JWT_SECRET")
+            .env_remove("PARLEY_ADMIN_TOKEN");
         adjust(&mut command);
         let mut child = command
             .args([
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--log-format",
                 "json",
                 "--data-dir",
             ])
             .arg(data_dir)
             .args(extra)
-            .env_remove("PARLEY_JWT_SECRET")
-            .env_remove("PARLEY_ADMIN_TOKEN")
             .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -30,6 +30,7 @@ use crate::fanout::Delivery;
 use crate::inspect::ActorStats;
 use crate::key::Key;
 use crate::lifecycle::Idle;
+use crate::placement::LeaseToken;
 use crate::registry::msg::RegistryMsg;
 use crate::store::StoreResult;
 use msg::{ConversationMsg, SendReply};
@@ -93,6 +94,9 @@ pub(crate) struct ConversationState {
     /// Messages this actor has sequenced a delete of: an edit or a second delete
     /// accepted before that delete was sequenced is refused when its turn comes.
     erased: std::collections::HashSet<Seq>,
+    /// The lease this node held on the conversation when the actor started: it
+    /// sequences and acks only while that same lease is held (always, on one node).
+    lease: Option<LeaseToken>,
     idle: Idle,
 }
 
@@ -111,6 +115,9 @@ impl Actor for ConversationActor {
         // the last seq, or two events could get the same one.
         shared.committer.barrier().await;
         let id = args.conversation.id;
+        // Read before the last seq: events a previous owner committed are in the store
+        // once its lease has lapsed.
+        let lease = shared.placement.token(id);
         let last = shared.store.last_event(id).await?.map_or(0, |e| e.seq);
         let capacity = shared.config.recent_client_ids;
         let recent = RecentIds::load(shared.store.as_ref(), id, last, capacity).await?;
@@ -132,6 +139,7 @@ impl Actor for ConversationActor {
             in_flight: None,
             stale: false,
             erased: Default::default(),
+            lease,
             idle,
         })
     }
@@ -179,6 +187,12 @@ impl Actor for ConversationActor {
                 state.idle.check(&myself.get_cell(), &state.shared, quiet);
             }
         }
+        if state.in_flight.is_none() && !state.pending.is_empty() && !leased(state) {
+            // Another node may sequence this conversation now: refuse (the senders
+            // retry, and reach the owner), and stop, so a later lease starts afresh.
+            refuse_pending(state);
+            myself.stop(Some("lease lost".into()));
+        }
         if state.in_flight.is_none() && !state.pending.is_empty() {
             if state.stale {
                 resync(state).await;
@@ -206,6 +220,10 @@ impl Actor for ConversationActor {
             drain(state, flight).await;
         }
         while !state.pending.is_empty() {
+            if !leased(state) {
+                refuse_pending(state);
+                break;
+            }
             if state.stale {
                 resync(state).await;
                 if state.pending.is_empty() {
@@ -216,6 +234,21 @@ impl Actor for ConversationActor {
             drain(state, flight).await;
         }
         Ok(())
+    }
+}
+
+/// Whether this node still holds the lease the actor started under.
+fn leased(state: &ConversationState) -> bool {
+    state
+        .lease
+        .is_some_and(|token| state.shared.placement.holds(state.conversation.id, token))
+}
+
+/// Answers every queued send `Unavailable`: this node may not sequence them.
+fn refuse_pending(state: &mut ConversationState) {
+    for send in std::mem::take(&mut state.pending) {
+        reply_all(send.replies, Err(SendError::Unavailable));
+        reply_all(send.retries, Err(SendError::Unavailable));
     }
 }
 
@@ -448,6 +481,15 @@ async fn finish(state: &mut ConversationState, flight: InFlight, outcome: Option
         Some(Err(e)) => Err(SendError::Store(e)),
         None => Err(SendError::Unavailable),
     };
+    // Durable, but the lease lapsed meanwhile: another node may have written these
+    // seqs too, so neither deliver nor ack (a retry finds what the store kept).
+    let committed = committed.and_then(|()| {
+        if leased(state) {
+            Ok(())
+        } else {
+            Err(SendError::Unavailable)
+        }
+    });
     match committed {
         Ok(()) => {
             let batch: Vec<Delivery> = events

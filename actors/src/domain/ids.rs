@@ -146,10 +146,31 @@ impl ConversationId {
 pub struct SessionId(u64);
 
 impl SessionId {
-    /// A process-unique session id.
+    /// A session id unique to this process, and (with overwhelming odds) among the nodes
+    /// of a cluster: its high half is drawn at random once per process, so another
+    /// node's fan-out can skip the sending session by its id alone.
     pub fn next() -> Self {
+        static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+        let base = *BASE.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            // Randomly keyed per process: no dependency on a random number crate.
+            let random = std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish();
+            (random & 0x7fff_ffff) << 32
+        });
+        Self(base | (NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff))
+    }
+
+    /// The id as a number, to pass it to another node.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    /// An id another node passed as [`Self::as_u64`].
+    pub fn from_u64(raw: u64) -> Self {
+        Self(raw)
     }
 }
 

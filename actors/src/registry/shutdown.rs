@@ -45,11 +45,11 @@ pub(super) async fn shutdown(state: &mut RegistryState) {
             match drained {
                 Err(ractor::RactorErr::Timeout) => tracing::warn!(
                     target: "parley::supervision",
-                    actor_kind = kind, actor_id = %id, "actor_stop_timed_out"
+                    node_id = state.shared.config.node.as_deref(), actor_kind = kind, actor_id = %id, "actor_stop_timed_out"
                 ),
                 _ => tracing::info!(
                     target: "parley::supervision",
-                    actor_kind = kind, actor_id = %id, reason = "shutdown", "actor_stopped"
+                    node_id = state.shared.config.node.as_deref(), actor_kind = kind, actor_id = %id, reason = "shutdown", "actor_stopped"
                 ),
             }
         }

@@ -133,12 +133,12 @@ pub(super) fn spawned(
                 }
                 _ => {}
             }
-            tracing::info!(target: "parley::supervision", actor_kind = key.kind(), actor_id = %key, "actor_started");
+            tracing::info!(target: "parley::supervision", node_id = state.shared.config.node.as_deref(), actor_kind = key.kind(), actor_id = %key, "actor_started");
             if let Some(restart_count) = state.restarting.remove(&key) {
                 crate::metrics::actor_restarted(key.actor_kind());
                 tracing::warn!(
                     target: "parley::supervision",
-                    actor_kind = key.kind(), actor_id = %key, restart_count, "actor_restarted"
+                    node_id = state.shared.config.node.as_deref(), actor_kind = key.kind(), actor_id = %key, restart_count, "actor_restarted"
                 );
             }
             answer_all(waiters, Ok(&child));
@@ -159,7 +159,7 @@ pub(super) fn spawned(
         }
         Err(e) => {
             if !matches!(e, RegistryError::NotFound) {
-                tracing::warn!(target: "parley::supervision", actor_kind = key.kind(), actor_id = %key, error = %e, "actor_start_failed");
+                tracing::warn!(target: "parley::supervision", node_id = state.shared.config.node.as_deref(), actor_kind = key.kind(), actor_id = %key, error = %e, "actor_start_failed");
             }
             state.restarting.remove(&key);
             answer_all(waiters, Err(&e));

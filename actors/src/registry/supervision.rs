@@ -39,7 +39,7 @@ pub(super) fn exited(
     };
     let (kind, id) = (key.kind(), key.to_string());
     let Some(error) = failure else {
-        tracing::info!(target: "parley::supervision", actor_kind = kind, actor_id = %id, reason = %stop_reason, "actor_stopped");
+        tracing::info!(target: "parley::supervision", node_id = state.shared.config.node.as_deref(), actor_kind = kind, actor_id = %id, reason = %stop_reason, "actor_stopped");
         if !waiters.is_empty() {
             if state.shutting_down {
                 answer_all(waiters, Err(&RegistryError::ShuttingDown));
@@ -58,7 +58,7 @@ pub(super) fn exited(
         }
         return;
     };
-    tracing::error!(target: "parley::supervision", actor_kind = kind, actor_id = %id, error = %error, "actor_failed");
+    tracing::error!(target: "parley::supervision", node_id = state.shared.config.node.as_deref(), actor_kind = kind, actor_id = %id, error = %error, "actor_failed");
     crate::metrics::actor_failed(key.actor_kind());
     if state.shutting_down {
         return answer_all(waiters, Err(&RegistryError::ShuttingDown));
@@ -79,7 +79,7 @@ pub(super) fn exited(
         crate::metrics::actor_given_up(key.actor_kind());
         tracing::error!(
             target: "parley::supervision",
-            actor_kind = kind, actor_id = %id, failures, "actor_given_up"
+            node_id = state.shared.config.node.as_deref(), actor_kind = kind, actor_id = %id, failures, "actor_given_up"
         );
         return answer_all(waiters, Err(&RegistryError::GivenUp));
     }

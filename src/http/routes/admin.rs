@@ -53,6 +53,9 @@ const DEFAULT_LIMIT: usize = 20;
 #[derive(Serialize, Deserialize, Debug, Clone, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ActorsReport {
+    /// This node's id, in a cluster (`--node-id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) node: Option<String>,
     /// Live actors by kind.
     pub(crate) counts: Counts,
     /// Actors being started (loading, or waiting out a restart back-off).
@@ -108,6 +111,7 @@ pub(crate) struct ActorReport {
 impl From<actors::ActorTree> for ActorsReport {
     fn from(tree: actors::ActorTree) -> Self {
         Self {
+            node: None,
             counts: Counts {
                 user: tree.users,
                 conversation: tree.conversations,
@@ -155,12 +159,14 @@ pub(crate) async fn actors(
             "The actor registry did not answer in time.",
         )
     })?;
-    Ok(Json(tree.into()))
+    let mut report = ActorsReport::from(tree);
+    report.node = state.cluster().map(|c| c.node().to_owned());
+    Ok(Json(report))
 }
 
 /// The request carries the admin token: compared in constant time (for tokens of the
 /// configured length; the length itself is not secret).
-fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.config().admin_token.as_ref() else {
         return Err(ServiceError::Unauthorized(TokenProblem::NotAdmin).into());
     };

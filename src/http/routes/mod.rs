@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod blocks;
 pub(crate) mod calls;
+pub(crate) mod cluster;
 pub(crate) mod contacts;
 pub(crate) mod conversations;
 pub(crate) mod groups;

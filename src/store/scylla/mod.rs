@@ -139,6 +139,8 @@ pub use config::{
 };
 
 use rows::{ConversationRow, EventRow, LoginRow, UserRow};
+// The cluster's leases are conditional writes too (`cluster::lease`).
+pub(crate) use rows::applied;
 use schema::Layout;
 use statements::Statements;
 
@@ -230,6 +232,12 @@ impl ScyllaStore {
         &self.inner.keyspace
     }
 
+    /// The driver's session, for the cluster's lease and node tables (`cluster::lease`),
+    /// which live in the same keyspace but are no part of the `Store` trait.
+    pub fn session(&self) -> &Session {
+        &self.inner.session
+    }
+
     /// Seqs per `events` partition in this keyspace.
     pub fn bucket_size(&self) -> u64 {
         self.inner.layout.bucket_size
@@ -270,7 +278,7 @@ impl Inner {
             .execute_unpaged(statement, values)
             .await
             .map_err(failed(context))?;
-        rows::applied(result)
+        applied(result)
     }
 
     /// The one row a point read returns, if any.

@@ -33,7 +33,7 @@ use super::buckets;
 /// Whether a conditional statement (`... IF NOT EXISTS`) applied. Only `[applied]` is
 /// read: Cassandra returns the existing row beside it when the condition failed,
 /// ScyllaDB always returns the row's columns, possibly null, so nothing else is reliable.
-pub(super) fn applied(result: QueryResult) -> Result<bool, StoreError> {
+pub(crate) fn applied(result: QueryResult) -> Result<bool, StoreError> {
     let context = |e: &dyn std::fmt::Display| {
         StoreError::msg(format!("reading a conditional write's [applied]: {e}"))
     };
