@@ -142,8 +142,20 @@ impl AppState {
     pub fn sessions(&self) -> &TaskTracker {
         &self.0.sessions
     }
-    /// Records this node's cluster membership (once, at start).
+    /// Records this node's cluster membership (once, at start), and links the block
+    /// lists to the other nodes: changes here are told to them, theirs make this node
+    /// forget its copy. The cluster holds the blocks weakly: they hold it.
     pub fn set_cluster(&self, cluster: Arc<Cluster>) {
+        let teller = cluster.clone();
+        self.0
+            .blocks
+            .on_change(move |blocker| teller.blocks_changed(blocker));
+        let blocks = Arc::downgrade(&self.0.blocks);
+        cluster.on_block_change(move |blocker| {
+            if let Some(blocks) = blocks.upgrade() {
+                blocks.forget(blocker);
+            }
+        });
         let _ = self.0.cluster.set(cluster);
     }
     /// This node's cluster membership, when it is one of many.

@@ -273,6 +273,8 @@ struct Tab {
     /// Acks by client id.
     acks: BTreeMap<String, u64>,
     errors: Vec<Value>,
+    /// Signal frames (typing, receipts), as they came.
+    signals: Vec<Value>,
 }
 
 impl Tab {
@@ -333,6 +335,7 @@ impl Tab {
             seen: BTreeMap::new(),
             acks: BTreeMap::new(),
             errors: Vec::new(),
+            signals: Vec::new(),
         };
         match tab.next().await {
             Some(ready) if ready["type"] == "ready" => Ok(tab),
@@ -351,6 +354,17 @@ impl Tab {
         }));
     }
 
+    fn write(&self, frame: Value) {
+        let _ = self.out.send(frame);
+    }
+
+    /// Whether a signal of `kind` from `user` came.
+    fn has_signal(&self, kind: &str, user: &str) -> bool {
+        self.signals
+            .iter()
+            .any(|s| s["kind"] == kind && s["userId"] == user)
+    }
+
     fn sync(&self, cursors: Value) {
         let _ = self.out.send(json!({"type": "sync", "cursors": cursors}));
     }
@@ -361,6 +375,10 @@ impl Tab {
             Some("ack") => (&frame["message"], frame["clientId"].as_str()),
             Some("error") => {
                 self.errors.push(frame.clone());
+                return;
+            }
+            Some("signal") => {
+                self.signals.push(frame["signal"].clone());
                 return;
             }
             _ => return,
@@ -714,6 +732,124 @@ type Addrs = std::sync::Arc<std::sync::RwLock<Vec<Option<String>>>>;
 /// on a dead session reconnects to another node and retries every unacked send with
 /// its client id, as a real client does. Stops sending at `stop`, and returns once all
 /// its sends are acked (or `give_up` passes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_on_three_nodes_gets_its_events_signals_and_blocks_on_every_node() {
+    let uri = live_or_skip!();
+    let cluster = Cluster::start(&uri, 3).await;
+    let ada = cluster.register(0, "ada").await;
+    let bob = cluster.register(1, "bob").await;
+    let cy = cluster.register(2, "cy").await;
+    let mut ada0 = Tab::open(&cluster.addr(0), &ada.1).await;
+    let mut bob1 = Tab::open(&cluster.addr(1), &bob.1).await;
+    let mut cy2 = Tab::open(&cluster.addr(2), &cy.1).await;
+
+    // Ada makes a group on node 1; Bob (node 2) writes into it.
+    let created: Value = cluster
+        .http
+        .post(format!("{}/api/conversations", cluster.base(0)))
+        .bearer_auth(&ada.1)
+        .json(&json!({"name": "ops", "memberIds": [bob.0, cy.0]}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("JSON");
+    let group = created["conversation"]["id"]
+        .as_str()
+        .expect("group id")
+        .to_owned();
+    bob1.write(
+        json!({"type": "send", "conversationId": group, "content": "hi all", "clientId": "b1"}),
+    );
+    bob1.until("bob's ack", |t| t.acks.contains_key("b1")).await;
+    let last = bob1.acks["b1"];
+    assert!(last > 1, "the group's creation came first: {last}");
+    for (who, tab) in [("ada", &mut ada0), ("cy", &mut cy2)] {
+        tab.until(who, |t| t.seen.contains_key(&last)).await;
+        assert_eq!(
+            tab.seqs(),
+            gapless(last),
+            "{who}: the group's whole stream, in order"
+        );
+        assert_eq!(tab.seen[&last].0["content"], "hi all");
+        assert!(tab.each_once(), "{who}: each event once");
+    }
+
+    // Typing on node 1 reaches nodes 2 and 3; a read mark on node 3 reaches node 1.
+    ada0.write(json!({"type": "typing", "conversationId": group}));
+    bob1.until("ada typing, at bob", |t| t.has_signal("typing", &ada.0))
+        .await;
+    cy2.until("ada typing, at cy", |t| t.has_signal("typing", &ada.0))
+        .await;
+    cy2.write(json!({"type": "read", "conversationId": group, "seq": last}));
+    ada0.until("cy's read mark", |t| t.has_signal("read", &cy.0))
+        .await;
+    let read = ada0
+        .signals
+        .iter()
+        .find(|s| s["kind"] == "read")
+        .expect("read");
+    assert_eq!(read["seq"], last);
+    assert!(
+        cluster
+            .metric(1, "parley_cluster_remote_signals_total")
+            .await
+            >= 1.0
+    );
+
+    // Ada writes to Bob directly through node 1, which reads and keeps Bob's block
+    // list; Bob blocks her on node 2; node 1 must stop her at once, not in a while.
+    let direct = |content: &str| {
+        cluster
+            .http
+            .post(format!("{}/api/messages/send", cluster.base(0)))
+            .bearer_auth(&ada.1)
+            .json(&json!({"receiverId": bob.0, "content": content}))
+            .send()
+    };
+    assert_eq!(direct("before").await.expect("send").status(), 201);
+    let blocked = cluster
+        .http
+        .post(format!("{}/api/users/{}/block", cluster.base(1), ada.0))
+        .bearer_auth(&bob.1)
+        .send()
+        .await
+        .expect("block");
+    assert!(blocked.status().is_success(), "block: {}", blocked.status());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let res = direct("after").await.expect("send");
+        if res.status() == 403 {
+            let body: Value = res.json().await.expect("JSON");
+            assert_eq!(body["error"]["code"], "cannot_reach", "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 1 still lets a blocked user through"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // And unblocking on node 2 lets her through node 1 again.
+    let unblocked = cluster
+        .http
+        .delete(format!("{}/api/users/{}/block", cluster.base(1), ada.0))
+        .bearer_auth(&bob.1)
+        .send()
+        .await
+        .expect("unblock");
+    assert!(unblocked.status().is_success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while direct("again").await.expect("send").status() != 201 {
+        assert!(
+            Instant::now() < deadline,
+            "node 1 still refuses after the unblock"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn chaos_client(
     name: String,
     token: String,

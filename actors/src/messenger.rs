@@ -78,6 +78,16 @@ impl Messenger {
         self.local.events(members, batch);
     }
 
+    /// Hands another node's signal to this node's sessions of `members` but `except`.
+    pub fn deliver_signal(
+        &self,
+        members: &[UserId],
+        signal: &Arc<Signal>,
+        except: Option<SessionId>,
+    ) {
+        self.local.signal(members, signal, except);
+    }
+
     /// Whether a conversation actor for `id` is alive on this node.
     pub fn has_live_conversation(&self, id: ConversationId) -> bool {
         self.shared.directory.live_conversation(id).is_some()

@@ -18,6 +18,10 @@ use tokio::sync::mpsc;
 pub(crate) const EVENTS: &str = "parley.events";
 /// Every node's revocations.
 pub(crate) const REVOCATIONS: &str = "parley.revocations";
+/// Every node's signals (typing, receipts, calls), broadcast like events.
+pub(crate) const SIGNALS: &str = "parley.signals";
+/// Every node's block-list changes.
+pub(crate) const BLOCKS: &str = "parley.blocks";
 
 /// The subject a node answers forwarded sends on.
 pub(crate) fn sends_of(node: &str) -> String {

@@ -1,10 +1,13 @@
 //! What the nodes say to each other over NATS, as JSON: committed events (in the
 //! embedded store's own event encoding, so an event has one encoding however it
-//! travels), forwarded sends and their answers, and revocations.
+//! travels), signals, forwarded sends and their answers, revocations and block changes.
 
 use std::sync::Arc;
 
-use actors::domain::{ConversationId, Event, EventId, Seq, SessionId, Timestamp, UserId};
+use actors::domain::{
+    CallSignal, CallType, ConversationId, Event, EventId, RoomId, Seq, SessionId, Signal,
+    SignalKind, Timestamp, UserId,
+};
 use actors::fanout::Delivery;
 use actors::{SendError, SendRequest, Sent, Target};
 use serde::{Deserialize, Serialize};
@@ -202,6 +205,138 @@ impl Answer {
             Answer::Error { code, message } => Err(SendError::from_code(&code, message)),
         })
     }
+}
+
+/// A signal (typing, a receipt, a call's ringing) for the sessions of `members` but
+/// `except`. Presence does not travel: each node knows only its own sessions, so one
+/// node's "offline" is not the user's (docs/operations.md).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct SignalBatch {
+    /// The node it started on (which handed it to its own sessions already).
+    pub(crate) node: String,
+    pub(crate) members: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    except: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    conversation: Option<ConversationId>,
+    from: UserId,
+    kind: WireSignal,
+}
+
+/// What a travelling signal says.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum WireSignal {
+    Typing {
+        active: bool,
+    },
+    Delivered {
+        seq: Seq,
+    },
+    Read {
+        seq: Seq,
+    },
+    CallIncoming {
+        room: String,
+        call_type: String,
+        data: String,
+    },
+    CallAccepted {
+        room: String,
+        data: String,
+    },
+    CallEnded {
+        room: String,
+    },
+}
+
+impl SignalBatch {
+    /// The payload for `signal`, or `None` for one that stays on this node (presence).
+    pub(crate) fn encode(
+        node: &str,
+        members: &[UserId],
+        signal: &Signal,
+        except: Option<SessionId>,
+    ) -> Option<Result<Vec<u8>, CodecError>> {
+        let kind = match &signal.kind {
+            SignalKind::Typing { active } => WireSignal::Typing { active: *active },
+            SignalKind::Delivered { seq } => WireSignal::Delivered { seq: *seq },
+            SignalKind::Read { seq } => WireSignal::Read { seq: *seq },
+            SignalKind::Presence { .. } => return None,
+            SignalKind::Call(CallSignal::Incoming {
+                room,
+                call_type,
+                data,
+            }) => WireSignal::CallIncoming {
+                room: room.to_string(),
+                call_type: call_type.as_str().to_owned(),
+                data: data.to_string(),
+            },
+            SignalKind::Call(CallSignal::Accepted { room, data }) => WireSignal::CallAccepted {
+                room: room.to_string(),
+                data: data.to_string(),
+            },
+            SignalKind::Call(CallSignal::Ended { room }) => WireSignal::CallEnded {
+                room: room.to_string(),
+            },
+        };
+        let batch = SignalBatch {
+            node: node.to_owned(),
+            members: members.to_vec(),
+            except: except.map(SessionId::as_u64),
+            conversation: signal.conversation,
+            from: signal.from,
+            kind,
+        };
+        Some(serde_json::to_vec(&batch).map_err(bad))
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
+        serde_json::from_slice(bytes).map_err(bad)
+    }
+
+    /// The session that must not get it (the one it came from).
+    pub(crate) fn except(&self) -> Option<SessionId> {
+        self.except.map(SessionId::from_u64)
+    }
+
+    /// The signal, ready for this node's fan-out.
+    pub(crate) fn signal(&self) -> Result<Signal, CodecError> {
+        let room = |r: &str| r.parse::<RoomId>().map_err(bad);
+        let kind = match &self.kind {
+            WireSignal::Typing { active } => SignalKind::Typing { active: *active },
+            WireSignal::Delivered { seq } => SignalKind::Delivered { seq: *seq },
+            WireSignal::Read { seq } => SignalKind::Read { seq: *seq },
+            WireSignal::CallIncoming {
+                room: r,
+                call_type,
+                data,
+            } => SignalKind::Call(CallSignal::Incoming {
+                room: room(r)?,
+                call_type: CallType::parse(call_type).map_err(bad)?,
+                data: Arc::from(data.as_str()),
+            }),
+            WireSignal::CallAccepted { room: r, data } => SignalKind::Call(CallSignal::Accepted {
+                room: room(r)?,
+                data: Arc::from(data.as_str()),
+            }),
+            WireSignal::CallEnded { room: r } => {
+                SignalKind::Call(CallSignal::Ended { room: room(r)? })
+            }
+        };
+        Ok(Signal {
+            conversation: self.conversation,
+            from: self.from,
+            kind,
+        })
+    }
+}
+
+/// A change of `blocker`'s block list, so other nodes read it again.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct BlockChange {
+    pub(crate) node: String,
+    pub(crate) blocker: UserId,
 }
 
 /// A revocation of a user's sessions (those opened with `credential`, or all).

@@ -36,13 +36,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::ScyllaStore;
 use broker::Broker;
-use codec::{Batch, Revocation};
+use codec::{Batch, BlockChange, Revocation, SignalBatch};
 use forward::Unanswered;
 use lease::Leases;
 pub(crate) use lease::NodeRow;
 
 /// Counter: events of other nodes' batches handed to this node's sessions.
 pub const REMOTE_DELIVERIES: &str = "parley_cluster_remote_deliveries_total";
+/// Counter: other nodes' signals handed to this node's sessions.
+pub const REMOTE_SIGNALS: &str = "parley_cluster_remote_signals_total";
+
+/// What a node does when another changes someone's block list (forgets its copy).
+type BlockListener = Arc<dyn Fn(UserId) + Send + Sync>;
 
 /// This node's membership of a cluster.
 pub struct Cluster {
@@ -52,6 +57,8 @@ pub struct Cluster {
     /// How long a forwarded send may wait for the owner's answer.
     forward_wait: Duration,
     stop: CancellationToken,
+    /// Set once the services exist ([`Self::on_block_change`]).
+    block_listener: std::sync::OnceLock<BlockListener>,
 }
 
 impl Cluster {
@@ -77,6 +84,7 @@ impl Cluster {
             broker: Arc::new(broker),
             forward_wait,
             stop: CancellationToken::new(),
+            block_listener: std::sync::OnceLock::new(),
         }))
     }
 
@@ -108,6 +116,24 @@ impl Cluster {
         })
     }
 
+    /// Tells the other nodes that `blocker`'s block list changed. Lost while NATS is
+    /// down: the others then see the change when their copy ages out (`Blocks`).
+    pub fn blocks_changed(&self, blocker: UserId) {
+        let change = BlockChange {
+            node: self.node.clone(),
+            blocker,
+        };
+        match serde_json::to_vec(&change) {
+            Ok(payload) => self.broker.publish(broker::BLOCKS, payload),
+            Err(e) => tracing::warn!(error = %e, "cannot encode a block change"),
+        }
+    }
+
+    /// What to do when another node changes a block list (once; later calls are ignored).
+    pub fn on_block_change(&self, listener: impl Fn(UserId) + Send + Sync + 'static) {
+        let _ = self.block_listener.set(Arc::new(listener));
+    }
+
     /// Starts taking part: answers forwarded sends, delivers other nodes' events and
     /// revocations to this node's sessions, and renews leases, until [`Self::leave`].
     pub async fn run(self: &Arc<Self>, messenger: Messenger) -> Result<(), String> {
@@ -128,6 +154,35 @@ impl Cluster {
         tokio::spawn(async move {
             while let Some(message) = events.next().await {
                 me.deliver(&to_sessions, &message.payload);
+            }
+        });
+        let mut signals = client
+            .subscribe(broker::SIGNALS)
+            .await
+            .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
+        let mut blocks = client
+            .subscribe(broker::BLOCKS)
+            .await
+            .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
+        let me = self.clone();
+        let to_sessions = messenger.clone();
+        tokio::spawn(async move {
+            while let Some(message) = signals.next().await {
+                me.deliver_signal(&to_sessions, &message.payload);
+            }
+        });
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(message) = blocks.next().await {
+                match serde_json::from_slice::<BlockChange>(&message.payload) {
+                    Ok(c) if c.node != me.node => {
+                        if let Some(listener) = me.block_listener.get() {
+                            listener(c.blocker);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "unreadable block change"),
+                }
             }
         });
         let me = self.clone();
@@ -175,6 +230,25 @@ impl Cluster {
                 messenger.deliver(&batch.members, &deliveries);
             }
             Err(e) => tracing::warn!(error = %e, "unreadable event batch"),
+        }
+    }
+
+    /// Another node's signal: to this node's sessions of its members.
+    fn deliver_signal(&self, messenger: &Messenger, payload: &[u8]) {
+        let batch = match SignalBatch::decode(payload) {
+            Ok(b) if b.node == self.node => return,
+            Ok(b) => b,
+            Err(e) => return tracing::warn!(error = %e, "unreadable signal"),
+        };
+        if !batch.members.iter().any(|m| messenger.has_live_session(*m)) {
+            return;
+        }
+        match batch.signal() {
+            Ok(signal) => {
+                metrics::counter!(REMOTE_SIGNALS).increment(1);
+                messenger.deliver_signal(&batch.members, &Arc::new(signal), batch.except());
+            }
+            Err(e) => tracing::warn!(error = %e, "unreadable signal"),
         }
     }
 
@@ -248,8 +322,13 @@ impl Fanout for ClusterFanout {
     }
 
     fn signal(&self, members: &[UserId], signal: &Arc<Signal>, except: Option<SessionId>) {
-        // Signals (typing, presence, call ringing) stay on this node for now.
         self.local.signal(members, signal, except);
+        // Presence stays here (None): see `SignalBatch`.
+        match SignalBatch::encode(&self.cluster.node, members, signal, except) {
+            Some(Ok(payload)) => self.cluster.broker.publish(broker::SIGNALS, payload),
+            Some(Err(e)) => tracing::warn!(error = %e, "cannot encode a signal"),
+            None => {}
+        }
     }
 }
 

@@ -7,22 +7,39 @@
 //!
 //! Checks are on hot paths (every direct send), so each user's block list is read from
 //! the store once and kept in memory, and kept current by this node's block and
-//! unblock. A deployment of several nodes would need to tell the others (the same
-//! broker that carries fan-out).
+//! unblock. In a cluster every change is told to the other nodes, which forget their
+//! copy ([`Blocks::forget`]); as a safety net for a notice NATS lost, a copy is also
+//! read again once it is [`CLUSTER_MAX_AGE`] old.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use actors::Store;
 use actors::domain::{Timestamp, User, UserId};
 
 use super::ServiceError;
 
+/// How long a node of a cluster trusts its copy of a block list.
+pub const CLUSTER_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// Who is told of this node's block-list changes (the other nodes of a cluster).
+type ChangeListener = Arc<dyn Fn(UserId) + Send + Sync>;
+
+/// One blocker's list, as read (or last changed) at `at`.
+type Copy = (Instant, Arc<HashSet<UserId>>);
+
 /// The blocks service.
 pub struct Blocks {
     store: Arc<dyn Store>,
     /// Each blocker's block list, as read from the store and kept current.
-    lists: RwLock<HashMap<UserId, Arc<HashSet<UserId>>>>,
+    lists: RwLock<HashMap<UserId, Copy>>,
+    /// Bumped (under the write lock) by every [`Self::forget`], so a list read from the
+    /// store before a forget is not kept after it.
+    forgotten: AtomicU64,
+    /// Set in a cluster: told of every change here, and copies age out.
+    on_change: OnceLock<ChangeListener>,
 }
 
 impl Blocks {
@@ -31,7 +48,23 @@ impl Blocks {
         Self {
             store,
             lists: RwLock::default(),
+            forgotten: AtomicU64::new(0),
+            on_change: OnceLock::new(),
         }
+    }
+
+    /// Joins a cluster: `listener` is told of every change made here (to tell the other
+    /// nodes), and copies older than [`CLUSTER_MAX_AGE`] are read again.
+    pub fn on_change(&self, listener: impl Fn(UserId) + Send + Sync + 'static) {
+        let _ = self.on_change.set(Arc::new(listener));
+    }
+
+    /// Drops this node's copy of `blocker`'s list (another node changed it): the next
+    /// check reads it from the store.
+    pub fn forget(&self, blocker: UserId) {
+        let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
+        lists.remove(&blocker);
+        self.forgotten.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Whether `blocker` blocks `other`.
@@ -70,7 +103,9 @@ impl Blocks {
         self.update(me, |set| {
             set.insert(other);
         })
-        .await
+        .await?;
+        self.changed(me);
+        Ok(())
     }
 
     /// `me` no longer blocks `other` (harmless when they did not).
@@ -80,7 +115,9 @@ impl Blocks {
         self.update(me, |set| {
             set.remove(&other);
         })
-        .await
+        .await?;
+        self.changed(me);
+        Ok(())
     }
 
     /// The users `me` blocks (those whose accounts still exist), sorted by name.
@@ -95,10 +132,25 @@ impl Blocks {
         Ok(users)
     }
 
-    async fn list_of(&self, blocker: UserId) -> Result<Arc<HashSet<UserId>>, ServiceError> {
-        if let Some(list) = self.read().get(&blocker) {
-            return Ok(list.clone());
+    fn changed(&self, blocker: UserId) {
+        if let Some(listener) = self.on_change.get() {
+            listener(blocker);
         }
+    }
+
+    /// This node's copy, unless it is too old to trust (in a cluster only).
+    fn fresh(&self, blocker: UserId) -> Option<Arc<HashSet<UserId>>> {
+        let lists = self.lists.read().unwrap_or_else(PoisonError::into_inner);
+        let (at, list) = lists.get(&blocker)?;
+        let aged = self.on_change.get().is_some() && at.elapsed() > CLUSTER_MAX_AGE;
+        (!aged).then(|| list.clone())
+    }
+
+    async fn list_of(&self, blocker: UserId) -> Result<Arc<HashSet<UserId>>, ServiceError> {
+        if let Some(list) = self.fresh(blocker) {
+            return Ok(list);
+        }
+        let generation = self.forgotten.load(Ordering::SeqCst);
         let loaded: Arc<HashSet<UserId>> = Arc::new(
             self.store
                 .blocked_users(blocker)
@@ -106,9 +158,21 @@ impl Blocks {
                 .into_iter()
                 .collect(),
         );
-        // A block written meanwhile by this node already put its list in: keep that.
         let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
-        Ok(lists.entry(blocker).or_insert(loaded).clone())
+        if self.forgotten.load(Ordering::SeqCst) != generation {
+            // Another node changed some list while this one was read: use what was
+            // read, but keep no copy that may predate the change.
+            return Ok(loaded);
+        }
+        // A block written meanwhile by this node already put its list in: keep that,
+        // unless it is one that aged out.
+        let fresh = lists
+            .get(&blocker)
+            .filter(|(at, _)| self.on_change.get().is_none() || at.elapsed() <= CLUSTER_MAX_AGE)
+            .map(|(_, list)| list.clone());
+        let list = fresh.unwrap_or(loaded);
+        lists.insert(blocker, (Instant::now(), list.clone()));
+        Ok(list)
     }
 
     async fn update(
@@ -120,13 +184,9 @@ impl Blocks {
         // changes of one list on this node cannot undo each other.
         let loaded = self.list_of(blocker).await?;
         let mut lists = self.lists.write().unwrap_or_else(PoisonError::into_inner);
-        let mut next = (**lists.get(&blocker).unwrap_or(&loaded)).clone();
+        let mut next = (*lists.get(&blocker).map_or(loaded, |(_, l)| l.clone())).clone();
         change(&mut next);
-        lists.insert(blocker, Arc::new(next));
+        lists.insert(blocker, (Instant::now(), Arc::new(next)));
         Ok(())
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<UserId, Arc<HashSet<UserId>>>> {
-        self.lists.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
