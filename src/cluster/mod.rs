@@ -134,70 +134,47 @@ impl Cluster {
         let _ = self.block_listener.set(Arc::new(listener));
     }
 
-    /// Starts taking part: answers forwarded sends, delivers other nodes' events and
-    /// revocations to this node's sessions, and renews leases, until [`Self::leave`].
+    /// Starts taking part: answers forwarded sends, delivers other nodes' events,
+    /// signals and revocations to this node's sessions, forgets block lists other nodes
+    /// changed, and renews leases, until [`Self::leave`].
     pub async fn run(self: &Arc<Self>, messenger: Messenger) -> Result<(), String> {
         forward::serve(self.broker.clone(), self.node.clone(), messenger.clone())
             .await
             .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
-        let client = self.broker.client();
-        let mut events = client
-            .subscribe(broker::EVENTS)
-            .await
-            .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
-        let mut revocations = client
-            .subscribe(broker::REVOCATIONS)
-            .await
-            .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
-        let me = self.clone();
         let to_sessions = messenger.clone();
-        tokio::spawn(async move {
-            while let Some(message) = events.next().await {
-                me.deliver(&to_sessions, &message.payload);
-            }
-        });
-        let mut signals = client
-            .subscribe(broker::SIGNALS)
-            .await
-            .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
-        let mut blocks = client
-            .subscribe(broker::BLOCKS)
-            .await
-            .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
-        let me = self.clone();
+        self.listen(broker::EVENTS, move |me, payload| {
+            me.deliver(&to_sessions, payload);
+        })
+        .await?;
         let to_sessions = messenger.clone();
-        tokio::spawn(async move {
-            while let Some(message) = signals.next().await {
-                me.deliver_signal(&to_sessions, &message.payload);
-            }
-        });
-        let me = self.clone();
-        tokio::spawn(async move {
-            while let Some(message) = blocks.next().await {
-                match serde_json::from_slice::<BlockChange>(&message.payload) {
-                    Ok(c) if c.node != me.node => {
-                        if let Some(listener) = me.block_listener.get() {
-                            listener(c.blocker);
-                        }
+        self.listen(broker::SIGNALS, move |me, payload| {
+            me.deliver_signal(&to_sessions, payload);
+        })
+        .await?;
+        self.listen(broker::BLOCKS, |me, payload| {
+            match serde_json::from_slice::<BlockChange>(payload) {
+                Ok(c) if c.node != me.node => {
+                    if let Some(listener) = me.block_listener.get() {
+                        listener(c.blocker);
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "unreadable block change"),
                 }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "unreadable block change"),
             }
-        });
-        let me = self.clone();
+        })
+        .await?;
         let to_sessions = messenger.clone();
-        tokio::spawn(async move {
-            while let Some(message) = revocations.next().await {
-                match serde_json::from_slice::<Revocation>(&message.payload) {
-                    Ok(r) if r.node != me.node => {
-                        to_sessions.revoke_here(r.user, r.credential.as_deref());
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "unreadable revocation"),
+        self.listen(
+            broker::REVOCATIONS,
+            move |me, payload| match serde_json::from_slice::<Revocation>(payload) {
+                Ok(r) if r.node != me.node => {
+                    to_sessions.revoke_here(r.user, r.credential.as_deref());
                 }
-            }
-        });
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "unreadable revocation"),
+            },
+        )
+        .await?;
         let me = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(me.leases.renew_every());
@@ -211,6 +188,28 @@ impl Cluster {
             }
         });
         tracing::info!(node = %self.node, "joined the cluster");
+        Ok(())
+    }
+
+    /// Hands every message of the broadcast `subject` to `handle`, in order, on a task
+    /// of its own.
+    async fn listen(
+        self: &Arc<Self>,
+        subject: &'static str,
+        handle: impl Fn(&Self, &[u8]) + Send + 'static,
+    ) -> Result<(), String> {
+        let mut messages = self
+            .broker
+            .client()
+            .subscribe(subject)
+            .await
+            .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(message) = messages.next().await {
+                handle(&me, &message.payload);
+            }
+        });
         Ok(())
     }
 
