@@ -221,6 +221,46 @@ async fn edits_and_deletes_go_over_the_websocket_with_acks_and_error_frames() {
 }
 
 #[tokio::test]
+async fn an_edit_racing_a_delete_is_decided_in_one_order_and_the_text_is_gone_either_way() {
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    for round in 0..5 {
+        let sent = send(&app, &ada, &bob, &format!("draft {round}")).await;
+        let conv = sent["conversationId"].as_str().unwrap().to_owned();
+        let target = sent["seq"].as_u64().unwrap();
+        let secret = format!("secret {round}");
+        let (edited, deleted) = tokio::join!(
+            edit(&app, &ada, &conv, target, &secret),
+            delete(&app, &ada, &conv, target)
+        );
+        assert_eq!(deleted.status(), 200, "the delete always wins its turn");
+        let deleted: Value = deleted.json().await.unwrap();
+        match edited.status().as_u16() {
+            // The edit came first: it is sequenced before the delete.
+            200 => {
+                let edited: Value = edited.json().await.unwrap();
+                assert!(edited["message"]["seq"].as_u64() < deleted["message"]["seq"].as_u64());
+            }
+            // The delete came first: the edit is refused.
+            _ => {
+                assert_error(edited, 409, "message_deleted").await;
+            }
+        }
+        // Either way the message is a tombstone and no text of it is left.
+        let history = messages(&app, &bob, &conv).await;
+        let kept = history
+            .iter()
+            .find(|m| m["seq"].as_u64() == Some(target))
+            .expect("the message keeps its place");
+        assert_eq!(kept["deleted"], true);
+        assert_eq!(kept["content"], "");
+        assert!(!history.iter().any(|m| m.to_string().contains("secret")));
+    }
+}
+
+#[tokio::test]
 async fn group_admins_may_delete_anyones_message_and_members_only_their_own() {
     let Some(app) = STORE.spawn_app().await else {
         return;

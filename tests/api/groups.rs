@@ -424,6 +424,72 @@ async fn two_admins_removing_each_other_are_decided_in_one_order() {
 }
 
 #[tokio::test]
+async fn a_send_racing_a_removal_is_before_it_for_everyone_or_refused() {
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
+    let (ada, bob, cy) = (
+        app.new_user("Ada").await,
+        app.new_user("Bob").await,
+        app.new_user("Cy").await,
+    );
+    let group = create_group(&app, &ada, "Race", &[&bob, &cy]).await;
+    let mut c = app.connect(&cy.token).await;
+    // Bob keeps sending while Ada removes him.
+    let sending = async {
+        let mut answers = Vec::new();
+        for n in 0..30 {
+            answers.push(send_in(&app, &bob, &group, &format!("bob {n}")).await);
+        }
+        answers
+    };
+    let removing = async {
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        remove(&app, &ada, &group, &bob).await
+    };
+    let (answers, removal) = tokio::join!(sending, removing);
+    assert_eq!(removal.status(), 200);
+    let removal: Value = removal.json().await.unwrap();
+    let removed_at = removal["message"]["seq"].as_u64().unwrap();
+
+    // Each send was sequenced before the removal, or refused as from a non-member.
+    let mut accepted = Vec::new();
+    for answer in answers {
+        if answer.status() == 201 {
+            let body: Value = answer.json().await.unwrap();
+            let seq = body["message"]["seq"].as_u64().unwrap();
+            assert!(seq < removed_at, "a send from a removed member: {seq}");
+            accepted.push(seq);
+        } else {
+            assert_error(answer, 404, "not_participant").await;
+        }
+    }
+    // Cy saw the same order live as history keeps: Bob's accepted sends, then his
+    // removal, and nothing of Bob's after it.
+    let mut live = Vec::new();
+    while let Some(frame) = c.try_recv(Duration::from_millis(500)).await {
+        if frame["type"] == "message" {
+            live.push(frame["message"]["seq"].as_u64().unwrap());
+        }
+    }
+    let kept = page_of(history(&app, &cy, &group).await).await;
+    let kept_seqs: Vec<u64> = kept.iter().map(|(seq, ..)| *seq).collect();
+    assert_eq!(kept_seqs, (1..=removed_at).collect::<Vec<_>>(), "gapless");
+    assert_eq!(
+        live,
+        kept_seqs[1..],
+        "live in history's order (after the creation)"
+    );
+    assert_eq!(kept.last().unwrap().2, "removed");
+    let bobs: Vec<u64> = kept
+        .iter()
+        .filter(|(_, kind, _)| kind == "text")
+        .map(|(seq, ..)| *seq)
+        .collect();
+    assert_eq!(bobs, accepted, "every accepted send is kept, in order");
+}
+
+#[tokio::test]
 async fn bad_group_requests_are_refused_with_the_envelope() {
     let Some(app) = STORE.spawn_app_with(|c| c.max_group_members = 3).await else {
         return;
