@@ -275,6 +275,8 @@ struct Tab {
     errors: Vec<Value>,
     /// Signal frames (typing, receipts), as they came.
     signals: Vec<Value>,
+    /// Call frames, as they came.
+    calls: Vec<Value>,
 }
 
 impl Tab {
@@ -336,6 +338,7 @@ impl Tab {
             acks: BTreeMap::new(),
             errors: Vec::new(),
             signals: Vec::new(),
+            calls: Vec::new(),
         };
         match tab.next().await {
             Some(ready) if ready["type"] == "ready" => Ok(tab),
@@ -379,6 +382,10 @@ impl Tab {
             }
             Some("signal") => {
                 self.signals.push(frame["signal"].clone());
+                return;
+            }
+            Some("call") => {
+                self.calls.push(frame.clone());
                 return;
             }
             _ => return,
@@ -797,6 +804,56 @@ async fn a_group_on_three_nodes_gets_its_events_signals_and_blocks_on_every_node
             .await
             >= 1.0
     );
+
+    // A call from node 1 rings Bob on node 2, and his answer reaches Ada on node 1;
+    // someone with no session on any node is offline.
+    let call = |node: usize, token: &str, route: &str, body: Value| {
+        cluster
+            .http
+            .post(format!("{}/api/call/{route}", cluster.base(node)))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let started = call(
+        0,
+        &ada.1,
+        "start",
+        json!({"receiverId": bob.0, "signalData": "offer"}),
+    )
+    .await
+    .expect("start");
+    assert_eq!(started.status(), 200, "a callee on another node is online");
+    bob1.until("the ring", |t| {
+        t.calls.iter().any(|c| c["event"] == "incoming")
+    })
+    .await;
+    let room = bob1.calls[0]["roomId"].as_str().expect("room").to_owned();
+    let answered = call(
+        1,
+        &bob.1,
+        "answer",
+        json!({"roomId": room, "signalData": "answer"}),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(answered.status(), 200);
+    ada0.until("the answer", |t| {
+        t.calls.iter().any(|c| c["event"] == "accepted")
+    })
+    .await;
+    let dan = cluster.register(2, "dan").await;
+    let nobody = call(
+        0,
+        &ada.1,
+        "start",
+        json!({"receiverId": dan.0, "signalData": "offer"}),
+    )
+    .await
+    .expect("start");
+    assert_eq!(nobody.status(), 404);
+    let body: Value = nobody.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "receiver_offline", "{body}");
 
     // Ada writes to Bob directly through node 1, which reads and keeps Bob's block
     // list; Bob blocks her on node 2; node 1 must stop her at once, not in a while.

@@ -225,6 +225,11 @@ impl Messenger {
             .signal(members, &Arc::new(signal), except);
     }
 
+    /// Whether `user` has a live session on this node or, in a cluster, on another.
+    pub async fn is_online(&self, user: UserId) -> bool {
+        self.has_live_session(user) || self.shared.placement.online_elsewhere(user).await
+    }
+
     /// Whether `user` has a live session on this node, read from the directory without
     /// a mailbox hop (a session attaching or closing at this moment may be missed).
     pub fn has_live_session(&self, user: UserId) -> bool {

@@ -45,6 +45,10 @@ pub trait Placement: Send + Sync + 'static {
     /// Tells the other nodes that `user`'s sessions opened with `credential` (all with
     /// `None`) are revoked; this node's own are ended by the caller.
     fn revoked(&self, user: UserId, credential: Option<&str>);
+
+    /// Whether `user` has a live session on another node (asked when this node has
+    /// none, by what needs the user online, such as ringing a call).
+    async fn online_elsewhere(&self, user: UserId) -> bool;
 }
 
 /// A single node: everything is sequenced here, always.
@@ -70,4 +74,8 @@ impl Placement for Alone {
     }
 
     fn revoked(&self, _: UserId, _: Option<&str>) {}
+
+    async fn online_elsewhere(&self, _: UserId) -> bool {
+        false
+    }
 }

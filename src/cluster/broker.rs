@@ -22,6 +22,8 @@ pub(crate) const REVOCATIONS: &str = "parley.revocations";
 pub(crate) const SIGNALS: &str = "parley.signals";
 /// Every node's block-list changes.
 pub(crate) const BLOCKS: &str = "parley.blocks";
+/// Questions to every node: "has a session of this user?" (`online`).
+pub(crate) const ONLINE: &str = "parley.online";
 
 /// The subject a node answers forwarded sends on.
 pub(crate) fn sends_of(node: &str) -> String {

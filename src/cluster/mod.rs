@@ -7,6 +7,7 @@
 //!   waits.
 //! - [`forward`]: sends reaching a node that does not own their conversation, carried to
 //!   the owner and its answer back.
+//! - [`online`]: whether a user has a session on another node (for calls).
 //! - [`codec`]: the payloads.
 //!
 //! [`Cluster`] plugs these into the actors through their two seams: it is the
@@ -23,6 +24,7 @@ pub(crate) mod broker;
 pub(crate) mod codec;
 pub(crate) mod forward;
 pub(crate) mod lease;
+pub(crate) mod online;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,6 +141,9 @@ impl Cluster {
     /// changed, and renews leases, until [`Self::leave`].
     pub async fn run(self: &Arc<Self>, messenger: Messenger) -> Result<(), String> {
         forward::serve(self.broker.clone(), self.node.clone(), messenger.clone())
+            .await
+            .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
+        online::serve(self.broker.clone(), messenger.clone())
             .await
             .map_err(|e| format!("cannot subscribe to NATS: {e}"))?;
         let to_sessions = messenger.clone();
@@ -302,6 +307,10 @@ impl Placement for Cluster {
             Ok(payload) => self.broker.publish(broker::REVOCATIONS, payload),
             Err(e) => tracing::warn!(error = %e, "cannot encode a revocation"),
         }
+    }
+
+    async fn online_elsewhere(&self, user: UserId) -> bool {
+        online::elsewhere(&self.broker, user).await
     }
 }
 

@@ -57,7 +57,7 @@ impl Calls {
         }
         self.messaging.check_rate(me)?;
         // To someone who blocks them, a caller's callee just seems offline.
-        if !self.messaging.has_live_session(receiver)
+        if !self.messaging.is_online(receiver).await
             || self.messaging.blocked_by(receiver, me).await?
         {
             return Err(ServiceError::ReceiverOffline);
@@ -98,7 +98,7 @@ impl Calls {
     ) -> Result<(), ServiceError> {
         let caller = room.other_than(me).ok_or(ServiceError::NotInRoom)?;
         self.messaging.check_rate(me)?;
-        if !self.messaging.has_live_session(caller) {
+        if !self.messaging.is_online(caller).await {
             return Err(ServiceError::CallerOffline);
         }
         self.ring(me, caller, CallSignal::Accepted { room, data: signal });

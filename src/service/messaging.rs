@@ -111,9 +111,9 @@ impl Messaging {
         self.blocks.blocks(blocker, other).await
     }
 
-    /// Whether `user` has a live session (any transport) on this node.
-    pub fn has_live_session(&self, user: UserId) -> bool {
-        self.messenger.has_live_session(user)
+    /// Whether `user` has a live session (any transport) on any node.
+    pub async fn is_online(&self, user: UserId) -> bool {
+        self.messenger.is_online(user).await
     }
 
     /// Counts a session about to be opened against its user's rate.

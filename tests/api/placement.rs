@@ -38,6 +38,9 @@ impl Placement for Lease {
         Err(SendError::Unavailable)
     }
     fn revoked(&self, _: UserId, _: Option<&str>) {}
+    async fn online_elsewhere(&self, _: UserId) -> bool {
+        false
+    }
 }
 
 async fn user(store: &dyn Store, name: &str) -> UserId {
