@@ -306,6 +306,11 @@ impl Tab {
         let (incoming, frames) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(v) = outgoing.recv().await {
+                // Null is `close`: the session ends as a client leaving ends it.
+                if v.is_null() {
+                    let _ = sink.send(WsMessage::Close(None)).await;
+                    break;
+                }
                 if sink
                     .send(WsMessage::Text(v.to_string().into()))
                     .await
@@ -359,6 +364,20 @@ impl Tab {
 
     fn write(&self, frame: Value) {
         let _ = self.out.send(frame);
+    }
+
+    /// Closes the session, as a client leaving does.
+    fn close(self) {
+        let _ = self.out.send(Value::Null);
+    }
+
+    /// The presence signals about `user`, oldest first (`online` of each).
+    fn presence_of(&self, user: &str) -> Vec<bool> {
+        self.signals
+            .iter()
+            .filter(|s| s["kind"] == "presence" && s["userId"] == user)
+            .map(|s| s["online"].as_bool().expect("online"))
+            .collect()
     }
 
     /// Whether a signal of `kind` from `user` came.
@@ -905,6 +924,42 @@ async fn a_group_on_three_nodes_gets_its_events_signals_and_blocks_on_every_node
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Presence is the user's, not a node's: Bob online on node 2 while his tab on node
+    // 3 opens and his tab on node 2 closes is no news to Ada on node 1; his last tab
+    // closing, on node 3, is.
+    ada0.write(json!({"type": "presence", "watch": true}));
+    ada0.drain(Duration::from_millis(300)).await;
+    let bob_on_3 = Tab::open(&cluster.addr(2), &bob.1).await;
+    bob1.close();
+    ada0.drain(Duration::from_millis(1500)).await;
+    assert_eq!(
+        ada0.presence_of(&bob.0),
+        Vec::<bool>::new(),
+        "no news while Bob is on node 3"
+    );
+    let seen: Value = cluster
+        .http
+        .get(format!("{}/api/presence", cluster.base(0)))
+        .bearer_auth(&ada.1)
+        .send()
+        .await
+        .expect("presence")
+        .json()
+        .await
+        .expect("JSON");
+    let bob_seen = seen["presence"]
+        .as_array()
+        .expect("presence list")
+        .iter()
+        .find(|p| p["userId"] == bob.0.as_str())
+        .expect("Bob is a co-member")
+        .clone();
+    assert_eq!(bob_seen["online"], true, "online on another node: {seen}");
+    bob_on_3.close();
+    ada0.until("Bob offline", |t| !t.presence_of(&bob.0).is_empty())
+        .await;
+    assert_eq!(ada0.presence_of(&bob.0), [false]);
 }
 
 async fn chaos_client(

@@ -227,7 +227,13 @@ impl Messenger {
 
     /// Whether `user` has a live session on this node or, in a cluster, on another.
     pub async fn is_online(&self, user: UserId) -> bool {
-        self.has_live_session(user) || self.shared.placement.online_elsewhere(user).await
+        self.has_live_session(user) || self.online_elsewhere(&[user]).await.contains(&user)
+    }
+
+    /// Of `users`, those with a live session on another node of a cluster (none on one
+    /// node). In a cluster this asks every node and may wait a moment for the answers.
+    pub async fn online_elsewhere(&self, users: &[UserId]) -> Vec<UserId> {
+        self.shared.placement.online_elsewhere(users).await
     }
 
     /// Whether `user` has a live session on this node, read from the directory without

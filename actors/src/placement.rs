@@ -46,9 +46,8 @@ pub trait Placement: Send + Sync + 'static {
     /// `None`) are revoked; this node's own are ended by the caller.
     fn revoked(&self, user: UserId, credential: Option<&str>);
 
-    /// Whether `user` has a live session on another node (asked when this node has
-    /// none, by what needs the user online, such as ringing a call).
-    async fn online_elsewhere(&self, user: UserId) -> bool;
+    /// Of `users`, those with a live session on another node (for calls and presence).
+    async fn online_elsewhere(&self, users: &[UserId]) -> Vec<UserId>;
 }
 
 /// A single node: everything is sequenced here, always.
@@ -75,7 +74,7 @@ impl Placement for Alone {
 
     fn revoked(&self, _: UserId, _: Option<&str>) {}
 
-    async fn online_elsewhere(&self, _: UserId) -> bool {
-        false
+    async fn online_elsewhere(&self, _: &[UserId]) -> Vec<UserId> {
+        Vec::new()
     }
 }

@@ -207,9 +207,8 @@ impl Answer {
     }
 }
 
-/// A signal (typing, a receipt, a call's ringing) for the sessions of `members` but
-/// `except`. Presence does not travel: each node knows only its own sessions, so one
-/// node's "offline" is not the user's (docs/operations.md).
+/// A signal (typing, a receipt, presence, a call's ringing) for the sessions of
+/// `members` but `except`.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct SignalBatch {
     /// The node it started on (which handed it to its own sessions already).
@@ -236,6 +235,11 @@ enum WireSignal {
     Read {
         seq: Seq,
     },
+    Presence {
+        online: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seen: Option<Timestamp>,
+    },
     CallIncoming {
         room: String,
         call_type: String,
@@ -251,18 +255,21 @@ enum WireSignal {
 }
 
 impl SignalBatch {
-    /// The payload for `signal`, or `None` for one that stays on this node (presence).
+    /// The payload for `signal`.
     pub(crate) fn encode(
         node: &str,
         members: &[UserId],
         signal: &Signal,
         except: Option<SessionId>,
-    ) -> Option<Result<Vec<u8>, CodecError>> {
+    ) -> Result<Vec<u8>, CodecError> {
         let kind = match &signal.kind {
             SignalKind::Typing { active } => WireSignal::Typing { active: *active },
             SignalKind::Delivered { seq } => WireSignal::Delivered { seq: *seq },
             SignalKind::Read { seq } => WireSignal::Read { seq: *seq },
-            SignalKind::Presence { .. } => return None,
+            SignalKind::Presence { online, last_seen } => WireSignal::Presence {
+                online: *online,
+                last_seen: *last_seen,
+            },
             SignalKind::Call(CallSignal::Incoming {
                 room,
                 call_type,
@@ -288,7 +295,7 @@ impl SignalBatch {
             from: signal.from,
             kind,
         };
-        Some(serde_json::to_vec(&batch).map_err(bad))
+        serde_json::to_vec(&batch).map_err(bad)
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, CodecError> {
@@ -307,6 +314,10 @@ impl SignalBatch {
             WireSignal::Typing { active } => SignalKind::Typing { active: *active },
             WireSignal::Delivered { seq } => SignalKind::Delivered { seq: *seq },
             WireSignal::Read { seq } => SignalKind::Read { seq: *seq },
+            WireSignal::Presence { online, last_seen } => SignalKind::Presence {
+                online: *online,
+                last_seen: *last_seen,
+            },
             WireSignal::CallIncoming {
                 room: r,
                 call_type,

@@ -7,7 +7,7 @@
 //!   waits.
 //! - [`forward`]: sends reaching a node that does not own their conversation, carried to
 //!   the owner and its answer back.
-//! - [`online`]: whether a user has a session on another node (for calls).
+//! - [`online`]: which users have a session on another node (calls, presence).
 //! - [`codec`]: the payloads.
 //!
 //! [`Cluster`] plugs these into the actors through their two seams: it is the
@@ -309,8 +309,8 @@ impl Placement for Cluster {
         }
     }
 
-    async fn online_elsewhere(&self, user: UserId) -> bool {
-        online::elsewhere(&self.broker, user).await
+    async fn online_elsewhere(&self, users: &[UserId]) -> Vec<UserId> {
+        online::elsewhere(&self.broker, users).await
     }
 }
 
@@ -331,11 +331,9 @@ impl Fanout for ClusterFanout {
 
     fn signal(&self, members: &[UserId], signal: &Arc<Signal>, except: Option<SessionId>) {
         self.local.signal(members, signal, except);
-        // Presence stays here (None): see `SignalBatch`.
         match SignalBatch::encode(&self.cluster.node, members, signal, except) {
-            Some(Ok(payload)) => self.cluster.broker.publish(broker::SIGNALS, payload),
-            Some(Err(e)) => tracing::warn!(error = %e, "cannot encode a signal"),
-            None => {}
+            Ok(payload) => self.cluster.broker.publish(broker::SIGNALS, payload),
+            Err(e) => tracing::warn!(error = %e, "cannot encode a signal"),
         }
     }
 }

@@ -44,10 +44,13 @@ impl Presence {
         }
     }
 
-    /// A session of `me` came up: if it is their only one, they are online.
+    /// A session of `me` came up: if it is their only one (on any node), they are
+    /// online.
     #[tracing::instrument(skip_all, fields(user_id = %me))]
     pub async fn connected(&self, me: UserId) -> Result<(), ServiceError> {
-        if self.messenger.live_sessions(me) != 1 {
+        if self.messenger.live_sessions(me) != 1
+            || !self.messenger.online_elsewhere(&[me]).await.is_empty()
+        {
             return Ok(());
         }
         let audience = self.audience(me).await?;
@@ -63,10 +66,11 @@ impl Presence {
         Ok(())
     }
 
-    /// A session of `me` ended: if none is left, they are offline, last seen now.
+    /// A session of `me` ended: if none is left (on any node), they are offline, last
+    /// seen now.
     #[tracing::instrument(skip_all, fields(user_id = %me))]
     pub async fn disconnected(&self, me: UserId) -> Result<(), ServiceError> {
-        if self.messenger.has_live_session(me) {
+        if self.messenger.is_online(me).await {
             return Ok(());
         }
         let now = Timestamp::now();
@@ -88,12 +92,25 @@ impl Presence {
     /// The presence of everyone `me` may see it of, in id order.
     #[tracing::instrument(skip_all, fields(user_id = %me))]
     pub async fn visible_to(&self, me: UserId) -> Result<Vec<PresenceView>, ServiceError> {
+        let audience = self.audience(me).await?;
+        // One question to the other nodes for everyone not online here.
+        let away: Vec<UserId> = audience
+            .iter()
+            .copied()
+            .filter(|u| !self.messenger.has_live_session(*u))
+            .collect();
+        let elsewhere: BTreeSet<UserId> = self
+            .messenger
+            .online_elsewhere(&away)
+            .await
+            .into_iter()
+            .collect();
         let mut out = Vec::new();
-        for user in self.audience(me).await? {
+        for user in audience {
             let record = self.store.presence(user).await?;
             out.push(PresenceView {
                 user,
-                online: self.messenger.has_live_session(user),
+                online: self.messenger.has_live_session(user) || elsewhere.contains(&user),
                 last_seen: record.last_seen.filter(|_| !record.hide_last_seen),
             });
         }

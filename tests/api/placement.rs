@@ -38,8 +38,8 @@ impl Placement for Lease {
         Err(SendError::Unavailable)
     }
     fn revoked(&self, _: UserId, _: Option<&str>) {}
-    async fn online_elsewhere(&self, _: UserId) -> bool {
-        false
+    async fn online_elsewhere(&self, _: &[UserId]) -> Vec<UserId> {
+        Vec::new()
     }
 }
 
