@@ -97,10 +97,9 @@ pub fn router(state: AppState) -> Result<Router, String> {
         .route("/ws", get(ws::upgrade));
     // Without an admin token, the operator route does not exist at all (404).
     if state.config().admin_token.is_some() {
-        router = router.route("/admin/actors", get(admin::actors));
-        if state.cluster().is_some() {
-            router = router.route("/admin/cluster", get(cluster::cluster));
-        }
+        router = router
+            .route("/admin/actors", get(admin::actors))
+            .route("/admin/cluster", get(cluster::cluster));
     }
     router = router
         .fallback(health::not_found)

@@ -327,6 +327,16 @@ async fn admin_actors_refuses_a_missing_or_wrong_token_and_shows_the_live_tree_w
     )
     .await;
 
+    // A single node is in no cluster, and says so to the same check a cluster answers.
+    let res = app.get("/admin/cluster", Some(ADMIN)).await;
+    assert_eq!(res.status(), 200);
+    let cluster: Value = res.json().await.unwrap();
+    assert_eq!(
+        cluster,
+        json!({"node": null, "degraded": false, "nodes": []})
+    );
+    assert_error(app.get("/admin/cluster", None).await, 401, "unauthorized").await;
+
     let res = app.get("/admin/actors", Some(ADMIN)).await;
     assert_eq!(res.status(), 200);
     let tree: Value = res.json().await.unwrap();

@@ -1,5 +1,7 @@
 //! The operator's view of a cluster: which nodes are alive and how many conversations
-//! each sequences. The route exists only on a node of a cluster with an admin token.
+//! each sequences. The route exists wherever an admin token is set; a single node
+//! answers that it is in no cluster (`node: null`, no nodes), so one check works on
+//! every deployment.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,8 +16,8 @@ use crate::state::AppState;
 #[derive(Serialize, Debug, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ClusterReport {
-    /// The node that answered.
-    node: String,
+    /// The node that answered (null on a single node, which is in no cluster).
+    node: Option<String>,
     /// Whether it is cut from NATS now (cross-node traffic paused).
     degraded: bool,
     /// Nodes whose heartbeat has not lapsed, by id.
@@ -33,7 +35,7 @@ pub(crate) struct NodeReport {
 }
 
 #[utoipa::path(get, path = "/admin/cluster", tag = "operations", security(("admin" = [])),
-    responses((status = 200, description = "Live nodes and their conversations (only in a cluster, with --admin-token)", body = ClusterReport), (status = "4XX", description = "Refused", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Live nodes and their conversations (none on a single node)", body = ClusterReport), (status = "4XX", description = "Refused", body = ErrorEnvelope), (status = 503, description = "The store did not answer", body = ErrorEnvelope)))]
 /// `GET /admin/cluster`: the live nodes of this node's cluster and how many
 /// conversations each sequences. Requires `Authorization: Bearer <admin token>`.
 pub(crate) async fn cluster(
@@ -48,15 +50,19 @@ pub(crate) async fn cluster(
             why.to_owned(),
         )
     };
-    let cluster = state
-        .cluster()
-        .ok_or_else(|| unavailable("This node is not in a cluster."))?;
+    let Some(cluster) = state.cluster() else {
+        return Ok(Json(ClusterReport {
+            node: None,
+            degraded: false,
+            nodes: Vec::new(),
+        }));
+    };
     let nodes = cluster
         .nodes()
         .await
         .map_err(|_| unavailable("The store did not answer."))?;
     Ok(Json(ClusterReport {
-        node: cluster.node().to_owned(),
+        node: Some(cluster.node().to_owned()),
         degraded: cluster.degraded(),
         nodes: nodes
             .into_iter()

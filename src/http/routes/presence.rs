@@ -34,7 +34,9 @@ pub(crate) struct PresenceResponse {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PresenceSettings {
-    /// True to hide your last seen time from everyone.
+    /// True to hide your last seen time from everyone. Required: absent (or null) is a
+    /// 400 naming it, checked by the handler so the answer names the field.
+    #[schema(value_type = bool)]
     hide_last_seen: Option<bool>,
 }
 
