@@ -453,7 +453,7 @@ impl Run {
         if side_t0.is_none() {
             tasks.push(tokio::spawn(sample_loop(
                 rec.clone(),
-                target.pid,
+                target.server_pids(),
                 target.store_pid,
             )));
         }
@@ -514,12 +514,16 @@ impl Run {
     }
 }
 
-async fn sample_loop(rec: Arc<Recorder>, pid: Option<u32>, store_pid: Option<u32>) {
+/// Samples every second: the server (all of a cluster's nodes, summed), this process,
+/// the machine and the store's process.
+async fn sample_loop(rec: Arc<Recorder>, servers: Vec<u32>, store_pid: Option<u32>) {
     let mut s = 0u64;
     loop {
         let at = rec.t0 + Duration::from_secs(s);
         tokio::time::sleep_until(at.into()).await;
-        let server = pid.and_then(|p| procstat::sample(Some(p)));
+        let server = (!servers.is_empty())
+            .then(|| procstat::sample_sum(&servers))
+            .flatten();
         let me = procstat::sample(None);
         let machine = procstat::machine();
         let store = store_pid.and_then(|p| procstat::sample(Some(p)));

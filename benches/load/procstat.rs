@@ -52,6 +52,21 @@ pub(crate) fn sample(pid: Option<u32>) -> Option<Sample> {
     })
 }
 
+/// The counters of several processes (a cluster's nodes) added up: CPU time and
+/// memory summed, as one server. `None` if any is gone.
+pub(crate) fn sample_sum(pids: &[u32]) -> Option<Sample> {
+    let mut all = pids.iter().map(|p| sample(Some(*p)));
+    let mut total = all.next()??;
+    for s in all {
+        let s = s?;
+        total.ticks += s.ticks;
+        total.rss_kib += s.rss_kib;
+        total.hwm_kib += s.hwm_kib;
+        total.threads += s.threads;
+    }
+    Some(total)
+}
+
 /// CPU used between two samples, in percent of one core.
 pub(crate) fn cpu_percent(a: &Sample, b: &Sample) -> f64 {
     let wall = b.at.duration_since(a.at).as_secs_f64();

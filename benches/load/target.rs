@@ -176,6 +176,16 @@ pub(crate) struct Target {
     nats_dir: Option<PathBuf>,
 }
 
+impl Target {
+    /// The server's processes: its one process, or every node of a cluster.
+    pub(crate) fn server_pids(&self) -> Vec<u32> {
+        self.pid
+            .into_iter()
+            .chain(self.others.iter().map(Child::id))
+            .collect()
+    }
+}
+
 /// Where scratch data goes: a directory cargo gives benchmarks inside the target dir.
 pub(crate) fn scratch_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("load")

@@ -1,7 +1,8 @@
 //! Two Parley nodes in a cluster for `chat`: one nats-server (scripts/nats-node), one
 //! keyspace on the CQL node of `--scylla-uri`, node 1 on 127.0.0.1 and node 2 on
 //! 127.0.0.2 (same port). The users are seeded once; both nodes share the token secret.
-//! CPU is reported for node 1 only.
+//! `chat` reports the CPU and memory of both nodes together (the nats-server's CPU is
+//! in "other").
 
 use std::net::SocketAddr;
 use std::path::Path;
