@@ -1,7 +1,9 @@
 //! Three Parley nodes on 127.0.0.1, .2 and .3, one real nats-server and the live CQL
 //! node (SCYLLA_URI): users on different nodes chat with every guarantee of one node,
-//! a killed owner's conversations move, and a NATS restart delays cross-node delivery
-//! without losing any of it. Skipped, with one line, when SCYLLA_URI is unset.
+//! a killed owner's conversations move, a node cut from the store stops acking while
+//! another takes over, a NATS restart delays cross-node delivery without losing any of
+//! it, and groups, signals, presence, calls and blocks hold across nodes. Skipped, with
+//! one line, when SCYLLA_URI is unset.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -84,10 +86,78 @@ impl Drop for Nats {
     }
 }
 
+/// A TCP relay between one node and the CQL node that can be cut like a partition:
+/// once cut, nothing more passes either way and new connections are accepted but never
+/// answered (silence, not a refusal, as a lost network looks).
+struct StoreLink {
+    addr: String,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl StoreLink {
+    async fn to(upstream: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        let upstream = upstream.to_owned();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((client, _)) = listener.accept().await {
+                if *cut_rx.borrow() {
+                    held.push(client);
+                    continue;
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(Self::pump(cr, sw, cut_rx.clone()));
+                tokio::spawn(Self::pump(sr, cw, cut_rx.clone()));
+            }
+        });
+        Self { addr, cut }
+    }
+
+    /// Copies bytes until cut; then holds both ends open and silent.
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        mut cut: tokio::sync::watch::Receiver<bool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if *cut.borrow() {
+                std::future::pending::<()>().await;
+            }
+            tokio::select! {
+                read = from.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if to.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                },
+                _ = cut.changed() => {}
+            }
+        }
+    }
+
+    fn cut(&self) {
+        let _ = self.cut.send(true);
+    }
+}
+
 /// A running cluster: its NATS, its nodes (index 0 is 127.0.0.1) and a user registry.
 struct Cluster {
     nats: Nats,
     nodes: Vec<Option<Server>>,
+    /// The CQL contact point of each node that does not use `uri` directly.
+    store_of: BTreeMap<usize, String>,
     http: reqwest::Client,
     keyspace: String,
     uri: String,
@@ -97,6 +167,11 @@ struct Cluster {
 
 impl Cluster {
     async fn start(uri: &str, n: usize) -> Self {
+        Self::start_with(uri, n, BTreeMap::new()).await
+    }
+
+    /// A cluster whose node `i` reaches the CQL node at `store_of[i]` when given.
+    async fn start_with(uri: &str, n: usize, store_of: BTreeMap<usize, String>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let nats = Nats::start(
             &dir.path().join("nats"),
@@ -107,6 +182,7 @@ impl Cluster {
             dir,
             nats,
             nodes: Vec::new(),
+            store_of,
             http: reqwest::Client::new(),
             keyspace,
             uri: uri.to_owned(),
@@ -123,11 +199,12 @@ impl Cluster {
         let data = self.dir.path().join(format!("node{i}"));
         let node_id = format!("node{}", i + 1);
         let listen = format!("{host}:{}", free_port(&host, 18400..18500));
+        let uri = self.store_of.get(&i).unwrap_or(&self.uri);
         let args = [
             "--store",
             "scylla",
             "--scylla-uri",
-            &self.uri,
+            uri,
             "--scylla-keyspace",
             &self.keyspace,
             "--cluster-nats",
@@ -681,6 +758,87 @@ fn unsafe_kill(pid: u32) {
         .status()
         .expect("kill runs");
     assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_cut_from_the_store_stops_acking_and_another_takes_over_without_split_seqs() {
+    let uri = live_or_skip!();
+    let link = StoreLink::to(&uri).await;
+    let cluster = Cluster::start_with(&uri, 2, BTreeMap::from([(0, link.addr.clone())])).await;
+    let ada = cluster.register(0, "ada").await;
+    let bob = cluster.register(1, "bob").await;
+    let mut ada1 = Tab::open(&cluster.addr(0), &ada.1).await;
+    let mut bob2 = Tab::open(&cluster.addr(1), &bob.1).await;
+    // Ada's sends make node 1 the owner of their conversation.
+    for n in 0..5 {
+        ada1.send(&bob.0, &format!("a-{n}"));
+    }
+    ada1.until("acks before the cut", |t| t.acks.len() == 5)
+        .await;
+
+    // Node 1 loses the store: its packets go nowhere, nothing is refused.
+    link.cut();
+    let cut = Instant::now();
+    ada1.drain(Duration::from_millis(500)).await;
+    let acked_before = ada1.acks.clone();
+    // Both keep writing: Ada through node 1, Bob through node 2 (forwarded to node 1
+    // while its lease holds), each retrying unacked sends with their client ids.
+    let mut moved = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && bob2.acks.len() < 10 {
+        for n in 0..10 {
+            let cid = format!("b-{n}");
+            if !bob2.acks.contains_key(&cid) {
+                bob2.send(&ada.0, &cid);
+            }
+            ada1.send(&bob.0, &format!("late-{n}"));
+        }
+        bob2.drain(Duration::from_millis(500)).await;
+        ada1.drain(Duration::from_millis(10)).await;
+        if moved.is_none() && !bob2.acks.is_empty() {
+            moved = Some(cut.elapsed());
+        }
+    }
+    let moved = moved.expect("node 2 took the conversation over");
+    eprintln!("partition: node 2 acked its first send {moved:?} after the cut");
+    assert_eq!(
+        bob2.acks.len(),
+        10,
+        "every send of Bob's acked by the new owner"
+    );
+    ada1.drain(Duration::from_millis(500)).await;
+    // The cut-off node acked nothing after the cut (it has nowhere to write it).
+    assert_eq!(
+        ada1.acks, acked_before,
+        "node 1 acked nothing it could not store"
+    );
+
+    // One history, from the node that can read it: gapless, every ack at its seq, each
+    // send once.
+    let history = cluster.history(1, &bob.1, &ada.0).await;
+    let seqs: Vec<u64> = history.iter().filter_map(|m| m["seq"].as_u64()).collect();
+    assert_eq!(seqs, gapless(seqs.len() as u64), "gapless");
+    let by_seq: BTreeMap<u64, &Value> = history
+        .iter()
+        .map(|m| (m["seq"].as_u64().unwrap(), m))
+        .collect();
+    for (tab, acks) in [("ada", &ada1.acks), ("bob", &bob2.acks)] {
+        for (cid, seq) in acks {
+            assert_eq!(
+                by_seq[seq]["content"],
+                format!("body of {cid}"),
+                "{tab}'s ack of {cid} names its seq"
+            );
+        }
+    }
+    let mut contents: Vec<&str> = history
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    let all = contents.len();
+    contents.sort_unstable();
+    contents.dedup();
+    assert_eq!(contents.len(), all, "each send stored once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
