@@ -1,5 +1,5 @@
 //! What every actor shares: the store, the configuration, the directory of live actors,
-//! the group-commit task and the fan-out.
+//! the group-commit thread and the fan-out.
 
 use std::sync::Arc;
 
