@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::ActorRef;
 use tokio::sync::{mpsc, oneshot};
@@ -74,14 +74,14 @@ enum Entry {
 impl Committer {
     /// Starts the thread; it runs the store's futures on the calling runtime and ends
     /// when every handle to it is dropped.
-    pub(crate) fn start(store: Arc<dyn Store>, max_batch: usize) -> Self {
+    pub(crate) fn start(store: Arc<dyn Store>, max_batch: usize, interval: Duration) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let runtime = tokio::runtime::Handle::current();
         let counter = queued.clone();
         std::thread::Builder::new()
             .name("parley-commit".into())
-            .spawn(move || run(&runtime, store, rx, max_batch.max(1), counter))
+            .spawn(move || run(&runtime, store, rx, max_batch.max(1), interval, counter))
             .expect("the group-commit thread starts");
         Self { tx, queued }
     }
@@ -126,10 +126,12 @@ fn run(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Entry>,
     max_batch: usize,
+    interval: Duration,
     queued: Arc<AtomicUsize>,
 ) {
     crate::store::allow_blocking();
     let mut carried: Option<Entry> = None;
+    let mut last_start: Option<Instant> = None;
     loop {
         let first = match carried.take() {
             Some(entry) => entry,
@@ -138,6 +140,15 @@ fn run(
                 None => return,
             },
         };
+        // Under load (the last commit started less than `interval` ago), wait out the
+        // interval so the sends arriving meanwhile share this commit's fsync. A thread
+        // sleep, not a runtime timer: it is precise to tens of microseconds.
+        if let Some(due) = last_start.map(|at| at + interval) {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
         // Everything queued now goes into one commit, up to `max_batch` events.
         let mut events: Vec<Arc<Event>> = Vec::new();
         let mut waiters = Vec::new();
@@ -157,6 +168,7 @@ fn run(
             next = rx.try_recv().ok();
         }
         queued.fetch_sub(events.len(), Ordering::Relaxed);
+        last_start = Some(Instant::now());
         let result = if events.is_empty() {
             Ok(())
         } else {
