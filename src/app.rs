@@ -78,6 +78,7 @@ impl Application {
             max_sessions_per_user: config.max_sessions_per_user,
             shutdown_timeout: config.shutdown_timeout,
             recent_client_ids: config.recent_client_ids as usize,
+            commit_interval: config.commit_interval,
             max_group_members: config.max_group_members as usize,
             // Only a node of a cluster names itself in the supervision log.
             node: config

@@ -1,18 +1,20 @@
-//! Group commit for every conversation: one task that owns the store's write path.
+//! Group commit for every conversation: one thread that owns the store's write path.
 //!
 //! Conversation actors hand it batches of sequenced events. While one commit (one
 //! fsync) is in flight, further batches queue up in its channel; when it completes,
 //! everything queued goes out in the next commit. Throughput therefore rises with load
 //! instead of paying one fsync per event, and latency stays at about one fsync when idle.
 //!
-//! The task commits inline (no task spawned per flush) and then completes each batch:
-//! the outcome goes to the conversation on a oneshot, and the conversation actor is
-//! woken to act on it, so acks and fan-out run on each conversation's own actor, in
-//! parallel, never serially here.
+//! The committer is an OS thread, not a task: it exists to wait for the disk, so the
+//! store may write and fsync inline on it ([`crate::store::may_block`]) instead of
+//! handing each commit to the blocking pool and being woken back, which cost two thread
+//! switches per commit. It then completes each batch: the outcome goes to the
+//! conversation on a oneshot, and the conversation actor is woken to act on it, so acks
+//! and fan-out run on each conversation's own actor, in parallel, never serially here.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::ActorRef;
 use tokio::sync::{mpsc, oneshot};
@@ -25,7 +27,7 @@ use crate::store::{Store, StoreResult};
 /// oneshot means the batch was dropped without a commit (the committer stopped).
 pub(crate) type Outcome = oneshot::Receiver<StoreResult<()>>;
 
-/// Handle to the group-commit task. Cheap to share.
+/// Handle to the group-commit thread. Cheap to share.
 pub(crate) struct Committer {
     tx: mpsc::UnboundedSender<Entry>,
     queued: Arc<AtomicUsize>,
@@ -70,11 +72,17 @@ enum Entry {
 }
 
 impl Committer {
-    /// Starts the task.
-    pub(crate) fn start(store: Arc<dyn Store>, max_batch: usize) -> Self {
+    /// Starts the thread; it runs the store's futures on the calling runtime and ends
+    /// when every handle to it is dropped.
+    pub(crate) fn start(store: Arc<dyn Store>, max_batch: usize, interval: Duration) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(run(store, rx, max_batch.max(1), queued.clone()));
+        let runtime = tokio::runtime::Handle::current();
+        let counter = queued.clone();
+        std::thread::Builder::new()
+            .name("parley-commit".into())
+            .spawn(move || run(&runtime, store, rx, max_batch.max(1), interval, counter))
+            .expect("the group-commit thread starts");
         Self { tx, queued }
     }
 
@@ -113,21 +121,34 @@ impl Committer {
     }
 }
 
-async fn run(
+fn run(
+    runtime: &tokio::runtime::Handle,
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<Entry>,
     max_batch: usize,
+    interval: Duration,
     queued: Arc<AtomicUsize>,
 ) {
+    crate::store::allow_blocking();
     let mut carried: Option<Entry> = None;
+    let mut last_start: Option<Instant> = None;
     loop {
         let first = match carried.take() {
             Some(entry) => entry,
-            None => match rx.recv().await {
+            None => match rx.blocking_recv() {
                 Some(entry) => entry,
                 None => return,
             },
         };
+        // Under load (the last commit started less than `interval` ago), wait out the
+        // interval so the sends arriving meanwhile share this commit's fsync. A thread
+        // sleep, not a runtime timer: it is precise to tens of microseconds.
+        if let Some(due) = last_start.map(|at| at + interval) {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
         // Everything queued now goes into one commit, up to `max_batch` events.
         let mut events: Vec<Arc<Event>> = Vec::new();
         let mut waiters = Vec::new();
@@ -147,10 +168,11 @@ async fn run(
             next = rx.try_recv().ok();
         }
         queued.fetch_sub(events.len(), Ordering::Relaxed);
+        last_start = Some(Instant::now());
         let result = if events.is_empty() {
             Ok(())
         } else {
-            commit(store.as_ref(), &events).await
+            runtime.block_on(commit(store.as_ref(), &events))
         };
         for waiter in waiters {
             match waiter {

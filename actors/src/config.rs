@@ -26,6 +26,9 @@ pub struct MessengerConfig {
     pub give_up_cooldown: Duration,
     /// Most events in one group commit.
     pub max_commit_batch: usize,
+    /// Shortest time between the starts of two group commits (zero: none), so that
+    /// under load more sends share one fsync; an idle committer commits at once.
+    pub commit_interval: Duration,
     /// Client ids each conversation remembers without a store read.
     pub recent_client_ids: usize,
     /// How long shutdown waits for each actor to finish.
@@ -49,6 +52,7 @@ impl Default for MessengerConfig {
             restart_backoff: Duration::from_millis(50),
             give_up_cooldown: Duration::from_secs(30),
             max_commit_batch: 4096,
+            commit_interval: Duration::ZERO,
             recent_client_ids: 4096,
             shutdown_timeout: Duration::from_secs(10),
             max_group_members: 1000,

@@ -1,5 +1,5 @@
 //! What every actor shares: the store, the configuration, the directory of live actors,
-//! the group-commit task, the fan-out and the placement.
+//! the group-commit thread, the fan-out and the placement.
 
 use std::sync::Arc;
 

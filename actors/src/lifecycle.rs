@@ -45,6 +45,28 @@ impl Idle {
         }
     }
 
+    /// Stops the timer while the actor cannot become idle (a user with a live
+    /// session): an idle connection then holds no timer task of its user's.
+    pub(crate) fn pause(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
+
+    /// Starts the timer again after [`Self::pause`]; the idle timeout counts from the
+    /// last activity.
+    pub(crate) fn resume<M: Message>(
+        &mut self,
+        myself: &ActorRef<M>,
+        shared: &Shared,
+        tick: fn() -> M,
+    ) {
+        if self.timer.is_none() {
+            let period = shared.config.idle_check_period();
+            self.timer = Some(ractor::time::send_interval(period, myself.get_cell(), tick));
+        }
+    }
+
     /// Records activity: the actor is not idle.
     pub(crate) fn touch(&mut self) {
         self.last_activity = Instant::now();

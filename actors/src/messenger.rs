@@ -54,7 +54,11 @@ impl Messenger {
     ) -> Result<Self, ractor::SpawnErr> {
         let directory = Arc::new(Directory::default());
         let local: Arc<dyn Fanout> = Arc::new(LocalFanout::new(directory.clone()));
-        let committer = Committer::start(store.clone(), config.max_commit_batch);
+        let committer = Committer::start(
+            store.clone(),
+            config.max_commit_batch,
+            config.commit_interval,
+        );
         let shared = Arc::new(Shared {
             store,
             config,

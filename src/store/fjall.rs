@@ -47,9 +47,11 @@
 //!
 //! Every write commits with [`PersistMode::SyncAll`] before it returns: an
 //! acknowledgement to a client means the data is on disk. `append_events` is the group
-//! commit: whatever the group-commit task has gathered, of any conversations, goes into
+//! commit: whatever the group-commit thread has gathered, of any conversations, goes into
 //! one batch with one fsync. Writes (and [`Store::flush`]) run on
-//! [`tokio::task::spawn_blocking`], since an fsync takes milliseconds. Point reads and
+//! [`tokio::task::spawn_blocking`], since an fsync takes milliseconds, except on the
+//! group commit's own thread ([`actors::store::may_block`]), where they run inline.
+//! Point reads and
 //! short, bounded range reads (`events` reads at most `limit` entries) run inline on
 //! the async worker: they are served from fjall's memtables, block cache or the page
 //! cache in microseconds. The scans whose length depends on the data (`contacts`,
@@ -570,12 +572,16 @@ fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs blocking work (an fsync, an unbounded scan) off the async workers.
+/// Runs blocking work (an fsync, an unbounded scan) off the async workers; inline on
+/// the group commit's own thread, which exists to wait for it.
 async fn blocking<T, E>(work: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
 where
     T: Send + 'static,
     E: From<StoreError> + Send + 'static,
 {
+    if actors::store::may_block() {
+        return work();
+    }
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| E::from(StoreError::new(e)))?

@@ -20,8 +20,11 @@ use crate::domain::{
     RefreshHash, Seq, Timestamp, UserId, UserRecord,
 };
 
+mod blocking;
 mod error;
 
+pub(crate) use blocking::allow_blocking;
+pub use blocking::may_block;
 pub use error::StoreError;
 
 /// Why an account could not be created.

@@ -93,8 +93,18 @@ impl Actor for UserActor {
                 state.idle.check(&myself.get_cell(), &state.shared, quiet);
             }
         }
+        // Only a user without sessions can become idle: while one is attached, the idle
+        // timer (a task per user) is not needed, and every connected user would pay for it.
+        let sessions = state.sessions.len();
+        if sessions == 0 {
+            state
+                .idle
+                .resume(&myself, &state.shared, || UserMsg::IdleCheck);
+        } else {
+            state.idle.pause();
+        }
         // `handled` counts deliveries, which fan-out records: they skip this mailbox.
-        state.idle.stats().set_sessions(state.sessions.len());
+        state.idle.stats().set_sessions(sessions);
         Ok(())
     }
 }
