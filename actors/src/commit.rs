@@ -69,6 +69,9 @@ enum Entry {
     Commit(Vec<Arc<Event>>, Completion),
     /// Answered once every commit queued before it has completed.
     Barrier(oneshot::Sender<()>),
+    /// Ends the thread after every commit queued before it; answered once the thread
+    /// has let go of the store.
+    Stop(oneshot::Sender<()>),
 }
 
 impl Committer {
@@ -115,6 +118,17 @@ impl Committer {
         }
     }
 
+    /// Commits what is queued, then ends the thread; resolves once it has let go of the
+    /// store. Shutdown waits on this, so that a store reopened in the same process (a
+    /// restart) never meets the old one still open on this thread. Later commits are
+    /// refused, as after any stop.
+    pub(crate) async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Entry::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// Events waiting for a commit.
     pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
@@ -130,6 +144,7 @@ fn run(
     queued: Arc<AtomicUsize>,
 ) {
     crate::store::allow_blocking();
+    let mut stopped: Option<oneshot::Sender<()>> = None;
     let mut carried: Option<Entry> = None;
     let mut last_start: Option<Instant> = None;
     loop {
@@ -164,6 +179,10 @@ fn run(
                     waiters.push(Entry::Commit(Vec::new(), done));
                 }
                 barrier @ Entry::Barrier(_) => waiters.push(barrier),
+                Entry::Stop(reply) => {
+                    stopped = Some(reply);
+                    break;
+                }
             }
             next = rx.try_recv().ok();
         }
@@ -177,10 +196,17 @@ fn run(
         for waiter in waiters {
             match waiter {
                 Entry::Commit(_, done) => done.complete(result.clone()),
-                Entry::Barrier(reply) => {
+                Entry::Barrier(reply) | Entry::Stop(reply) => {
                     let _ = reply.send(());
                 }
             }
+        }
+        if let Some(reply) = stopped {
+            // Let go of the store (and refuse what comes later) before answering.
+            drop(store);
+            drop(rx);
+            let _ = reply.send(());
+            return;
         }
     }
 }

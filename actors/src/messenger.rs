@@ -352,7 +352,9 @@ impl Messenger {
         self.registry.stop(None);
         // Conversations have finished their batches, so nothing is left in flight.
         let _ = tokio::time::timeout(timeout, self.shared.committer.barrier()).await;
-        self.shared.store.flush().await
+        let flushed = self.shared.store.flush().await;
+        let _ = tokio::time::timeout(timeout, self.shared.committer.stop()).await;
+        flushed
     }
 
     async fn conversation(
