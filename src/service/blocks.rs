@@ -139,15 +139,21 @@ impl Blocks {
     }
 
     /// This node's copy, unless it is too old to trust (in a cluster only).
-    fn fresh(&self, blocker: UserId) -> Option<Arc<HashSet<UserId>>> {
-        let lists = self.lists.read().unwrap_or_else(PoisonError::into_inner);
+    fn fresh(
+        &self,
+        lists: &HashMap<UserId, Copy>,
+        blocker: UserId,
+    ) -> Option<Arc<HashSet<UserId>>> {
         let (at, list) = lists.get(&blocker)?;
         let aged = self.on_change.get().is_some() && at.elapsed() > CLUSTER_MAX_AGE;
         (!aged).then(|| list.clone())
     }
 
     async fn list_of(&self, blocker: UserId) -> Result<Arc<HashSet<UserId>>, ServiceError> {
-        if let Some(list) = self.fresh(blocker) {
+        if let Some(list) = self.fresh(
+            &self.lists.read().unwrap_or_else(PoisonError::into_inner),
+            blocker,
+        ) {
             return Ok(list);
         }
         let generation = self.forgotten.load(Ordering::SeqCst);
@@ -164,15 +170,12 @@ impl Blocks {
             // read, but keep no copy that may predate the change.
             return Ok(loaded);
         }
-        // A block written meanwhile by this node already put its list in: keep that,
-        // unless it is one that aged out.
-        let fresh = lists
-            .get(&blocker)
-            .filter(|(at, _)| self.on_change.get().is_none() || at.elapsed() <= CLUSTER_MAX_AGE)
-            .map(|(_, list)| list.clone());
-        let list = fresh.unwrap_or(loaded);
-        lists.insert(blocker, (Instant::now(), list.clone()));
-        Ok(list)
+        // A block written meanwhile by this node already put its list in: keep that.
+        if let Some(list) = self.fresh(&lists, blocker) {
+            return Ok(list);
+        }
+        lists.insert(blocker, (Instant::now(), loaded.clone()));
+        Ok(loaded)
     }
 
     async fn update(

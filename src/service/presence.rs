@@ -93,24 +93,20 @@ impl Presence {
     #[tracing::instrument(skip_all, fields(user_id = %me))]
     pub async fn visible_to(&self, me: UserId) -> Result<Vec<PresenceView>, ServiceError> {
         let audience = self.audience(me).await?;
-        // One question to the other nodes for everyone not online here.
-        let away: Vec<UserId> = audience
+        let (here, away): (Vec<UserId>, Vec<UserId>) = audience
             .iter()
-            .copied()
-            .filter(|u| !self.messenger.has_live_session(*u))
-            .collect();
-        let elsewhere: BTreeSet<UserId> = self
-            .messenger
-            .online_elsewhere(&away)
-            .await
+            .partition(|u| self.messenger.has_live_session(**u));
+        // One question to the other nodes for everyone not online here.
+        let online: BTreeSet<UserId> = here
             .into_iter()
+            .chain(self.messenger.online_elsewhere(&away).await)
             .collect();
         let mut out = Vec::new();
         for user in audience {
             let record = self.store.presence(user).await?;
             out.push(PresenceView {
                 user,
-                online: self.messenger.has_live_session(user) || elsewhere.contains(&user),
+                online: online.contains(&user),
                 last_seen: record.last_seen.filter(|_| !record.hide_last_seen),
             });
         }
