@@ -397,7 +397,9 @@ fn decode_event(key: &[u8], value: &[u8]) -> StoreResult<Event> {
         .map_err(|e| StoreError::context(format!("decoding event {conversation}/{seq}"), e))?;
     let client_id = match stored.client_id {
         None => None,
-        Some(raw) => Some(ClientId::parse(&raw).map_err(|e| corrupt(&format!("client id {e}")))?),
+        Some(raw) => {
+            Some(ClientId::from_stored(&raw).map_err(|e| corrupt(&format!("client id {e}")))?)
+        }
     };
     let body = stored
         .body

@@ -10,8 +10,8 @@ use super::{Invalid, LoginId, Timestamp, UserId, text};
 const MAX_DEVICE_CHARS: usize = 100;
 
 /// What a device calls itself (a name the client gives, or its User-Agent): 1 to 100
-/// characters in NFKC, trimmed, with no control, bidi or invisible characters, since it
-/// is shown back in the list of sessions.
+/// characters as given, kept in NFKC and trimmed, with no control, bidi or invisible
+/// characters, since it is shown back in the list of sessions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct DeviceName(String);
@@ -19,22 +19,43 @@ pub struct DeviceName(String);
 impl DeviceName {
     /// Checks a name a client gave its device.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.chars().count() > MAX_DEVICE_CHARS {
+            return Err(Invalid("must be at most 100 characters"));
+        }
+        Self::normalised(raw)
+    }
+
+    /// A name read back from a store: NFKC may have made it longer than it was given.
+    pub fn from_stored(stored: &str) -> Result<Self, Invalid> {
+        if stored.chars().count() > MAX_DEVICE_CHARS * text::MAX_NFKC_GROWTH {
+            return Err(Invalid("is too long"));
+        }
+        Self::normalised(stored)
+    }
+
+    fn normalised(raw: &str) -> Result<Self, Invalid> {
         let normalised = text::nfkc(raw);
         let s = normalised.trim();
         if s.is_empty() {
             return Err(Invalid("is required"));
         }
-        if s.chars().count() > MAX_DEVICE_CHARS {
-            return Err(Invalid("must be at most 100 characters"));
-        }
-        if s.chars()
-            .any(|c| c.is_control() || text::is_bidi_control(c) || text::is_invisible(c))
-        {
+        if s.chars().any(refused) {
             return Err(Invalid(
                 "must not contain control, bidirectional or invisible characters",
             ));
         }
         Ok(Self(s.to_owned()))
+    }
+
+    /// What a device name may be, as a JSON Schema `pattern` (with `maxLength` 100):
+    /// whitespace at either end around text with no refused character and at least one
+    /// that is not whitespace. Computed from the checks above, as
+    /// [`super::DisplayName::pattern`] is.
+    pub fn pattern() -> String {
+        let allowed = text::negated(&text::regex_class(refused));
+        let blank = text::regex_class(char::is_whitespace);
+        let shown = text::negated(&text::regex_class(|c| refused(c) || c.is_whitespace()));
+        format!("^{blank}*{allowed}*{shown}{allowed}*{blank}*$")
     }
 
     /// A name from a User-Agent header, which nobody validated: what cannot be shown is
@@ -43,7 +64,7 @@ impl DeviceName {
     pub fn from_user_agent(raw: Option<&str>) -> Self {
         let cleaned: String = text::nfkc(raw.unwrap_or_default())
             .chars()
-            .filter(|&c| !(c.is_control() || text::is_bidi_control(c) || text::is_invisible(c)))
+            .filter(|&c| !refused(c))
             .take(MAX_DEVICE_CHARS)
             .collect();
         Self::parse(&cleaned).unwrap_or_else(|_| Self("unknown device".to_owned()))
@@ -55,11 +76,17 @@ impl DeviceName {
     }
 }
 
+// Only stores and the services' own messages deserialise a device name.
 impl TryFrom<String> for DeviceName {
     type Error = Invalid;
     fn try_from(s: String) -> Result<Self, Invalid> {
-        Self::parse(&s)
+        Self::from_stored(&s)
     }
+}
+
+/// A character no device name may hold: control, bidi and invisible characters.
+fn refused(c: char) -> bool {
+    c.is_control() || text::is_bidi_control(c) || text::is_invisible(c)
 }
 
 impl From<DeviceName> for String {
@@ -179,5 +206,23 @@ mod tests {
         assert_eq!(RefreshHash::from_hex(&hash.to_hex()).unwrap(), hash);
         assert!(RefreshHash::from_hex("zz").is_err());
         assert!(!format!("{hash:?}").contains(&hash.to_hex()));
+    }
+
+    /// As for display names: the pattern the API documents and `parse` agree on every
+    /// character.
+    #[test]
+    fn the_documented_pattern_agrees_with_parse_on_every_character() {
+        let pattern = regex::Regex::new(&DeviceName::pattern()).unwrap();
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            for s in [c.to_string(), format!("phone{c}"), format!("{c}phone ")] {
+                assert_eq!(pattern.is_match(&s), DeviceName::parse(&s).is_ok(), "{s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_stored_name_longer_than_given_reads_back() {
+        let long = DeviceName::parse(&"\u{FDFA}".repeat(100)).unwrap();
+        assert_eq!(DeviceName::try_from(String::from(long.clone())), Ok(long));
     }
 }

@@ -74,6 +74,61 @@ pub(crate) fn is_variation_selector(c: char) -> bool {
     matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
 }
 
+/// The longest a single character grows under NFKC (U+FDFA becomes 18 characters), so
+/// text of `n` characters is at most `n * MAX_NFKC_GROWTH` once normalised.
+pub(crate) const MAX_NFKC_GROWTH: usize = 18;
+
+/// A regular-expression class (`[...]`) of every character for which `pred` holds, in
+/// the escapes that ECMA-262 validators, Python's `re` and Rust's `regex` all read
+/// alike (`\uXXXX`, and `\UXXXXXXXX` beyond the BMP). It is how a type documents the
+/// characters it refuses: the class is computed from the very check it describes.
+pub(crate) fn regex_class(pred: impl Fn(char) -> bool) -> String {
+    fn escape(out: &mut String, c: char) {
+        use std::fmt::Write;
+        let cp = u32::from(c);
+        let _ = if cp <= 0xFFFF {
+            write!(out, "\\u{cp:04x}")
+        } else {
+            write!(out, "\\U{cp:08x}")
+        };
+    }
+    let mut out = String::from("[");
+    let mut run: Option<(char, char)> = None;
+    let flush = |out: &mut String, (lo, hi): (char, char)| {
+        escape(out, lo);
+        if hi != lo {
+            out.push('-');
+            escape(out, hi);
+        }
+    };
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        // A run ends where `pred` fails, and at the surrogates, which are no chars.
+        match run {
+            Some((lo, hi)) if pred(c) && u32::from(hi) + 1 == u32::from(c) => {
+                run = Some((lo, c));
+            }
+            _ => {
+                if let Some(r) = run.take() {
+                    flush(&mut out, r);
+                }
+                if pred(c) {
+                    run = Some((c, c));
+                }
+            }
+        }
+    }
+    if let Some(r) = run {
+        flush(&mut out, r);
+    }
+    out.push(']');
+    out
+}
+
+/// The class of every character a [`regex_class`] leaves out.
+pub(crate) fn negated(class: &str) -> String {
+    format!("[^{}", &class[1..])
+}
+
 /// Sets of scripts that are written together and do not pass for one another (the
 /// "highly restrictive" level of Unicode TS #39): Latin with the scripts of Japanese,
 /// Chinese (Bopomofo) and Korean.
@@ -149,5 +204,23 @@ mod tests {
         assert!(!mixes_scripts("\u{0430}\u{0434}\u{0430}"));
         assert!(!mixes_scripts("ada.lovelace+1"));
         assert!(!mixes_scripts("tanaka\u{7530}\u{4E2D}\u{305F}"));
+    }
+
+    #[test]
+    fn a_regex_class_holds_exactly_the_characters_of_its_predicate() {
+        // A run breaks at the surrogates, which no pattern can name.
+        let pred = |c: char| matches!(c, 'b'..='d' | '\u{D7FF}' | '\u{E000}' | '\u{10FFFF}');
+        let class = regex_class(pred);
+        assert_eq!(class, "[\\u0062-\\u0064\\ud7ff\\ue000\\U0010ffff]");
+        let re = regex::Regex::new(&format!("^{class}$")).unwrap();
+        // (The negation is checked without the surrogate neighbours: Rust's `regex`
+        // complements `[^\ud7ff\ue000]` wrongly, and no class Parley documents has them.)
+        let pred_not = |c: char| matches!(c, 'b'..='d' | '\u{2066}'..='\u{2069}' | '\u{E0001}');
+        let not = regex::Regex::new(&format!("^{}$", negated(&regex_class(pred_not)))).unwrap();
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            let s = c.to_string();
+            assert_eq!(re.is_match(&s), pred(c), "{c:?}");
+            assert_eq!(not.is_match(&s), !pred_not(c), "{c:?}");
+        }
     }
 }

@@ -249,7 +249,7 @@ pub(super) fn event(conversation: ConversationId, row: EventRow) -> Result<Event
         |what: &str| StoreError::msg(format!("corrupt event {conversation}/{seq}: {what}"));
     let client_id = match client_id.as_str() {
         "" => None,
-        raw => Some(ClientId::parse(raw).map_err(|e| corrupt(&format!("client id {e}")))?),
+        raw => Some(ClientId::from_stored(raw).map_err(|e| corrupt(&format!("client id {e}")))?),
     };
     let target = || from_seq(target, "event target").map_err(|_| corrupt("target"));
     let kind = match kind.as_str() {
@@ -306,7 +306,7 @@ pub(super) fn user(
     Ok(UserRecord {
         user: User {
             id,
-            name: DisplayName::parse(&name).map_err(|e| corrupt(&format!("name {e}")))?,
+            name: DisplayName::from_stored(&name).map_err(|e| corrupt(&format!("name {e}")))?,
             email: Email::parse(&email).map_err(|e| corrupt(&format!("email {e}")))?,
         },
         password_hash: hash,
@@ -367,7 +367,7 @@ pub(super) fn login(user: UserId, row: LoginRow) -> Result<Option<Login>, StoreE
     Ok(Some(Login {
         id,
         user,
-        device: DeviceName::parse(&device).map_err(|e| corrupt(&format!("device {e}")))?,
+        device: DeviceName::from_stored(&device).map_err(|e| corrupt(&format!("device {e}")))?,
         created_at,
         last_seen_at: last_seen_at
             .map(|t| from_timestamp(t, "login"))
