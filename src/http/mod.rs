@@ -9,6 +9,7 @@ mod extract;
 mod middleware;
 mod openapi;
 pub(crate) mod routes;
+mod schemas;
 mod success;
 
 use std::sync::Arc;

@@ -243,3 +243,82 @@ async fn a_seq_beyond_the_documented_int64_is_validation_failed() {
         json!({"before": "must be at most 9223372036854775807"})
     );
 }
+
+/// The text fields' patterns (`name`, `device`, `content`, `clientId`) as the document
+/// gives them, compiled.
+fn pattern(doc: &Value, schema: &str, field: &str) -> regex::Regex {
+    let p = doc["components"]["schemas"][schema]["properties"][field]["pattern"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{schema}.{field} has a pattern"));
+    regex::Regex::new(p).expect("a pattern the regex crate reads")
+}
+
+#[tokio::test]
+async fn a_name_the_document_allows_is_registered_and_one_it_refuses_is_refused() {
+    let app = spawn_app_with(|_| {}).await;
+    let doc = document(&app).await;
+    let name = pattern(&doc, "RegisterBody", "name");
+    let cases = [
+        "Ada",
+        " Ada Lovelace\n",
+        "A\u{00AD}da",
+        "Ada\u{E0041}",
+        "Ada\u{202E}nimda",
+        "\u{200D}",
+        "\u{3000}\u{2800}",
+        "\u{1F469}\u{200D}\u{1F4BB} Ada",
+        "\u{00A8}",
+        // 64 characters as typed, 1,152 once normalised: the limit is on what was typed.
+        &"\u{FDFA}".repeat(64),
+    ];
+    for (i, given) in cases.into_iter().enumerate() {
+        let documented = name.is_match(given) && given.chars().count() <= 64;
+        let res = app
+            .register(
+                given,
+                &format!("name{i}@example.com"),
+                "correct horse battery",
+            )
+            .await;
+        assert_eq!(
+            res.status() == 201,
+            documented,
+            "{given:?}: the document says {}, the server answered {}",
+            if documented { "valid" } else { "invalid" },
+            res.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_message_or_client_id_the_document_refuses_is_refused() {
+    let app = spawn_app_with(|_| {}).await;
+    let doc = document(&app).await;
+    let content = pattern(&doc, "SendToUser", "content");
+    let client_id = pattern(&doc, "SendToUser", "clientId");
+    let ada = app.new_user("Ada").await;
+    let bob = app.new_user("Bob").await;
+    let cases = [
+        ("hi", "c-1"),
+        ("\u{3000}\u{00A0}\n", "c-2"),
+        ("hi", "caf\u{E9}"),
+        (" \u{0085}x", "c-3"),
+        ("hi", "tab\there"),
+    ];
+    for (text, id) in cases {
+        let documented = content.is_match(text) && client_id.is_match(id);
+        let res = app
+            .post(
+                "/api/messages/send",
+                Some(&ada.token),
+                &json!({"receiverId": bob.id, "content": text, "clientId": id}),
+            )
+            .await;
+        assert_eq!(
+            res.status().is_success(),
+            documented,
+            "{text:?} / {id:?}: answered {}",
+            res.status()
+        );
+    }
+}

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, ClientAddr, ErrorEnvelope, Success, Validator};
+use crate::http::{ApiError, ApiJson, ClientAddr, ErrorEnvelope, Success, Validator, schemas};
 use crate::service::{AuthUser, Issued};
 use crate::state::AppState;
 use crate::wire::UserJson;
@@ -13,14 +13,14 @@ use crate::wire::UserJson;
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RegisterBody {
-    #[schema(value_type = String, max_length = 64, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
+    #[schema(schema_with = schemas::display_name, required = true)]
     name: Option<String>,
     #[schema(value_type = String, max_length = 254, pattern = r"^[\x21-\x3f\x41-\x7e]{1,64}@[a-zA-Z0-9_](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?(?:\.[a-zA-Z0-9_](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?)+$")]
     email: Option<String>,
     #[schema(value_type = String, min_length = 8, max_length = 128)]
     password: Option<String>,
     /// What to call this device in the list of sessions (the User-Agent without it).
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]*$")]
+    #[schema(schema_with = schemas::device_name)]
     device: Option<String>,
 }
 
@@ -32,7 +32,7 @@ pub(crate) struct LoginBody {
     #[schema(value_type = String, min_length = 1)]
     password: Option<String>,
     /// What to call this device in the list of sessions (the User-Agent without it).
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]*[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff][^\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]*$")]
+    #[schema(schema_with = schemas::device_name)]
     device: Option<String>,
 }
 

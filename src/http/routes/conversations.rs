@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::messages::{PageQuery, page_response};
-use crate::http::{ApiError, ApiJson, ApiQuery, ErrorEnvelope, Success, Validator};
+use crate::http::{ApiError, ApiJson, ApiQuery, ErrorEnvelope, Success, Validator, schemas};
 use crate::service::{AuthUser, ServiceError};
 use crate::state::AppState;
 use crate::wire::{MessageJson, UserJson, rfc3339};
@@ -116,10 +116,10 @@ pub(crate) async fn messages(
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EditBody {
     /// The new text: not only whitespace, at most --max-message-chars (4096) characters.
-    #[schema(max_length = 4096, pattern = r"\S")]
+    #[schema(schema_with = schemas::message_content, required = true)]
     content: Option<String>,
     /// The retry key: a repeat returns the original edit.
-    #[schema(pattern = r"^[\x20-\x7e]{1,64}$")]
+    #[schema(schema_with = schemas::client_id)]
     client_id: Option<String>,
 }
 

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, ErrorEnvelope, Success, Validator};
+use crate::http::{ApiError, ApiJson, ErrorEnvelope, Success, Validator, schemas};
 use crate::service::{AuthUser, GroupView, ServiceError};
 use crate::state::AppState;
 use crate::wire::{MessageJson, UserJson, rfc3339};
@@ -19,7 +19,7 @@ use crate::wire::{MessageJson, UserJson, rfc3339};
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CreateGroupBody {
     /// The group's name: 1 to 64 visible characters.
-    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
+    #[schema(schema_with = schemas::display_name, required = true)]
     name: Option<String>,
     /// The other members' user ids (the caller is the owner, and need not be listed).
     #[schema(value_type = Vec<uuid::Uuid>)]
@@ -31,7 +31,7 @@ pub(crate) struct CreateGroupBody {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RenameBody {
     /// The new name: 1 to 64 visible characters.
-    #[schema(min_length = 1, max_length = 64, pattern = r"\S")]
+    #[schema(schema_with = schemas::display_name, required = true)]
     name: Option<String>,
 }
 
@@ -49,7 +49,7 @@ pub(crate) struct AddMembersBody {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct RoleBody {
     /// `admin` or `member`.
-    #[schema(pattern = "^(admin|member)$")]
+    #[schema(value_type = String, pattern = "^(admin|member)$")]
     role: Option<String>,
 }
 

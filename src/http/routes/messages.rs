@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{ApiError, ApiJson, ApiQuery, ErrorEnvelope, Success, Validator};
+use crate::http::{ApiError, ApiJson, ApiQuery, ErrorEnvelope, Success, Validator, schemas};
 use crate::service::{AuthUser, Page, Paging};
 use crate::state::AppState;
 use crate::wire::{ClientFrame, MessageJson, V1_SEND_FIELDS, v1_field_refusal};
@@ -145,10 +145,10 @@ pub(crate) struct SendToUser {
     /// The other user's id.
     receiver_id: uuid::Uuid,
     /// The text: not only whitespace, at most --max-message-chars (4096) characters.
-    #[schema(max_length = 4096, pattern = r"\S")]
+    #[schema(schema_with = schemas::message_content, required = true)]
     content: String,
     /// The retry key: a repeat returns the original message.
-    #[schema(pattern = r"^[\x20-\x7e]{1,64}$")]
+    #[schema(schema_with = schemas::client_id)]
     client_id: Option<String>,
 }
 
@@ -163,10 +163,10 @@ pub(crate) struct SendInConversation {
     /// The conversation's id.
     conversation_id: uuid::Uuid,
     /// The text: not only whitespace, at most --max-message-chars (4096) characters.
-    #[schema(max_length = 4096, pattern = r"\S")]
+    #[schema(schema_with = schemas::message_content, required = true)]
     content: String,
     /// The retry key: a repeat returns the original message.
-    #[schema(pattern = r"^[\x20-\x7e]{1,64}$")]
+    #[schema(schema_with = schemas::client_id)]
     client_id: Option<String>,
 }
 

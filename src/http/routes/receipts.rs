@@ -13,10 +13,10 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ReceiptBody {
     /// `read` or `delivered`.
-    #[schema(pattern = "^(read|delivered)$")]
+    #[schema(value_type = String, pattern = "^(read|delivered)$")]
     mark: Option<String>,
     /// Up to this seq (at most the conversation's last).
-    #[schema(value_type = Option<u64>, minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
+    #[schema(value_type = u64, minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
     seq: Option<Seq>,
 }
 
