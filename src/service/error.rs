@@ -82,8 +82,8 @@ pub enum ServiceError {
     /// The email belongs to another account.
     #[error("An account with this email already exists.")]
     EmailTaken,
-    /// No account has that email.
-    #[error("No user has this email.")]
+    /// No account has that email or id (the old backend's words, which its clients show).
+    #[error("User not found")]
     UserNotFound,
     /// A user tried to add themselves.
     #[error("You cannot add yourself as a contact.")]

@@ -173,7 +173,9 @@ async fn bad_blocks_are_refused_and_adding_contacts_is_rate_limited() {
     let ada = app.new_user("Ada").await;
     assert_error(block(&app, &ada, &ada.id).await, 400, "cannot_block_self").await;
     let stranger = "0190a8e0-0000-7000-8000-000000000001";
-    assert_error(block(&app, &ada, stranger).await, 404, "user_not_found").await;
+    let body = assert_error(block(&app, &ada, stranger).await, 404, "user_not_found").await;
+    // An id names nobody: the answer speaks of a user, not of an email.
+    assert_eq!(body["message"], "User not found");
     assert_error(block(&app, &ada, "nope").await, 404, "user_not_found").await;
     // Three lookups a minute, whether the emails exist or not.
     for i in 0..3 {
