@@ -71,10 +71,10 @@
 //! account's row is written (a loser deletes its row). Adding contacts writes both
 //! directions, then a lightweight transaction on the pair decides which of concurrent
 //! adds reports it made them contacts. A conversation, its group record and its
-//! `user_conversations` entries are one logged batch. Membership events are folded into
-//! the record after the events are written (as amendments are): a commit that fails
-//! between the two may leave the record behind the stream until the same commit is
-//! retried. Rotating a refresh token is a lightweight transaction
+//! `user_conversations` entries are one logged batch, and a membership event is written
+//! in the logged batch of the record it leaves (its conversation's events are written
+//! in seq order around it), so a failed commit never leaves the record behind the
+//! stream or ahead of it. Rotating a refresh token is a lightweight transaction
 //! on the login's row (`IF refresh_hash = <the old one>`), so of two rotations from one
 //! token exactly one applies. A login past its `expires_at` reads as absent and is
 //! deleted when a listing meets it; logins carry no TTL, because a rotation rewrites
@@ -473,9 +473,37 @@ impl Inner {
     /// single-partition batch per bucket (split when large), each after the previous.
     async fn write_events(&self, events: Vec<&Event>) -> StoreResult<()> {
         let size = self.layout.bucket_size;
+        // A group's record, read once when a membership event is among these: each
+        // membership event is written in one logged batch with the record as it leaves
+        // it, so the stream and the record never disagree, whatever fails when.
+        let mut record = match events.first() {
+            Some(first) if events.iter().any(|e| is_membership(e)) => {
+                self.conversation_record(first.conversation).await?
+            }
+            _ => None,
+        };
         let mut chunk: Vec<rows::EventValues<'_>> = Vec::new();
         let mut bytes = 0;
         for (i, event) in events.iter().enumerate() {
+            if is_membership(event)
+                && let Some(conversation) = record.as_mut()
+            {
+                // In seq order: what precedes it first, so a failure leaves a prefix.
+                if !chunk.is_empty() {
+                    self.write_chunk(std::mem::take(&mut chunk)).await?;
+                    bytes = 0;
+                }
+                let before = conversation.participants.clone();
+                // Idempotent (`as_of`): a retried commit applies nothing twice.
+                conversation.apply(event);
+                let former: Vec<UserId> = before
+                    .into_iter()
+                    .filter(|u| !conversation.has(*u))
+                    .collect();
+                self.write_conversation(conversation, &former, Some(event))
+                    .await?;
+                continue;
+            }
             let values = rows::event_values(event, size)?;
             bytes += 128 + values.8.len() + values.11.len() + values.5.len();
             chunk.push(values);
@@ -555,13 +583,16 @@ impl Inner {
     }
 
     /// Writes a conversation (and a group's record) with an index entry per
-    /// participant, and removes the entries of `former` members, in one logged batch:
-    /// the cluster applies all of it or, after a failure, replays it until it has, so a
-    /// participant never lists a conversation that is not there.
+    /// participant, removes the entries of `former` members, and writes `event` (the
+    /// membership event that made it so), in one logged batch: the cluster applies all
+    /// of it or, after a failure, replays it until it has, so a participant never lists
+    /// a conversation that is not there, and a membership event is never in the stream
+    /// without its effect on the record.
     async fn write_conversation(
         &self,
         conversation: &Conversation,
         former: &[UserId],
+        event: Option<&Event>,
     ) -> StoreResult<()> {
         let id = conversation.id.as_uuid();
         let mut batch = Batch::new(BatchType::Logged);
@@ -590,6 +621,11 @@ impl Inner {
             batch.append_statement(self.statements.unindex_conversation.clone());
             values.push(ConversationBatchRow::Index(user.as_uuid(), id));
         }
+        if let Some(event) = event {
+            batch.append_statement(self.statements.insert_event.clone());
+            let row = rows::event_values(event, self.layout.bucket_size)?;
+            values.push(ConversationBatchRow::Event(Box::new(row)));
+        }
         self.session
             .batch(&batch, &values)
             .await
@@ -597,10 +633,9 @@ impl Inner {
         Ok(())
     }
 
-    /// Folds the membership events of `events` that belong to `id` into its record
-    /// (with [`Conversation::apply`], as the conversation actor does) and its index. A
-    /// conversation without a record is left alone.
-    async fn fold_memberships(&self, id: ConversationId, events: &[Arc<Event>]) -> StoreResult<()> {
+    /// A conversation as its record holds it (a group's with its members and roles),
+    /// or `None` when it has no record.
+    async fn conversation_record(&self, id: ConversationId) -> StoreResult<Option<Conversation>> {
         let Some(row) = self
             .one::<ConversationRow>(
                 "reading a conversation",
@@ -609,26 +644,13 @@ impl Inner {
             )
             .await?
         else {
-            return Ok(());
+            return Ok(None);
         };
         let group = self
             .one::<(Option<String>,)>("reading a group", &self.statements.group, (id.as_uuid(),))
             .await?
             .and_then(|(info,)| info);
-        let mut conversation = rows::conversation(id, row, group)?;
-        let before = conversation.participants.clone();
-        let mut changed = false;
-        for event in events.iter().filter(|e| e.conversation == id) {
-            changed |= conversation.apply(event);
-        }
-        if !changed {
-            return Ok(());
-        }
-        let former: Vec<UserId> = before
-            .into_iter()
-            .filter(|u| !conversation.has(*u))
-            .collect();
-        self.write_conversation(&conversation, &former).await
+        rows::conversation(id, row, group).map(Some)
     }
 
     async fn write_chunk(&self, chunk: Vec<rows::EventValues<'_>>) -> StoreResult<()> {
@@ -668,13 +690,14 @@ enum IndexEntry<'a> {
 
 /// The rows of one conversation's logged batch: the conversation, then an index entry
 /// per participant (the statements differ, so the values are one type of either).
-enum ConversationBatchRow {
+enum ConversationBatchRow<'a> {
     Conversation(Uuid, Vec<Uuid>, CqlTimestamp),
     Group(Uuid, String),
     Index(Uuid, Uuid),
+    Event(Box<rows::EventValues<'a>>),
 }
 
-impl SerializeRow for ConversationBatchRow {
+impl SerializeRow for ConversationBatchRow<'_> {
     fn serialize(
         &self,
         ctx: &RowSerializationContext<'_>,
@@ -686,12 +709,17 @@ impl SerializeRow for ConversationBatchRow {
             }
             ConversationBatchRow::Group(id, info) => (id, info).serialize(ctx, writer),
             ConversationBatchRow::Index(user, id) => (user, id).serialize(ctx, writer),
+            ConversationBatchRow::Event(row) => row.serialize(ctx, writer),
         }
     }
 
     fn is_empty(&self) -> bool {
         false
     }
+}
+
+fn is_membership(event: &Event) -> bool {
+    matches!(event.kind, EventKind::Membership(_))
 }
 
 fn check_jti(jti: &str) -> StoreResult<()> {
@@ -1052,7 +1080,7 @@ impl Store for ScyllaStore {
 
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %conversation.id))]
     async fn insert_conversation(&self, conversation: &Conversation) -> StoreResult<()> {
-        self.inner.write_conversation(conversation, &[]).await
+        self.inner.write_conversation(conversation, &[], None).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(conversation_id = %id))]
@@ -1188,17 +1216,6 @@ impl Store for ScyllaStore {
                     .modify_earlier(conversation, target, &events[j])
                     .await?;
             }
-        }
-        // After the events, like amendments: a retried commit folds them again, and
-        // folding is idempotent (`as_of`).
-        let mut groups: Vec<ConversationId> = events
-            .iter()
-            .filter(|e| matches!(e.kind, EventKind::Membership(_)))
-            .map(|e| e.conversation)
-            .collect();
-        groups.dedup();
-        for id in groups {
-            inner.fold_memberships(id, events).await?;
         }
         Ok(())
     }
