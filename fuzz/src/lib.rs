@@ -195,7 +195,7 @@ async fn known(
         created_at: Timestamp::now(),
     };
     store.insert_user(&record).await.expect("insert");
-    let (token, _) = tokens.issue(user.id).expect("token");
+    let (token, _) = tokens.issue(user.id, None).expect("token");
     Known {
         user,
         password,
