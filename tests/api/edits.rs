@@ -171,6 +171,46 @@ async fn a_deleted_message_is_a_tombstone_whose_text_is_gone() {
     // store conformance suite (the stored body is empty).
 }
 
+/// A retry's answer is the original's: an edit whose answer was lost, retried with its
+/// client id after the message was deleted, gets its edit back, not 409.
+#[tokio::test]
+async fn a_retried_edit_gets_the_original_answer_after_the_message_is_deleted() {
+    let Some(app) = STORE.spawn_app().await else {
+        return;
+    };
+    let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
+    let first = send(&app, &ada, &bob, "typo").await;
+    let conv = first["conversationId"].as_str().unwrap().to_owned();
+    let edit_with_id = || {
+        app.http
+            .patch(app.url(&format!("/api/conversations/{conv}/messages/1")))
+            .bearer_auth(&ada.token)
+            .json(&json!({"content": "fixed", "clientId": "edit-1"}))
+            .send()
+    };
+    let res = edit_with_id().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let original: Value = res.json().await.unwrap();
+    assert_eq!(original["duplicate"], false);
+    assert_eq!(delete(&app, &ada, &conv, 1).await.status(), 200);
+
+    let res = edit_with_id().await.unwrap();
+    assert_eq!(res.status(), 200, "a retry is not a new edit");
+    let retried: Value = res.json().await.unwrap();
+    assert_eq!(retried["duplicate"], true);
+    assert_eq!(retried["message"]["seq"], original["message"]["seq"]);
+    assert_eq!(retried["message"]["id"], original["message"]["id"]);
+    // The delete erased the edit's text too; the retry does not bring it back.
+    assert_ne!(retried["message"]["content"], "fixed");
+    // A new edit of the deleted message is still refused.
+    assert_error(
+        edit(&app, &ada, &conv, 1, "again").await,
+        409,
+        "message_deleted",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn edits_and_deletes_go_over_the_websocket_with_acks_and_error_frames() {
     let Some(app) = STORE.spawn_app().await else {

@@ -261,6 +261,40 @@ async fn drain(state: &mut ConversationState, mut flight: InFlight) {
 
 /// Checks a send and queues it, or answers it at once when it is a known retry.
 async fn accept(state: &mut ConversationState, send: PendingSend) {
+    // A retry of a committed send is answered with its event first, whatever happened
+    // since: the sender may have been removed, or the message an edit changed deleted,
+    // and the retry's answer is still the original's.
+    if let Some(cid) = &send.client_id {
+        let key = (send.from, cid.clone());
+        let maybe_committed = match state.recent.get(&key) {
+            Some(Recent::Committed) => true,
+            Some(Recent::InFlight) => false,
+            // Not among the recent ids: only the store knows, unless `recent` holds
+            // every id of this conversation.
+            None => !state.recent.complete(),
+        };
+        if maybe_committed {
+            match state
+                .shared
+                .store
+                .event_by_client_id(state.conversation.id, send.from, cid)
+                .await
+            {
+                Ok(Some(e)) => {
+                    state.recent.insert(key, Recent::Committed);
+                    return reply_all(
+                        send.replies,
+                        Ok(Sent {
+                            event: Arc::new(e),
+                            duplicate: true,
+                        }),
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => return reply_all(send.replies, Err(SendError::Store(e))),
+            }
+        }
+    }
     // A first look, so most refusals need no queueing; `submit` decides for good,
     // against the state every earlier event of the stream left.
     let cap = state.shared.config.max_group_members;
@@ -294,44 +328,19 @@ async fn accept(state: &mut ConversationState, send: PendingSend) {
         }
     }
     if let Some(cid) = &send.client_id {
-        let key = (send.from, cid.clone());
-        match state.recent.get(&key) {
-            // A retry of a committed send: its event is read back below.
-            Some(Recent::Committed) => {}
-            Some(Recent::InFlight) => return state.parked.push(send),
-            None => {
-                if let Some(p) = state
-                    .pending
-                    .iter_mut()
-                    .find(|p| p.from == send.from && p.client_id.as_ref() == Some(cid))
-                {
-                    // A retry of a send that is still queued: one event, answered twice.
-                    return p.retries.extend(send.replies);
-                }
-                if state.recent.complete() {
-                    // Every id of this conversation is in `recent`: this one is new.
-                    return state.pending.push(send);
-                }
-            }
+        if matches!(
+            state.recent.get(&(send.from, cid.clone())),
+            Some(Recent::InFlight)
+        ) {
+            return state.parked.push(send);
         }
-        match state
-            .shared
-            .store
-            .event_by_client_id(state.conversation.id, send.from, cid)
-            .await
+        if let Some(p) = state
+            .pending
+            .iter_mut()
+            .find(|p| p.from == send.from && p.client_id.as_ref() == Some(cid))
         {
-            Ok(Some(e)) => {
-                state.recent.insert(key, Recent::Committed);
-                return reply_all(
-                    send.replies,
-                    Ok(Sent {
-                        event: Arc::new(e),
-                        duplicate: true,
-                    }),
-                );
-            }
-            Ok(None) => {}
-            Err(e) => return reply_all(send.replies, Err(SendError::Store(e))),
+            // A retry of a send that is still queued: one event, answered twice.
+            return p.retries.extend(send.replies);
         }
     }
     state.pending.push(send);
