@@ -242,7 +242,11 @@ impl<O: Outbound> Core<'_, O> {
             // Handle the last event; every write in it races the kick and shutdown, so a
             // client that stops reading cannot pin the session in a blocked write.
             let handled = {
-                let handling = async {
+                // Boxed: the handling of one event (a send, a batch of events) holds far
+                // larger futures than waiting does, and inline they would set the size of
+                // every session, idle or not, to theirs (about 4 KiB). A box lives only
+                // while an event is handled.
+                let mut handling = Box::pin(async {
                     match work {
                         Work::Start => {
                             let ready = OutFrame::Ready {
@@ -283,8 +287,7 @@ impl<O: Outbound> Core<'_, O> {
                         }
                     }
                     self.out.flush().await.map(|()| None)
-                };
-                tokio::pin!(handling);
+                });
                 tokio::select! {
                     biased;
                     kick = &mut kicked => return kick_ending(kick),
@@ -320,18 +323,22 @@ impl<O: Outbound> Core<'_, O> {
         }
         // Shutting down. Sends already handed to the actors are committed before the
         // store is flushed; answer them now so clients need not retry after a restart.
-        let _ = tokio::time::timeout(grace, async {
-            while let Some((client_id, reply, result)) = in_flight.next().await {
-                if self
-                    .on_sent(client_id.as_ref(), reply, result)
-                    .await
-                    .is_err()
-                {
-                    return;
+        // Boxed for the reason `handling` is.
+        let _ = tokio::time::timeout(
+            grace,
+            Box::pin(async {
+                while let Some((client_id, reply, result)) = in_flight.next().await {
+                    if self
+                        .on_sent(client_id.as_ref(), reply, result)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
-            }
-            let _ = self.out.flush().await;
-        })
+                let _ = self.out.flush().await;
+            }),
+        )
         .await;
         Ending::close(close::GOING_AWAY, "server shutting down")
     }
