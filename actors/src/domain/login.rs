@@ -52,10 +52,7 @@ impl DeviceName {
     /// that is not whitespace. Computed from the checks above, as
     /// [`super::DisplayName::pattern`] is.
     pub fn pattern() -> String {
-        let allowed = text::negated(&text::regex_class(refused));
-        let blank = text::regex_class(char::is_whitespace);
-        let shown = text::negated(&text::regex_class(|c| refused(c) || c.is_whitespace()));
-        format!("^{blank}*{allowed}*{shown}{allowed}*{blank}*$")
+        text::trimmed_pattern(refused, |c| !c.is_whitespace())
     }
 
     /// A name from a User-Agent header, which nobody validated: what cannot be shown is

@@ -66,11 +66,7 @@ impl DisplayName {
     /// least one visible one. It is computed from the checks above, and a test holds the
     /// two to agree on every character, so the API's document cannot drift from them.
     pub fn pattern() -> String {
-        let allowed = text::negated(&text::regex_class(refused));
-        let blank = text::regex_class(char::is_whitespace);
-        // Spelled as a negated class: short, and quick for generators to draw from.
-        let visible = text::negated(&text::regex_class(|c| refused(c) || !is_visible(c)));
-        format!("^{blank}*{allowed}*{visible}{allowed}*{blank}*$")
+        text::trimmed_pattern(refused, is_visible)
     }
 
     /// The name.

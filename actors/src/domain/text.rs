@@ -92,36 +92,38 @@ pub(crate) fn regex_class(pred: impl Fn(char) -> bool) -> String {
             write!(out, "\\U{cp:08x}")
         };
     }
-    let mut out = String::from("[");
-    let mut run: Option<(char, char)> = None;
-    let flush = |out: &mut String, (lo, hi): (char, char)| {
-        escape(out, lo);
-        if hi != lo {
-            out.push('-');
-            escape(out, hi);
-        }
-    };
-    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+    let mut runs: Vec<(char, char)> = Vec::new();
+    for c in (0..=u32::from(char::MAX))
+        .filter_map(char::from_u32)
+        .filter(|&c| pred(c))
+    {
         // A run ends where `pred` fails, and at the surrogates, which are no chars.
-        match run {
-            Some((lo, hi)) if pred(c) && u32::from(hi) + 1 == u32::from(c) => {
-                run = Some((lo, c));
-            }
-            _ => {
-                if let Some(r) = run.take() {
-                    flush(&mut out, r);
-                }
-                if pred(c) {
-                    run = Some((c, c));
-                }
-            }
+        match runs.last_mut() {
+            Some((_, hi)) if u32::from(*hi) + 1 == u32::from(c) => *hi = c,
+            _ => runs.push((c, c)),
         }
     }
-    if let Some(r) = run {
-        flush(&mut out, r);
+    let mut out = String::from("[");
+    for (lo, hi) in runs {
+        escape(&mut out, lo);
+        if hi != lo {
+            out.push('-');
+            escape(&mut out, hi);
+        }
     }
     out.push(']');
     out
+}
+
+/// The pattern of text that is trimmed and then checked: whitespace at either end,
+/// around text with no `refused` character and at least one `shown` one. Display and
+/// device names are documented by it.
+pub(crate) fn trimmed_pattern(refused: fn(char) -> bool, shown: fn(char) -> bool) -> String {
+    let allowed = negated(&regex_class(refused));
+    let blank = regex_class(char::is_whitespace);
+    // Spelled as a negated class: short, and quick for generators to draw from.
+    let shown = negated(&regex_class(|c| refused(c) || !shown(c)));
+    format!("^{blank}*{allowed}*{shown}{allowed}*{blank}*$")
 }
 
 /// The class of every character a [`regex_class`] leaves out.
