@@ -263,10 +263,14 @@ async fn drain(state: &mut ConversationState, mut flight: InFlight) {
 async fn accept(state: &mut ConversationState, send: PendingSend) {
     // A retry of a committed send is answered with its event first, whatever happened
     // since: the sender may have been removed, or the message an edit changed deleted,
-    // and the retry's answer is still the original's.
+    // and the retry's answer is still the original's. `recent` is what this
+    // conversation remembers of the id; the checks below change none of it.
+    let recent = send
+        .client_id
+        .as_ref()
+        .and_then(|cid| state.recent.get(&(send.from, cid.clone())).copied());
     if let Some(cid) = &send.client_id {
-        let key = (send.from, cid.clone());
-        let maybe_committed = match state.recent.get(&key) {
+        let maybe_committed = match recent {
             Some(Recent::Committed) => true,
             Some(Recent::InFlight) => false,
             // Not among the recent ids: only the store knows, unless `recent` holds
@@ -281,7 +285,9 @@ async fn accept(state: &mut ConversationState, send: PendingSend) {
                 .await
             {
                 Ok(Some(e)) => {
-                    state.recent.insert(key, Recent::Committed);
+                    state
+                        .recent
+                        .insert((send.from, cid.clone()), Recent::Committed);
                     return reply_all(
                         send.replies,
                         Ok(Sent {
@@ -327,21 +333,17 @@ async fn accept(state: &mut ConversationState, send: PendingSend) {
             return reply_all(send.replies, Err(refusal.into()));
         }
     }
-    if let Some(cid) = &send.client_id {
-        if matches!(
-            state.recent.get(&(send.from, cid.clone())),
-            Some(Recent::InFlight)
-        ) {
-            return state.parked.push(send);
-        }
-        if let Some(p) = state
+    if matches!(recent, Some(Recent::InFlight)) {
+        return state.parked.push(send);
+    }
+    if let Some(cid) = &send.client_id
+        && let Some(p) = state
             .pending
             .iter_mut()
             .find(|p| p.from == send.from && p.client_id.as_ref() == Some(cid))
-        {
-            // A retry of a send that is still queued: one event, answered twice.
-            return p.retries.extend(send.replies);
-        }
+    {
+        // A retry of a send that is still queued: one event, answered twice.
+        return p.retries.extend(send.replies);
     }
     state.pending.push(send);
 }

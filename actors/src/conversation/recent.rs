@@ -7,6 +7,7 @@ use crate::domain::{ClientId, ConversationId, Seq, UserId};
 use crate::store::{HistoryRange, Store, StoreResult};
 
 /// Where a remembered client id's event is.
+#[derive(Clone, Copy)]
 pub(crate) enum Recent {
     Committed,
     InFlight,
