@@ -28,10 +28,21 @@ async fn edit(
     seq: u64,
     content: &str,
 ) -> reqwest::Response {
+    edit_with(app, by, conv, seq, &json!({"content": content})).await
+}
+
+/// An edit with a body of the test's own (a client id, say).
+async fn edit_with(
+    app: &TestApp,
+    by: &TestUser,
+    conv: &str,
+    seq: u64,
+    body: &Value,
+) -> reqwest::Response {
     app.http
         .patch(app.url(&format!("/api/conversations/{conv}/messages/{seq}")))
         .bearer_auth(&by.token)
-        .json(&json!({"content": content}))
+        .json(body)
         .send()
         .await
         .unwrap()
@@ -181,20 +192,14 @@ async fn a_retried_edit_gets_the_original_answer_after_the_message_is_deleted() 
     let (ada, bob) = (app.new_user("Ada").await, app.new_user("Bob").await);
     let first = send(&app, &ada, &bob, "typo").await;
     let conv = first["conversationId"].as_str().unwrap().to_owned();
-    let edit_with_id = || {
-        app.http
-            .patch(app.url(&format!("/api/conversations/{conv}/messages/1")))
-            .bearer_auth(&ada.token)
-            .json(&json!({"content": "fixed", "clientId": "edit-1"}))
-            .send()
-    };
-    let res = edit_with_id().await.unwrap();
+    let with_id = json!({"content": "fixed", "clientId": "edit-1"});
+    let res = edit_with(&app, &ada, &conv, 1, &with_id).await;
     assert_eq!(res.status(), 200);
     let original: Value = res.json().await.unwrap();
     assert_eq!(original["duplicate"], false);
     assert_eq!(delete(&app, &ada, &conv, 1).await.status(), 200);
 
-    let res = edit_with_id().await.unwrap();
+    let res = edit_with(&app, &ada, &conv, 1, &with_id).await;
     assert_eq!(res.status(), 200, "a retry is not a new edit");
     let retried: Value = res.json().await.unwrap();
     assert_eq!(retried["duplicate"], true);
